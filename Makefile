@@ -1,0 +1,44 @@
+# kmsdb: the commands that matter are `make demo` and `make test`.
+GO        ?= go
+PKGS      ?= ./...
+FUZZTIME  ?= 5s
+BENCHTIME ?= 1s
+
+.PHONY: test test-unit test-integration testdb bench lint fuzz demo emulator
+
+## test: every test of the repository with the race detector, integration/ included.
+test: lint testdb test-unit test-integration
+
+test-unit:
+	$(GO) test -race -count=1 $(PKGS)
+
+## testdb: make sure MariaDB and PostgreSQL answer and enforce passwords for the test roles.
+testdb:
+	bash scripts/testdb.sh
+
+test-integration:
+	cd integration && $(GO) test -race -count=1 -timeout 20m ./...
+
+## bench: hot-path benchmarks (root module and integration/ comparisons).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+	cd integration && $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+## fuzz: run every fuzz target briefly (FUZZTIME each).
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)
+
+## lint: gofmt and go vet on both modules.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	cd integration && $(GO) vet ./...
+
+## demo: live rotation demo against a local database.
+demo:
+	$(GO) run ./cmd/kmsdb demo
+
+## emulator: run the KMS emulator with the example seed.
+emulator:
+	$(GO) run ./cmd/kmsdb emulator --addr 127.0.0.1:0 --tls --seed examples/seed.json

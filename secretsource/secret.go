@@ -1,0 +1,179 @@
+// Package secretsource defines what a secret is, where it comes from, and the
+// errors fetching one can produce. It knows nothing of databases or caching.
+//
+// A *Secret is immutable once built: the cache hands the same value to many
+// goroutines. It never shows its value when formatted, logged or marshalled.
+package secretsource
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// Version stages defined by KMS Secrets Manager.
+const (
+	StageCurrent  = "ACSCurrent"
+	StagePrevious = "ACSPrevious"
+	StagePending  = "ACSPending"
+)
+
+// Secret types as KMS reports them in SecretType.
+const (
+	TypeGeneric = "Generic"
+	TypeRds     = "Rds"
+	TypeRAM     = "RAMCredentials"
+	TypeECS     = "ECS"
+)
+
+// Data types as KMS reports them in SecretDataType.
+const (
+	DataText   = "text"
+	DataBinary = "binary"
+)
+
+// Fields is everything a source knows about one version of a secret. It is
+// the input of New; a *Secret exposes the same facts through read-only methods.
+type Fields struct {
+	Name              string
+	VersionID         string
+	VersionStages     []string
+	SecretType        string // Generic, Rds, RAMCredentials, ECS
+	DataType          string // text or binary
+	Value             []byte // the secret data; for binary secrets the decoded bytes
+	CreateTime        time.Time
+	AutomaticRotation bool
+	RotationInterval  time.Duration
+	NextRotationDate  time.Time
+	LastRotationDate  time.Time
+	ExtendedConfig    string // raw JSON as KMS returns it; empty when not fetched
+}
+
+// Secret is one version of a secret. It is immutable and safe to share.
+// Formatting it with fmt, slog or encoding/json shows only its name and version.
+type Secret struct {
+	f Fields
+}
+
+// New builds a Secret from f, copying every slice so the caller cannot mutate it later.
+func New(f Fields) *Secret {
+	f.VersionStages = slices.Clone(f.VersionStages)
+	f.Value = slices.Clone(f.Value)
+	return &Secret{f: f}
+}
+
+// Name is the secret's name.
+func (s *Secret) Name() string { return s.f.Name }
+
+// VersionID identifies this version of the secret.
+func (s *Secret) VersionID() string { return s.f.VersionID }
+
+// VersionStages returns a copy of the stages attached to this version.
+func (s *Secret) VersionStages() []string { return slices.Clone(s.f.VersionStages) }
+
+// HasStage reports whether this version carries the given stage.
+func (s *Secret) HasStage(stage string) bool { return slices.Contains(s.f.VersionStages, stage) }
+
+// Type is the KMS SecretType (Generic, Rds, RAMCredentials, ECS).
+func (s *Secret) Type() string { return s.f.SecretType }
+
+// DataType is text or binary.
+func (s *Secret) DataType() string { return s.f.DataType }
+
+// Text returns the secret value as a string. Handle it with care: never log it.
+func (s *Secret) Text() string { return string(s.f.Value) }
+
+// Bytes returns a copy of the secret value.
+func (s *Secret) Bytes() []byte { return slices.Clone(s.f.Value) }
+
+// CreateTime is when this version was created.
+func (s *Secret) CreateTime() time.Time { return s.f.CreateTime }
+
+// AutomaticRotation reports whether KMS rotates this secret on a schedule.
+func (s *Secret) AutomaticRotation() bool { return s.f.AutomaticRotation }
+
+// RotationInterval is the rotation period, zero when unknown.
+func (s *Secret) RotationInterval() time.Duration { return s.f.RotationInterval }
+
+// NextRotationDate is when KMS will rotate the secret next, zero when unknown.
+func (s *Secret) NextRotationDate() time.Time { return s.f.NextRotationDate }
+
+// LastRotationDate is when KMS last rotated the secret, zero when unknown.
+func (s *Secret) LastRotationDate() time.Time { return s.f.LastRotationDate }
+
+// ExtendedConfig is the raw JSON extended configuration, empty when not fetched.
+func (s *Secret) ExtendedConfig() string { return s.f.ExtendedConfig }
+
+// Fields returns a copy of everything the secret holds, value included.
+func (s *Secret) Fields() Fields {
+	f := s.f
+	f.VersionStages = slices.Clone(f.VersionStages)
+	f.Value = slices.Clone(f.Value)
+	return f
+}
+
+// String shows the name and version, never the value.
+func (s *Secret) String() string {
+	if s == nil {
+		return "secret(nil)"
+	}
+	return fmt.Sprintf("secret(name=%q version=%q type=%q value=REDACTED)", s.f.Name, s.f.VersionID, s.f.SecretType)
+}
+
+// GoString is the same as String, so %#v cannot print the value.
+func (s *Secret) GoString() string { return s.String() }
+
+// Format makes every fmt verb print the redacted form.
+func (s *Secret) Format(st fmt.State, verb rune) { _, _ = fmt.Fprint(st, s.String()) }
+
+// LogValue makes slog print the name and version only.
+func (s *Secret) LogValue() slog.Value {
+	if s == nil {
+		return slog.StringValue("nil")
+	}
+	return slog.GroupValue(
+		slog.String("name", s.f.Name),
+		slog.String("version", s.f.VersionID),
+		slog.String("type", s.f.SecretType),
+	)
+}
+
+// MarshalJSON shows the metadata, never the value.
+func (s *Secret) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Name          string   `json:"name"`
+		VersionID     string   `json:"versionId"`
+		VersionStages []string `json:"versionStages,omitempty"`
+		SecretType    string   `json:"secretType,omitempty"`
+		Value         string   `json:"value"`
+	}{s.f.Name, s.f.VersionID, s.f.VersionStages, s.f.SecretType, "REDACTED"})
+}
+
+// Source fetches the current (ACSCurrent) version of a secret.
+// Implementations return errors of type *Error (see errors.go).
+type Source interface {
+	GetSecret(ctx context.Context, name string) (*Secret, error)
+}
+
+// SourceFunc adapts a function to Source.
+type SourceFunc func(ctx context.Context, name string) (*Secret, error)
+
+// GetSecret calls f.
+func (f SourceFunc) GetSecret(ctx context.Context, name string) (*Secret, error) { return f(ctx, name) }
+
+// VersionRef selects one version of a secret: by stage, by version id, or both.
+// The zero value means ACSCurrent.
+type VersionRef struct {
+	Stage     string
+	VersionID string
+}
+
+// VersionSource is an optional capability of a Source: fetching a version
+// other than ACSCurrent (for example ACSPrevious during a rotation window).
+// Discover it with a type assertion.
+type VersionSource interface {
+	GetSecretVersion(ctx context.Context, name string, ref VersionRef) (*Secret, error)
+}
