@@ -1,0 +1,201 @@
+package connector
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Class says what a connection error means for the rotation algorithm. Each
+// driver package classifies its driver's errors (see drivers/mysqlkms and
+// drivers/pgkms for the exact codes).
+type Class int
+
+const (
+	// Other errors are returned at once, as they are: connection refused,
+	// timeouts, too many connections. Retrying them is database/sql's or
+	// pgxpool's business, not a rotation's.
+	Other Class = iota
+	// AuthFailure: the database rejected the user name or password. It may
+	// heal: the secret or the database may be in a rotation window.
+	AuthFailure
+	// Permanent errors cannot heal by trying other credentials or waiting:
+	// account locked, password expired, unknown database, no privilege,
+	// network unreachable, invalid configuration. Returned at once.
+	Permanent
+	// SecretUnavailable: the secret could not be read or decoded. Whether
+	// retrying can help is told by secretsource.IsRetryable on the error.
+	SecretUnavailable
+)
+
+func (c Class) String() string {
+	switch c {
+	case Other:
+		return "other"
+	case AuthFailure:
+		return "auth failure"
+	case Permanent:
+		return "permanent"
+	case SecretUnavailable:
+		return "secret unavailable"
+	}
+	return "Class(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Sentinels matched by errors.Is on an *Error of the corresponding Class.
+var (
+	// ErrCredentialsRejected: the database kept rejecting the secret's
+	// credentials through the rotation grace period (or the caller's context
+	// ended first). Retrying later can help if the secret or the database is
+	// fixed.
+	ErrCredentialsRejected = errors.New("connector: credentials rejected")
+	// ErrLoginRefused: the database refused the login for a reason retrying
+	// cannot fix (account locked, password expired, unknown database, ...).
+	ErrLoginRefused = errors.New("connector: login refused")
+)
+
+// Error is a failure to open a database connection with the credentials of
+// a secret. It names the secret, the version and the user, never the
+// password; Err is the driver's error with every occurrence of the password
+// scrubbed from its text (errors.As reaches the driver's own error type).
+//
+// Retrying can help for Class AuthFailure (later, after the rotation is
+// fixed), Other (as for any connection error) and SecretUnavailable when
+// secretsource.IsRetryable(err); not for Permanent.
+type Error struct {
+	Secret   string        // the secret's name
+	Version  string        // the version whose credentials were used last; empty if none was read
+	User     string        // the database user of that version
+	Class    Class         // what the failure means
+	Attempts int           // logins tried
+	Waited   time.Duration // time spent since the first attempt
+	Err      error         // the driver's or the source's error, scrubbed
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("connector: secret ")
+	b.WriteString(strconv.Quote(e.Secret))
+	if e.Version != "" {
+		b.WriteString(" version ")
+		b.WriteString(strconv.Quote(e.Version))
+	}
+	if e.User != "" {
+		b.WriteString(" (user ")
+		b.WriteString(strconv.Quote(e.User))
+		b.WriteString(")")
+	}
+	b.WriteString(": ")
+	switch e.Class {
+	case AuthFailure:
+		fmt.Fprintf(&b, "the database rejected the credentials (%d login(s) over %s)", e.Attempts, e.Waited.Round(time.Millisecond))
+	case Permanent:
+		b.WriteString("the database refused the login; retrying cannot help")
+	case SecretUnavailable:
+		b.WriteString("cannot get database credentials from the secret")
+	default:
+		b.WriteString("connect failed")
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the scrubbed underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is matches ErrCredentialsRejected for AuthFailure and ErrLoginRefused for
+// Permanent.
+func (e *Error) Is(target error) bool {
+	return (target == ErrCredentialsRejected && e.Class == AuthFailure) ||
+		(target == ErrLoginRefused && e.Class == Permanent)
+}
+
+// scrubbedError is an error whose text had secrets removed; Unwrap keeps the
+// original for errors.As / errors.Is (driver error types carry server
+// messages and codes, which never contain the client's password).
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// minScrubLen is the shortest secret scrubbed from error texts: shorter ones
+// would garble messages and say nothing.
+const minScrubLen = 4
+
+// Scrub returns err with every occurrence of each secret removed from its
+// text, including the URL-, userinfo- and quote-escaped forms in which DSNs
+// and drivers print them. Secrets shorter than 4 bytes are ignored. errors.As
+// and errors.Is still reach the original error.
+func Scrub(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	out := scrubString(msg, secrets...)
+	if out == msg {
+		return err
+	}
+	return &scrubbedError{msg: out, err: err}
+}
+
+func scrubString(msg string, secrets ...string) string {
+	for _, s := range secrets {
+		if len(s) < minScrubLen {
+			continue
+		}
+		for _, form := range escapedForms(s) {
+			if len(form) >= minScrubLen {
+				msg = strings.ReplaceAll(msg, form, "REDACTED")
+			}
+		}
+	}
+	return msg
+}
+
+// escapedForms lists s as it may appear in a message: raw, URL query and
+// path escaped, URL userinfo escaped, and Go-quoted.
+func escapedForms(s string) []string {
+	forms := []string{s, url.QueryEscape(s), url.PathEscape(s)}
+	u := (&url.URL{User: url.UserPassword("u", s)}).String() // "//u:ENC@"
+	if i, j := strings.Index(u, ":"), strings.LastIndex(u, "@"); i >= 0 && j > i {
+		forms = append(forms, u[i+1:j])
+	}
+	q := strconv.Quote(s)
+	forms = append(forms, q[1:len(q)-1])
+	// Longest first, so a form is not broken by scrubbing a shorter one inside it.
+	for i := 1; i < len(forms); i++ {
+		for j := i; j > 0 && len(forms[j]) > len(forms[j-1]); j-- {
+			forms[j], forms[j-1] = forms[j-1], forms[j]
+		}
+	}
+	return forms
+}
+
+// ClassifyNetwork classifies a dial error: a host that does not resolve or a
+// network or host that cannot be reached is Permanent; anything else (refused,
+// timeout, reset) is Other. Drivers call it for errors that are not the
+// database's own.
+func ClassifyNetwork(err error) Class {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		return Permanent
+	}
+	if errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH) {
+		return Permanent
+	}
+	if errors.Is(err, syscall.ENOENT) { // a unix socket that does not exist
+		return Permanent
+	}
+	return Other
+}

@@ -1,0 +1,471 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/cache"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// rotatingSource is a secret source whose current and previous versions the
+// test moves; it counts the calls it answers. It is the wire-free source of
+// these unit tests: the real cache sits in front of it.
+type rotatingSource struct {
+	mu       sync.Mutex
+	versions []string // version ids in order; the last is ACSCurrent, the one before ACSPrevious
+	pw       map[string]string
+	calls    atomic.Int64
+	prevCall atomic.Int64
+	failWith error
+}
+
+func newRotating(pairs ...string) *rotatingSource {
+	s := &rotatingSource{pw: map[string]string{}}
+	for i := 0; i < len(pairs); i += 2 {
+		s.add(pairs[i], pairs[i+1])
+	}
+	return s
+}
+
+func (s *rotatingSource) add(version, password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.versions = append(s.versions, version)
+	s.pw[version] = password
+}
+
+func (s *rotatingSource) secret(name, v string, stages ...string) *secretsource.Secret {
+	return secretsource.New(secretsource.Fields{
+		Name: name, VersionID: v, VersionStages: stages, SecretType: secretsource.TypeRds, DataType: secretsource.DataText,
+		Value: fmt.Appendf(nil, `{"AccountName":"app","AccountPassword":%q}`, s.pw[v]),
+	})
+}
+
+func (s *rotatingSource) GetSecret(ctx context.Context, name string) (*secretsource.Secret, error) {
+	s.calls.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failWith != nil {
+		return nil, s.failWith
+	}
+	return s.secret(name, s.versions[len(s.versions)-1], secretsource.StageCurrent), nil
+}
+
+func (s *rotatingSource) GetSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
+	s.calls.Add(1)
+	s.prevCall.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ref.Stage != secretsource.StagePrevious || len(s.versions) < 2 {
+		return nil, &secretsource.Error{Kind: secretsource.KindNotFound, Secret: name, Message: "no such version"}
+	}
+	return s.secret(name, s.versions[len(s.versions)-2], secretsource.StagePrevious), nil
+}
+
+// fakeDB accepts one password at a time and counts logins.
+type fakeDB struct {
+	mu       sync.Mutex
+	password string
+	logins   atomic.Int64
+	perm     error
+}
+
+var errAuth = errors.New("fake: access denied")
+
+func (d *fakeDB) set(pw string) { d.mu.Lock(); d.password = pw; d.mu.Unlock() }
+
+func (d *fakeDB) attempt(ctx context.Context, acct secretsource.DBAccount) (string, error) {
+	d.logins.Add(1)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.perm != nil {
+		return "", d.perm
+	}
+	if acct.Password != d.password {
+		// Echo the password, as a careless driver might.
+		return "", fmt.Errorf("%w for user %s with password %s", errAuth, acct.Username, acct.Password)
+	}
+	return acct.VersionID, nil
+}
+
+var errPerm = errors.New("fake: account locked")
+
+func classifyFake(err error) Class {
+	switch {
+	case errors.Is(err, errAuth):
+		return AuthFailure
+	case errors.Is(err, errPerm):
+		return Permanent
+	}
+	return Other
+}
+
+// fakeTime makes the Login's waits instant and deterministic.
+type fakeTime struct {
+	mu     sync.Mutex
+	t      time.Time
+	slept  []time.Duration
+	onWait func(n int) // called after each wait, with the number of waits so far
+}
+
+func (f *fakeTime) now() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.t }
+
+func (f *fakeTime) sleep(ctx context.Context, d time.Duration) error {
+	f.mu.Lock()
+	f.t = f.t.Add(d)
+	f.slept = append(f.slept, d)
+	n, hook := len(f.slept), f.onWait
+	f.mu.Unlock()
+	if hook != nil {
+		hook(n)
+	}
+	return ctx.Err()
+}
+
+func newTestLogin(t *testing.T, src secretsource.Source, grace time.Duration) (*Login, *cache.Cache, *fakeTime) {
+	t.Helper()
+	c, err := cache.New(src, cache.WithRefreshLimit(time.Microsecond, 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	l, err := NewLogin(Config{SecretName: "db", Provider: c, GracePeriod: grace, Classify: classifyFake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft := &fakeTime{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	l.now, l.sleep, l.rand = ft.now, ft.sleep, func() float64 { return 0.5 }
+	return l, c, ft
+}
+
+func TestRunWarmCacheMakesNoSourceCall(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	db := &fakeDB{password: "pw-one-1111"}
+	l, _, _ := newTestLogin(t, src, 0)
+	ctx := context.Background()
+	for range 100 {
+		if v, err := Run(ctx, l, db.attempt); err != nil || v != "v1" {
+			t.Fatalf("Run = %q, %v", v, err)
+		}
+	}
+	if got := src.calls.Load(); got != 1 {
+		t.Errorf("source calls = %d, want 1 (the first fetch)", got)
+	}
+	if got := db.logins.Load(); got != 100 {
+		t.Errorf("logins = %d, want 100", got)
+	}
+}
+
+func TestRunRotation(t *testing.T) {
+	t.Run("secret first: new version tried at once", func(t *testing.T) {
+		// The cache still holds v1; the database and the source already have v2.
+		src := newRotating("v1", "pw-one-1111")
+		db := &fakeDB{password: "pw-one-1111"}
+		l, _, ft := newTestLogin(t, src, 0)
+		mustRun(t, l, db, "v1")
+		src.add("v2", "pw-two-2222")
+		db.set("pw-two-2222")
+		mustRun(t, l, db, "v2")
+		if len(ft.slept) != 0 {
+			t.Errorf("waited %v, want no wait", ft.slept)
+		}
+		if got := l.Stats(); got.AuthFailures != 1 || got.Retries != 1 {
+			t.Errorf("stats = %+v, want 1 auth failure, 1 retry", got)
+		}
+	})
+	t.Run("secret rotated, database not yet: ACSPrevious", func(t *testing.T) {
+		src := newRotating("v1", "pw-one-1111", "v2", "pw-two-2222")
+		db := &fakeDB{password: "pw-one-1111"}
+		l, _, ft := newTestLogin(t, src, 0)
+		mustRun(t, l, db, "v1")
+		if len(ft.slept) != 0 {
+			t.Errorf("waited %v, want no wait", ft.slept)
+		}
+		// Later connections use ACSPrevious directly: one login each.
+		before := db.logins.Load()
+		for range 10 {
+			mustRun(t, l, db, "v1")
+		}
+		if got := db.logins.Load() - before; got != 10 {
+			t.Errorf("10 connections made %d logins, want 10 (no failed login while ACSPrevious stands in)", got)
+		}
+		// The database catches up: ACSPrevious is rejected, ACSCurrent works.
+		db.set("pw-two-2222")
+		mustRun(t, l, db, "v2")
+		before = db.logins.Load()
+		mustRun(t, l, db, "v2")
+		if got := db.logins.Load() - before; got != 1 {
+			t.Errorf("after the database caught up a connection made %d logins, want 1", got)
+		}
+		if got := l.Stats().PreviousUsed; got != 1 {
+			t.Errorf("PreviousUsed = %d, want 1", got)
+		}
+	})
+	t.Run("database first, secret later: polling", func(t *testing.T) {
+		src := newRotating("v1", "pw-one-1111")
+		db := &fakeDB{password: "pw-one-1111"}
+		l, _, ft := newTestLogin(t, src, 0)
+		mustRun(t, l, db, "v1")
+		db.set("pw-two-2222")
+		ft.onWait = func(n int) {
+			if n == 5 {
+				src.add("v2", "pw-two-2222")
+			}
+		}
+		mustRun(t, l, db, "v2")
+		if len(ft.slept) != 5 {
+			t.Errorf("waited %d times, want 5", len(ft.slept))
+		}
+		for i, d := range ft.slept {
+			if d < pollMin/2 || d > pollMax {
+				t.Errorf("wait %d = %v, outside [%v, %v]", i, d, pollMin/2, pollMax)
+			}
+		}
+	})
+}
+
+func mustRun(t *testing.T, l *Login, db *fakeDB, want string) {
+	t.Helper()
+	v, err := Run(context.Background(), l, db.attempt)
+	if err != nil || v != want {
+		t.Fatalf("Run = %q, %v; want %q", v, err, want)
+	}
+}
+
+func TestRunGracePeriod(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	db := &fakeDB{password: "the-database-has-another"}
+	l, _, ft := newTestLogin(t, src, 10*time.Second)
+	_, err := Run(context.Background(), l, db.attempt)
+	var e *Error
+	if !errors.As(err, &e) || e.Class != AuthFailure || !errors.Is(err, ErrCredentialsRejected) {
+		t.Fatalf("err = %v, want an AuthFailure *Error", err)
+	}
+	if !errors.Is(err, errAuth) {
+		t.Errorf("errors.Is(err, driver error) = false; the driver error must stay reachable")
+	}
+	if e.Waited < 10*time.Second || e.Waited > 11*time.Second {
+		t.Errorf("waited %v, want the 10s grace period", e.Waited)
+	}
+	if strings.Contains(err.Error(), "pw-one-1111") || strings.Contains(fmt.Sprintf("%+v %#v", err, err), "pw-one-1111") {
+		t.Errorf("the password shows in the error: %v", err)
+	}
+	if !strings.Contains(err.Error(), `secret "db" version "v1"`) {
+		t.Errorf("error does not name the secret and version: %v", err)
+	}
+	// The grace period of v1 is spent: the next connection fails without waiting.
+	n := len(ft.slept)
+	before := db.logins.Load()
+	if _, err := Run(context.Background(), l, db.attempt); !errors.Is(err, ErrCredentialsRejected) {
+		t.Fatalf("second Run: %v", err)
+	}
+	if len(ft.slept) != n {
+		t.Errorf("second Run waited %v, want no wait once the grace period is spent", ft.slept[n:])
+	}
+	if got := db.logins.Load() - before; got != 1 {
+		t.Errorf("second Run made %d logins, want 1", got)
+	}
+}
+
+func TestRunStopsWithContext(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	db := &fakeDB{password: "other-password"}
+	l, _, ft := newTestLogin(t, src, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	ft.onWait = func(n int) {
+		if n == 3 {
+			cancel()
+		}
+	}
+	_, err := Run(ctx, l, db.attempt)
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrCredentialsRejected) {
+		t.Fatalf("err = %v, want credentials rejected and context canceled", err)
+	}
+}
+
+func TestRunPermanentErrorsReturnAtOnce(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111", "v2", "pw-two-2222")
+	db := &fakeDB{password: "pw-two-2222", perm: fmt.Errorf("%w (password pw-two-2222)", errPerm)}
+	l, _, ft := newTestLogin(t, src, 0)
+	_, err := Run(context.Background(), l, db.attempt)
+	if !errors.Is(err, ErrLoginRefused) || !errors.Is(err, errPerm) {
+		t.Fatalf("err = %v, want login refused", err)
+	}
+	if got := db.logins.Load(); got != 1 {
+		t.Errorf("logins = %d, want 1", got)
+	}
+	if got := src.calls.Load(); got != 1 {
+		t.Errorf("source calls = %d, want 1 (the cold fetch only)", got)
+	}
+	if len(ft.slept) != 0 {
+		t.Errorf("waited %v", ft.slept)
+	}
+	if strings.Contains(err.Error(), "pw-two-2222") {
+		t.Errorf("password in error: %v", err)
+	}
+}
+
+func TestRunOtherErrorsReturnAtOnce(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	l, _, _ := newTestLogin(t, src, 0)
+	boom := errors.New("dial tcp: connection refused")
+	var n int
+	_, err := Run(context.Background(), l, func(context.Context, secretsource.DBAccount) (int, error) { n++; return 0, boom })
+	var e *Error
+	if !errors.As(err, &e) || e.Class != Other || !errors.Is(err, boom) || n != 1 {
+		t.Fatalf("err = %v after %d attempts", err, n)
+	}
+}
+
+func TestRunSecretErrors(t *testing.T) {
+	t.Run("not found", func(t *testing.T) {
+		src := newRotating("v1", "x")
+		src.failWith = &secretsource.Error{Kind: secretsource.KindNotFound, Secret: "db", Message: "no such secret"}
+		l, _, _ := newTestLogin(t, src, 0)
+		_, err := Run(context.Background(), l, (&fakeDB{}).attempt)
+		var e *Error
+		if !errors.As(err, &e) || e.Class != SecretUnavailable || !errors.Is(err, secretsource.ErrNotFound) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("not a database secret", func(t *testing.T) {
+		src := secretsource.SourceFunc(func(ctx context.Context, name string) (*secretsource.Secret, error) {
+			return secretsource.New(secretsource.Fields{Name: name, VersionID: "v9", Value: []byte("hunter2-plain-text")}), nil
+		})
+		l, _, _ := newTestLogin(t, src, 0)
+		_, err := Run(context.Background(), l, (&fakeDB{}).attempt)
+		var e *Error
+		if !errors.As(err, &e) || e.Class != SecretUnavailable || e.Version != "v9" {
+			t.Fatalf("err = %v", err)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("secret value in error: %v", err)
+		}
+	})
+}
+
+// TestRunConcurrentRejections: many connections failing on one version cause
+// a bounded number of fetches, and all succeed once the new version is there.
+func TestRunConcurrentRejections(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	db := &fakeDB{password: "pw-one-1111"}
+	c, err := cache.New(src) // default rate limit: 1 fetch/s, burst 2
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l, err := NewLogin(Config{SecretName: "db", Provider: c, Classify: classifyFake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), l, db.attempt); err != nil {
+		t.Fatal(err)
+	}
+	src.add("v2", "pw-two-2222")
+	db.set("pw-two-2222")
+	before := src.calls.Load()
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 100 {
+		wg.Go(func() {
+			if _, err := Run(context.Background(), l, db.attempt); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := src.calls.Load() - before; got > 4 {
+		t.Errorf("100 concurrent rejections made %d source calls, want at most 4", got)
+	}
+}
+
+func TestScrub(t *testing.T) {
+	pw := `p@ss:/?#%&=+'"\ wörd`
+	for _, form := range escapedForms(pw) {
+		err := Scrub(fmt.Errorf("dsn user:%s@tcp(h)/db failed", form), pw)
+		if strings.Contains(err.Error(), form) {
+			t.Errorf("form %q not scrubbed: %v", form, err)
+		}
+	}
+	base := errors.New("plain")
+	if Scrub(base, pw) != base {
+		t.Error("Scrub wrapped an error with nothing to scrub")
+	}
+	if Scrub(nil, pw) != nil {
+		t.Error("Scrub(nil) != nil")
+	}
+	if got := Scrub(errors.New("abc abc"), "abc").Error(); got != "abc abc" {
+		t.Errorf("short secret scrubbed: %q", got)
+	}
+}
+
+func TestNewLoginValidates(t *testing.T) {
+	if _, err := NewLogin(Config{Classify: classifyFake}); err == nil {
+		t.Error("empty secret name accepted")
+	}
+	if _, err := NewLogin(Config{SecretName: "x"}); err == nil {
+		t.Error("nil Classify accepted")
+	}
+}
+
+func TestSourceGetsOwnCache(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	plain := secretsource.SourceFunc(src.GetSecret)
+	l, err := NewLogin(Config{SecretName: "db", Source: plain, Classify: classifyFake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := &fakeDB{password: "pw-one-1111"}
+	for range 5 {
+		if _, err := Run(context.Background(), l, db.attempt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := src.calls.Load(); got != 1 {
+		t.Errorf("source calls = %d, want 1: a plain Source gets a cache", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal("second Close:", err)
+	}
+}
+
+// TestRunDuringSourceOutage: once the cache is warm, a source that fails
+// changes nothing for new connections, and a rejected login still polls
+// (with the stale value) instead of failing on the source's error.
+func TestRunDuringSourceOutage(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	db := &fakeDB{password: "pw-one-1111"}
+	l, _, ft := newTestLogin(t, src, 5*time.Second)
+	mustRun(t, l, db, "v1")
+	src.mu.Lock()
+	src.failWith = &secretsource.Error{Kind: secretsource.KindUnavailable, Secret: "db", Message: "KMS is down"}
+	src.mu.Unlock()
+	for range 20 {
+		mustRun(t, l, db, "v1")
+	}
+	// The database rotates while KMS is down: the login waits for the grace
+	// period and reports the rejection, not the outage.
+	db.set("pw-two-2222")
+	_, err := Run(context.Background(), l, db.attempt)
+	if !errors.Is(err, ErrCredentialsRejected) || len(ft.slept) == 0 {
+		t.Fatalf("err = %v after %d waits, want credentials rejected after polling", err, len(ft.slept))
+	}
+}

@@ -1,0 +1,326 @@
+// Package mysqlkms connects database/sql to MySQL and MariaDB (through
+// go-sql-driver/mysql) with the credentials of a KMS secret, and keeps
+// working through password rotations.
+//
+//	db := sql.OpenDB(mysqlkms.NewConnector("db-secret"))
+//
+// Each new connection logs in with the cached secret; when the database
+// rejects it, the connector refreshes the secret and retries as described in
+// package connector (new version at once, ACSPrevious once, then polling
+// within a grace period), so a rotation never surfaces as a failed query.
+//
+// # Base configuration
+//
+// Everything but the credentials comes from a base configuration: WithDSN
+// (a go-sql-driver DSN without user and password, e.g.
+// "tcp(db.example.com:3306)/app?parseTime=true"), or WithConfig (a
+// *mysql.Config, cloned: the caller's value is never modified). With
+// neither, the address and database come from the secret. User and password
+// always come from the secret; when the secret carries an endpoint
+// (host/port, Endpoint/Port), it replaces the base address, unless
+// WithoutSecretEndpoint; a database name in the secret fills an empty one.
+//
+// # Errors the connector classifies
+//
+// Authentication failures, retried as a rotation may heal them: 1045
+// ER_ACCESS_DENIED_ERROR, 1698 ER_ACCESS_DENIED_NO_PASSWORD_ERROR (MariaDB
+// answers it for a user that does not exist yet), and any other error with
+// SQLSTATE 28000.
+//
+// Returned at once (connector.Permanent): 3118 (MySQL) / 4151 (MariaDB)
+// account locked, 3955 (MySQL) / 4150 (MariaDB) account blocked after too
+// many failed logins, 1862 password expired, 1820 must change password, 1049
+// unknown database, 1044 no access to the database, 1130 host not allowed,
+// 1129 host blocked, 1251 authentication protocol not supported, the
+// driver's configuration errors (ErrNativePassword, ErrCleartextPassword,
+// ErrOldPassword, ErrUnknownPlugin, ErrNoTLS), and unreachable networks or
+// hosts that do not resolve. Everything else (connection refused, 1040 too
+// many connections, timeouts) is returned at once as it is.
+//
+// A password expired on MariaDB with disconnect_on_expired_password=OFF (its
+// default) still logs in, in sandbox mode: the error (1820) then comes with
+// the first statement, not from the connector.
+//
+// # Opening by driver name
+//
+// Frameworks that open by name can use the registered driver "mysqlkms":
+//
+//	sql.Open("mysqlkms", "db-secret")
+//	sql.Open("mysqlkms", "db-secret?tcp(db.example.com:3306)/app?parseTime=true")
+//
+// The data source name is the secret name, optionally followed by "?" and a
+// go-sql-driver DSN without user and password (KMS secret names cannot
+// contain "?"). Such connectors use the process-wide default provider (see
+// connector.SetDefaultProvider). For GORM, sqlx or ent, sql.OpenDB with
+// NewConnector and the framework's "existing *sql.DB" constructor gives
+// access to every option.
+package mysqlkms
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/secretsource"
+)
+
+// DriverName is the name under which the package registers its driver.
+const DriverName = "mysqlkms"
+
+func init() { sql.Register(DriverName, Driver{}) }
+
+// Option configures a connector.
+type Option func(*options)
+
+type options struct {
+	provider   connector.Provider
+	source     secretsource.Source
+	dsn        string
+	dsnSet     bool
+	cfg        *mysql.Config
+	grace      time.Duration
+	logger     *slog.Logger
+	noEndpoint bool
+	errs       []error
+}
+
+// WithProvider sets the provider of the secret, typically a shared
+// *cache.Cache. Default: connector.DefaultProvider.
+func WithProvider(p connector.Provider) Option {
+	return func(o *options) {
+		if p == nil {
+			o.errs = append(o.errs, errors.New("mysqlkms: WithProvider: provider is nil"))
+		}
+		o.provider = p
+	}
+}
+
+// WithSource sets where the secret comes from. A *cache.Cache (or any
+// connector.Provider) is used as is; any other source gets a cache of its
+// own, closed with the connector (sql.DB.Close).
+func WithSource(src secretsource.Source) Option {
+	return func(o *options) {
+		if src == nil {
+			o.errs = append(o.errs, errors.New("mysqlkms: WithSource: source is nil"))
+		}
+		o.source = src
+	}
+}
+
+// WithDSN sets the base configuration from a go-sql-driver/mysql DSN, e.g.
+// "tcp(db.example.com:3306)/app?parseTime=true". A user or password in it is
+// replaced by the secret's.
+func WithDSN(dsn string) Option {
+	return func(o *options) { o.dsn, o.dsnSet = dsn, true }
+}
+
+// WithConfig sets the base configuration. It is cloned; the caller's value
+// is never modified. User and Passwd are replaced by the secret's.
+func WithConfig(cfg *mysql.Config) Option {
+	return func(o *options) {
+		if cfg == nil {
+			o.errs = append(o.errs, errors.New("mysqlkms: WithConfig: config is nil"))
+			return
+		}
+		o.cfg = cfg.Clone()
+	}
+}
+
+// WithGracePeriod sets how long a rejected secret version is retried while
+// a rotation completes (default connector.DefaultGracePeriod; negative: no
+// waiting).
+func WithGracePeriod(d time.Duration) Option {
+	return func(o *options) { o.grace = d }
+}
+
+// WithLogger sets the logger for retries and fallbacks (never a password).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = l }
+}
+
+// WithoutSecretEndpoint keeps the base address even when the secret carries
+// an endpoint (for example to go through a proxy).
+func WithoutSecretEndpoint() Option {
+	return func(o *options) { o.noEndpoint = true }
+}
+
+// NewConnector returns a driver.Connector for sql.OpenDB whose connections
+// log in with the credentials of secretName. It never fails: an invalid
+// option is reported by the first Connect (db.PingContext). Use Open to
+// validate eagerly. The connector implements io.Closer; sql.DB.Close calls it.
+func NewConnector(secretName string, opts ...Option) driver.Connector {
+	c, err := newConnector(secretName, opts...)
+	if err != nil {
+		return connector.Failed(Driver{}, err)
+	}
+	return c
+}
+
+// Open validates the options and returns a *sql.DB using NewConnector. It
+// makes no network call; use db.PingContext to check the database.
+func Open(secretName string, opts ...Option) (*sql.DB, error) {
+	c, err := newConnector(secretName, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+func newConnector(secretName string, opts ...Option) (*connector.Connector, error) {
+	o := &options{}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(o)
+		}
+	}
+	if err := errors.Join(o.errs...); err != nil {
+		return nil, err
+	}
+	if secretName == "" {
+		return nil, errors.New("mysqlkms: the secret name is empty")
+	}
+	base, err := o.baseConfig()
+	if err != nil {
+		return nil, err
+	}
+	var redact []string
+	if base.Passwd != "" {
+		redact = append(redact, base.Passwd)
+	}
+	l, err := connector.NewLogin(connector.Config{
+		SecretName: secretName, Provider: o.provider, Source: o.source, GracePeriod: o.grace,
+		Classify: Classify, Redact: redact, Logger: o.logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mysqlkms: %w", err)
+	}
+	d := &dialer{base: base, useEndpoint: !o.noEndpoint}
+	d.baseHost, _, _ = net.SplitHostPort(base.Addr)
+	return connector.New(Driver{}, l, d.dial), nil
+}
+
+func (o *options) baseConfig() (*mysql.Config, error) {
+	var base *mysql.Config
+	switch {
+	case o.dsnSet && o.cfg != nil:
+		return nil, errors.New("mysqlkms: WithDSN and WithConfig both given; use one")
+	case o.dsnSet:
+		cfg, err := mysql.ParseDSN(o.dsn)
+		if err != nil {
+			return nil, fmt.Errorf("mysqlkms: WithDSN: %w", connector.Scrub(err, o.dsn))
+		}
+		base = cfg
+	case o.cfg != nil:
+		base = o.cfg
+	default:
+		base = mysql.NewConfig()
+	}
+	// Validate now (TLS config names, server public keys...) on a throwaway copy.
+	probe := base.Clone()
+	if _, err := mysql.NewConnector(probe); err != nil {
+		return nil, fmt.Errorf("mysqlkms: invalid base configuration: %w", err)
+	}
+	return base, nil
+}
+
+// dialer builds the per-connection configuration and connects.
+type dialer struct {
+	base        *mysql.Config // never modified after construction
+	baseHost    string
+	useEndpoint bool
+}
+
+func (d *dialer) config(acct secretsource.DBAccount) *mysql.Config {
+	cfg := d.base.Clone()
+	cfg.User, cfg.Passwd = acct.Username, acct.Password
+	if d.useEndpoint && acct.Host != "" {
+		port := acct.Port
+		if port == 0 {
+			port = 3306
+		}
+		cfg.Net = "tcp"
+		cfg.Addr = net.JoinHostPort(acct.Host, strconv.Itoa(port))
+		if cfg.TLS != nil && !cfg.TLS.InsecureSkipVerify && (cfg.TLS.ServerName == "" || cfg.TLS.ServerName == d.baseHost) {
+			cfg.TLS.ServerName = acct.Host
+		}
+	}
+	if cfg.DBName == "" {
+		cfg.DBName = acct.DBName
+	}
+	return cfg
+}
+
+func (d *dialer) dial(ctx context.Context, acct secretsource.DBAccount) (driver.Conn, error) {
+	c, err := mysql.NewConnector(d.config(acct))
+	if err != nil {
+		return nil, err
+	}
+	return c.Connect(ctx)
+}
+
+// Classify tells what a go-sql-driver/mysql connection error means for the
+// rotation algorithm (see the package documentation for the exact codes).
+func Classify(err error) connector.Class {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1045, 1698:
+			return connector.AuthFailure
+		case 3118, 4151, // account locked (MySQL, MariaDB)
+			3955, 4150, // blocked after too many failed logins (MySQL, MariaDB)
+			1862, 1820, // password expired
+			1049,       // unknown database
+			1044,       // no access to the database
+			1130, 1129, // host not allowed, host blocked
+			1251: // authentication protocol not supported
+			return connector.Permanent
+		}
+		if me.SQLState == [5]byte{'2', '8', '0', '0', '0'} {
+			return connector.AuthFailure
+		}
+		return connector.Other
+	}
+	for _, target := range []error{mysql.ErrNativePassword, mysql.ErrCleartextPassword, mysql.ErrOldPassword,
+		mysql.ErrUnknownPlugin, mysql.ErrNoTLS} {
+		if errors.Is(err, target) {
+			return connector.Permanent
+		}
+	}
+	return connector.ClassifyNetwork(err)
+}
+
+// Driver is the "mysqlkms" database/sql driver: its data source name is a
+// secret name, optionally followed by "?" and a go-sql-driver DSN without
+// credentials (see the package documentation).
+type Driver struct{}
+
+var _ driver.DriverContext = Driver{}
+
+// Open opens one connection (database/sql uses OpenConnector instead).
+func (d Driver) Open(name string) (driver.Conn, error) {
+	c, err := d.OpenConnector(name)
+	if err != nil {
+		return nil, err
+	}
+	return c.Connect(context.Background())
+}
+
+// OpenConnector parses name and returns a connector using the default provider.
+func (Driver) OpenConnector(name string) (driver.Connector, error) {
+	secret, dsn, hasDSN := strings.Cut(name, "?")
+	var opts []Option
+	if hasDSN {
+		opts = append(opts, WithDSN(dsn))
+	}
+	return newConnector(secret, opts...)
+}

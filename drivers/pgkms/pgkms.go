@@ -1,0 +1,411 @@
+// Package pgkms connects to PostgreSQL through pgx v5 with the credentials
+// of a KMS secret, and keeps working through password rotations: a
+// database/sql connector (pgx stdlib) and a pgxpool.
+//
+//	db := sql.OpenDB(pgkms.NewConnector("db-secret"))
+//	pool, err := pgkms.NewPool(ctx, "db-secret")
+//
+// Each new connection logs in with the cached secret; when PostgreSQL
+// rejects it, the connector refreshes the secret and retries as described in
+// package connector (new version at once, ACSPrevious once, then polling
+// within a grace period), so a rotation never surfaces as a failed query.
+//
+// # pgxpool
+//
+// pgxpool has no hook that can retry a failed connect: BeforeConnect only
+// edits the configuration, and the constructor's error goes straight to the
+// caller of Acquire (or Query, Exec...). NewPool therefore returns a *Pool
+// that embeds the *pgxpool.Pool and overrides every method that may open a
+// connection (Acquire, AcquireFunc, Exec, Query, QueryRow, SendBatch, Begin,
+// BeginTx, CopyFrom, Ping): each runs the pool's own Acquire inside the
+// rotation loop, with the account to try carried in the context to
+// BeforeConnect (pgxpool passes the acquirer's context values to the
+// constructor). An authentication failure can only happen while a
+// connection is being made, before any statement is sent, so retrying the
+// acquisition is always safe. Connections the pool makes in the background
+// (MinConns, health checks) use the current account and fail silently, as
+// pgxpool's do.
+//
+// Code that needs a plain *pgxpool.Pool can use Pool.Pool (the embedded
+// pool) or ConfigurePool, which wires BeforeConnect into a pgxpool.Config:
+// connections always log in with the newest known account and ACSPrevious
+// stands in during a rotation, but the one Acquire whose login was rejected
+// returns that error (the next succeeds).
+//
+// # Base configuration
+//
+// Everything but the credentials comes from a base configuration: WithDSN
+// (a pgx connection string without password, URL or keyword/value), or
+// WithConfig (a *pgx.ConnConfig made by pgx.ParseConfig, copied: the caller's
+// value is never modified), or for NewPool WithPoolConfig. With none, pgx's
+// defaults and PG* environment variables apply. User and password always
+// come from the secret; when the secret carries an endpoint (host/port), it
+// replaces the base host and port (every fallback keeps its TLS setting),
+// unless WithoutSecretEndpoint; a database name in the secret fills an empty
+// one.
+//
+// # Errors the connector classifies
+//
+// Authentication failure, retried: SQLSTATE 28P01 invalid_password (also
+// what PostgreSQL answers for a password past its VALID UNTIL, and for a
+// role that does not exist under password authentication: the server does
+// not tell the client why).
+//
+// Returned at once (connector.Permanent): 28000
+// invalid_authorization_specification (role not permitted to log in, i.e.
+// NOLOGIN, no pg_hba.conf entry, role does not exist where the server trusts
+// the address, failed certificate or ident authentication), 3D000 unknown
+// database, 42501 no CONNECT privilege, and unreachable networks or hosts
+// that do not resolve. Everything else (connection refused, 53300 too many
+// connections, 57P03 server starting, timeouts) is returned at once as it is.
+//
+// # Opening by driver name
+//
+// Frameworks that open by name can use the registered driver "pgkms":
+//
+//	sql.Open("pgkms", "db-secret")
+//	sql.Open("pgkms", "db-secret?postgres://db.example.com:5432/app?sslmode=verify-full")
+//	sql.Open("pgkms", "db-secret?host=db.example.com dbname=app")
+//
+// The data source name is the secret name, optionally followed by "?" and a
+// pgx connection string without password (KMS secret names cannot contain
+// "?"). Such connectors use the process-wide default provider (see
+// connector.SetDefaultProvider).
+package pgkms
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/secretsource"
+)
+
+// DriverName is the name under which the package registers its driver.
+const DriverName = "pgkms"
+
+func init() { sql.Register(DriverName, Driver{}) }
+
+// Option configures a connector or a pool.
+type Option func(*options)
+
+type options struct {
+	provider   connector.Provider
+	source     secretsource.Source
+	dsn        string
+	dsnSet     bool
+	cfg        *pgx.ConnConfig
+	poolCfg    *pgxpool.Config
+	grace      time.Duration
+	logger     *slog.Logger
+	noEndpoint bool
+	errs       []error
+}
+
+// WithProvider sets the provider of the secret, typically a shared
+// *cache.Cache. Default: connector.DefaultProvider.
+func WithProvider(p connector.Provider) Option {
+	return func(o *options) {
+		if p == nil {
+			o.errs = append(o.errs, errors.New("pgkms: WithProvider: provider is nil"))
+		}
+		o.provider = p
+	}
+}
+
+// WithSource sets where the secret comes from. A *cache.Cache (or any
+// connector.Provider) is used as is; any other source gets a cache of its
+// own, closed with the connector (sql.DB.Close) or the Pool.
+func WithSource(src secretsource.Source) Option {
+	return func(o *options) {
+		if src == nil {
+			o.errs = append(o.errs, errors.New("pgkms: WithSource: source is nil"))
+		}
+		o.source = src
+	}
+}
+
+// WithDSN sets the base configuration from a pgx connection string (URL or
+// keyword/value), e.g. "postgres://db.example.com:5432/app?sslmode=verify-full".
+// A user or password in it is replaced by the secret's.
+func WithDSN(dsn string) Option {
+	return func(o *options) { o.dsn, o.dsnSet = dsn, true }
+}
+
+// WithConfig sets the base configuration of each connection. It must come
+// from pgx.ParseConfig; it is copied, the caller's value is never modified.
+func WithConfig(cfg *pgx.ConnConfig) Option {
+	return func(o *options) {
+		if cfg == nil {
+			o.errs = append(o.errs, errors.New("pgkms: WithConfig: config is nil"))
+			return
+		}
+		o.cfg = cfg.Copy()
+	}
+}
+
+// WithPoolConfig sets the base configuration of NewPool (pool sizes,
+// lifetimes, hooks). It must come from pgxpool.ParseConfig; it is copied. A
+// BeforeConnect already set runs after the connector has set the credentials.
+func WithPoolConfig(cfg *pgxpool.Config) Option {
+	return func(o *options) {
+		if cfg == nil {
+			o.errs = append(o.errs, errors.New("pgkms: WithPoolConfig: config is nil"))
+			return
+		}
+		o.poolCfg = cfg.Copy()
+	}
+}
+
+// WithGracePeriod sets how long a rejected secret version is retried while
+// a rotation completes (default connector.DefaultGracePeriod; negative: no
+// waiting).
+func WithGracePeriod(d time.Duration) Option {
+	return func(o *options) { o.grace = d }
+}
+
+// WithLogger sets the logger for retries and fallbacks (never a password).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = l }
+}
+
+// WithoutSecretEndpoint keeps the base host and port even when the secret
+// carries an endpoint (for example to go through PgBouncer).
+func WithoutSecretEndpoint() Option {
+	return func(o *options) { o.noEndpoint = true }
+}
+
+func collect(opts []Option) (*options, error) {
+	o := &options{}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(o)
+		}
+	}
+	if err := errors.Join(o.errs...); err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, set := range []bool{o.dsnSet, o.cfg != nil, o.poolCfg != nil} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return nil, errors.New("pgkms: give only one of WithDSN, WithConfig and WithPoolConfig")
+	}
+	return o, nil
+}
+
+func (o *options) login(secretName string, redact ...string) (*connector.Login, error) {
+	if secretName == "" {
+		return nil, errors.New("pgkms: the secret name is empty")
+	}
+	var list []string
+	for _, r := range redact {
+		if r != "" {
+			list = append(list, r)
+		}
+	}
+	l, err := connector.NewLogin(connector.Config{
+		SecretName: secretName, Provider: o.provider, Source: o.source, GracePeriod: o.grace,
+		Classify: Classify, Redact: list, Logger: o.logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pgkms: %w", err)
+	}
+	return l, nil
+}
+
+// NewConnector returns a driver.Connector for sql.OpenDB (pgx stdlib
+// connections) whose connections log in with the credentials of
+// secretName. It never fails: an invalid option is reported by the first
+// Connect (db.PingContext). Use Open to validate eagerly. The connector
+// implements io.Closer; sql.DB.Close calls it.
+func NewConnector(secretName string, opts ...Option) driver.Connector {
+	c, err := newConnector(secretName, opts...)
+	if err != nil {
+		return connector.Failed(stdlib.GetDefaultDriver(), err)
+	}
+	return c
+}
+
+// Open validates the options and returns a *sql.DB using NewConnector. It
+// makes no network call; use db.PingContext to check the database.
+func Open(secretName string, opts ...Option) (*sql.DB, error) {
+	c, err := newConnector(secretName, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+func newConnector(secretName string, opts ...Option) (*connector.Connector, error) {
+	o, err := collect(opts)
+	if err != nil {
+		return nil, err
+	}
+	if o.poolCfg != nil {
+		return nil, errors.New("pgkms: WithPoolConfig is for NewPool; use WithConfig or WithDSN")
+	}
+	base, err := o.baseConfig()
+	if err != nil {
+		return nil, err
+	}
+	l, err := o.login(secretName, base.Password)
+	if err != nil {
+		return nil, err
+	}
+	a := newApplier(base.Host, !o.noEndpoint, l)
+	sc := stdlib.GetConnector(*base, stdlib.OptionBeforeConnect(func(ctx context.Context, cfg *pgx.ConnConfig) error {
+		return a.apply(ctx, cfg)
+	}))
+	dial := func(ctx context.Context, acct secretsource.DBAccount) (driver.Conn, error) {
+		return sc.Connect(withAccount(ctx, acct))
+	}
+	return connector.New(stdlib.GetDefaultDriver(), l, dial), nil
+}
+
+func (o *options) baseConfig() (*pgx.ConnConfig, error) {
+	if o.cfg != nil {
+		return o.cfg, nil
+	}
+	dsn := ""
+	if o.dsnSet {
+		dsn = o.dsn
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// pgx redacts the password in its parse errors.
+		return nil, fmt.Errorf("pgkms: WithDSN: %w", err)
+	}
+	return cfg, nil
+}
+
+// accountKey carries the account an attempt logs in with, from the rotation
+// loop to BeforeConnect.
+type accountKey struct{}
+
+// ctxAccount wraps the account so that formatting a context never shows it.
+type ctxAccount struct{ acct secretsource.DBAccount }
+
+func (a *ctxAccount) String() string { return a.acct.String() }
+
+func withAccount(ctx context.Context, acct secretsource.DBAccount) context.Context {
+	return context.WithValue(ctx, accountKey{}, &ctxAccount{acct})
+}
+
+// applier sets the credentials (and the secret's endpoint) on a connection
+// configuration.
+type applier struct {
+	baseHost    string
+	useEndpoint bool
+	login       *connector.Login
+}
+
+func newApplier(baseHost string, useEndpoint bool, l *connector.Login) *applier {
+	return &applier{baseHost: baseHost, useEndpoint: useEndpoint, login: l}
+}
+
+// apply sets cfg (a copy owned by this connection) from the account in ctx,
+// or from the login's current account when the connection is made outside
+// the rotation loop (pgxpool background connections, plain ConfigurePool).
+func (a *applier) apply(ctx context.Context, cfg *pgx.ConnConfig) error {
+	var acct secretsource.DBAccount
+	if v, ok := ctx.Value(accountKey{}).(*ctxAccount); ok {
+		acct = v.acct
+	} else {
+		var err error
+		if acct, err = a.login.Account(ctx); err != nil {
+			return err
+		}
+	}
+	cfg.User, cfg.Password = acct.Username, acct.Password
+	if a.useEndpoint && acct.Host != "" {
+		port := uint16(acct.Port)
+		if port == 0 {
+			port = 5432
+		}
+		cfg.Host, cfg.Port = acct.Host, port
+		cfg.TLSConfig = a.retarget(cfg.TLSConfig, acct.Host)
+		// The secret names one endpoint: other hosts are dropped, but the
+		// TLS modes are kept (sslmode=prefer is a TLS attempt then a plain
+		// fallback; allow the other way round).
+		var fbs []*pgconn.FallbackConfig
+		for _, fb := range cfg.Fallbacks {
+			if (fb.TLSConfig == nil) != (cfg.TLSConfig == nil) {
+				fbs = append(fbs, &pgconn.FallbackConfig{Host: acct.Host, Port: port, TLSConfig: a.retarget(fb.TLSConfig, acct.Host)})
+				break
+			}
+		}
+		cfg.Fallbacks = fbs
+	}
+	if cfg.Database == "" {
+		cfg.Database = acct.DBName
+	}
+	return nil
+}
+
+// retarget returns t for host: a copy with ServerName set when it named the base host.
+func (a *applier) retarget(t *tls.Config, host string) *tls.Config {
+	if t == nil || t.InsecureSkipVerify || (t.ServerName != "" && t.ServerName != a.baseHost) {
+		return t
+	}
+	t = t.Clone()
+	t.ServerName = host
+	return t
+}
+
+// Classify tells what a pgx connection error means for the rotation
+// algorithm (see the package documentation for the exact codes).
+func Classify(err error) connector.Class {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "28P01":
+			return connector.AuthFailure
+		case "28000", "3D000", "42501":
+			return connector.Permanent
+		}
+		return connector.Other
+	}
+	return connector.ClassifyNetwork(err)
+}
+
+// Driver is the "pgkms" database/sql driver: its data source name is a
+// secret name, optionally followed by "?" and a pgx connection string
+// without password (see the package documentation).
+type Driver struct{}
+
+var _ driver.DriverContext = Driver{}
+
+// Open opens one connection (database/sql uses OpenConnector instead).
+func (d Driver) Open(name string) (driver.Conn, error) {
+	c, err := d.OpenConnector(name)
+	if err != nil {
+		return nil, err
+	}
+	return c.Connect(context.Background())
+}
+
+// OpenConnector parses name and returns a connector using the default provider.
+func (Driver) OpenConnector(name string) (driver.Connector, error) {
+	secret, dsn, hasDSN := strings.Cut(name, "?")
+	var opts []Option
+	if hasDSN {
+		opts = append(opts, WithDSN(dsn))
+	}
+	return newConnector(secret, opts...)
+}

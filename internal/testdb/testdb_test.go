@@ -1,0 +1,161 @@
+package testdb
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+
+	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"go.uber.org/goleak"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const hard = `p@ss:/?#%&=+'"\ w ö 密码 end`
+
+func servers(t *testing.T) []*Server { return []*Server{Postgres(t), MariaDB(t)} }
+
+func TestPasswordEnforced(t *testing.T) {
+	RequirePasswordEnforced(t)
+}
+
+// TestUsers covers CreateUser, DSN, SetPassword, Lock, ExpirePassword and
+// DropUser on both engines, and records the errors each state yields.
+func TestUsers(t *testing.T) {
+	ctx := context.Background()
+	for _, s := range servers(t) {
+		t.Run(string(s.Engine()), func(t *testing.T) {
+			u := s.CreateUser(t, "Some User!", hard)
+			if !strings.HasPrefix(u, "kt_someuser_") {
+				t.Errorf("name %q", u)
+			}
+			if err := s.login(ctx, u, hard); err != nil {
+				t.Fatalf("login with a hard password: %v", err)
+			}
+			// The DSN escapes the password for the engine's driver.
+			driverName := "pgx"
+			if s.Engine() == EngineMariaDB {
+				driverName = "mysql"
+			}
+			db, err := sql.Open(driverName, s.DSN(u, hard))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.PingContext(ctx); err != nil {
+				t.Errorf("DSN login: %v", err)
+			}
+			db.Close()
+
+			if err := s.SetPassword(ctx, u, "second-pass"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.login(ctx, u, hard); !s.isAuthFailure(err) {
+				t.Errorf("old password after SetPassword: %v, want an auth failure", err)
+			}
+			if err := s.login(ctx, u, "second-pass"); err != nil {
+				t.Errorf("new password: %v", err)
+			}
+
+			if err := s.Lock(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			err = s.login(ctx, u, "second-pass")
+			t.Logf("locked: %v", err)
+			if s.Engine() == EnginePostgres && pgCode(err) != "28000" {
+				t.Errorf("locked role: %v, want SQLSTATE 28000", err)
+			}
+			if s.Engine() == EngineMariaDB && myNumber(err) != 4151 && myNumber(err) != 3118 {
+				t.Errorf("locked account: %v, want error 4151 (MariaDB) or 3118 (MySQL)", err)
+			}
+			if err := s.Unlock(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.login(ctx, u, "second-pass"); err != nil {
+				t.Errorf("after Unlock: %v", err)
+			}
+
+			if err := s.ExpirePassword(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			err = s.login(ctx, u, "second-pass")
+			t.Logf("expired password: %v", err)
+			if s.Engine() == EnginePostgres && pgCode(err) != "28P01" {
+				t.Errorf("expired password: %v, want SQLSTATE 28P01", err)
+			}
+
+			// A session open when the user is dropped is terminated.
+			db, err = sql.Open(driverName, s.DSN(u, "second-pass"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if s.Engine() == EngineMariaDB {
+				_ = s.SetPassword(ctx, u, "second-pass") // leave the expired state
+			} else {
+				_ = s.pgExec(ctx, "ALTER ROLE "+pgIdent(u)+" VALID UNTIL 'infinity'")
+			}
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if err := s.DropUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.PingContext(ctx); err == nil {
+				t.Error("the session of a dropped user still works")
+			}
+			if err := s.DropUser(ctx, u); err != nil {
+				t.Errorf("dropping twice: %v", err)
+			}
+		})
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	ctx := context.Background()
+	st := NewSecrets()
+	v1 := st.PutAccount("db", Account{User: "a", Password: "one"})
+	v2 := st.PutAccount("db", Account{User: "a", Password: "two"})
+	cur, err := st.GetSecret(ctx, "db")
+	if err != nil || cur.VersionID() != v2 {
+		t.Fatalf("current = %v, %v", cur, err)
+	}
+	prev, err := st.GetSecretVersion(ctx, "db", secretsource.VersionRef{Stage: secretsource.StagePrevious})
+	if err != nil || prev.VersionID() != v1 {
+		t.Fatalf("previous = %v, %v", prev, err)
+	}
+	if _, err := st.GetSecret(ctx, "nope"); err == nil {
+		t.Error("missing secret found")
+	}
+	if st.Calls() != 3 {
+		t.Errorf("calls = %d", st.Calls())
+	}
+}
+
+func TestUnreachableServerFailsWithHint(t *testing.T) {
+	t.Setenv(EnvPostgresAdminDSN, "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=2")
+	t.Setenv(EnvMySQLAdminDSN, "root@tcp(127.0.0.1:1)/?timeout=2s")
+	for _, e := range []Engine{EnginePostgres, EngineMariaDB} {
+		_, err := Open(context.Background(), e)
+		if err == nil || !strings.Contains(err.Error(), "scripts/testdb.sh") || !strings.Contains(err.Error(), "does not answer") {
+			t.Errorf("%s: %v, want a 'does not answer' error naming scripts/testdb.sh", e, err)
+		}
+	}
+}
+
+func TestQuoting(t *testing.T) {
+	if got := myLiteral("a'b\\c\x00"); got != `'a\'b\\c\0'` {
+		t.Errorf("myLiteral = %s", got)
+	}
+	if got := pgLiteral("a'b\\c"); got != `'a''b\c'` {
+		t.Errorf("pgLiteral = %s", got)
+	}
+	if got := redactStmt("ALTER ROLE x PASSWORD 'secret'"); strings.Contains(got, "secret") {
+		t.Errorf("redactStmt = %s", got)
+	}
+}
