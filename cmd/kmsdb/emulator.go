@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/kmsdb/kmsdb/secretsource/kmstest"
+)
+
+func init() {
+	register("emulator", "run the local KMS emulator (shared + dedicated gateways, STS, ECS metadata) from a seed file", runEmulator)
+}
+
+const emulatorUsage = `usage: kmsdb emulator --seed seed.json [--addr 127.0.0.1:0] [--tls] [--state-dir DIR]
+
+Runs the KMS emulator until SIGINT or SIGTERM. On start it prints one JSON line on
+stdout with what a client needs:
+  {"kms":"http(s)://…","dkms":"https://…","sts":"https://…","metadata":"http://…",
+   "credentialsUri":"http://…/credentials","caFile":"…","clientKeyFile":"…",
+   "clientKeyPasswordFile":"…"}
+and logs one line per request on stderr (never a secret value or a key secret).
+--addr is the shared gateway's address (HTTPS with --tls, plain HTTP without); the
+other endpoints listen on 127.0.0.1 at free ports. The CA certificate and a freshly
+registered client key are written to --state-dir (default: a temporary directory
+removed on exit).
+
+The seed file:
+  {"accessKeys": [{"id": "LTAItest", "secret": "test-secret"}],
+   "secrets": [{"name": "db-secret", "type": "Rds",
+                "data": "{\"AccountName\":\"app\",\"AccountPassword\":\"p@ss=w0rd\"}",
+                "extendedConfig": {"SecretSubType": "SingleUser"},
+                "dataType": "text", "automaticRotation": false, "rotationInterval": "168h"}]}
+
+`
+
+// seedFile is the emulator's seed.
+type seedFile struct {
+	AccessKeys []seedKey    `json:"accessKeys"`
+	Secrets    []seedSecret `json:"secrets"`
+}
+
+type seedKey struct {
+	ID     string `json:"id"`
+	Secret string `json:"secret"`
+}
+
+type seedSecret struct {
+	Name              string         `json:"name"`
+	Type              string         `json:"type"`
+	Data              string         `json:"data"`
+	DataType          string         `json:"dataType"`
+	ExtendedConfig    map[string]any `json:"extendedConfig"`
+	AutomaticRotation bool           `json:"automaticRotation"`
+	RotationInterval  string         `json:"rotationInterval"` // Go duration, e.g. "168h" or "604800s"
+}
+
+// emulatorInfo is the JSON line printed on start.
+type emulatorInfo struct {
+	KMS                   string `json:"kms"`
+	DKMS                  string `json:"dkms"`
+	STS                   string `json:"sts"`
+	Metadata              string `json:"metadata"`
+	CredentialsURI        string `json:"credentialsUri"`
+	CAFile                string `json:"caFile"`
+	ClientKeyFile         string `json:"clientKeyFile"`
+	ClientKeyPasswordFile string `json:"clientKeyPasswordFile"`
+}
+
+// runEmulator implements `kmsdb emulator`.
+func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address of the shared gateway (KMS OpenAPI)")
+	seedPath := fs.String("seed", "", "seed file: access keys and secrets (JSON, required)")
+	useTLS := fs.Bool("tls", false, "serve the shared gateway over HTTPS (the emulator's CA, see caFile)")
+	stateDir := fs.String("state-dir", "", "directory for the CA and client key files (default: temporary, removed on exit)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, emulatorUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
+	}
+	if *seedPath == "" {
+		fs.Usage()
+		return fmt.Errorf("--seed is required: %w", errUsage)
+	}
+	opts, err := loadSeed(*seedPath)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	opts = append(opts, kmstest.WithLogger(logger))
+	if *useTLS {
+		opts = append(opts, kmstest.WithKMSTLSAddr(*addr))
+	} else {
+		opts = append(opts, kmstest.WithKMSAddr(*addr))
+	}
+	srv, err := kmstest.NewServer(opts...)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	dir := *stateDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "kmsdb-emulator-")
+		if err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("--state-dir %s: %w", dir, err)
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, srv.CACertPEM(), 0o644); err != nil {
+		return fmt.Errorf("--state-dir: write CA file: %w", err)
+	}
+	ck, err := kmstest.WriteClientKey(dir)
+	if err != nil {
+		return err
+	}
+	if err := srv.RegisterClientKey(ck); err != nil {
+		return err
+	}
+
+	info := emulatorInfo{
+		KMS:                   "http://" + srv.KMSAddr(),
+		DKMS:                  "https://" + srv.DKMSAddr(),
+		STS:                   "https://" + srv.STSAddr(),
+		Metadata:              srv.MetadataURL(),
+		CredentialsURI:        srv.CredentialsURI(),
+		CAFile:                caFile,
+		ClientKeyFile:         ck.File,
+		ClientKeyPasswordFile: ck.PasswordFile,
+	}
+	if *useTLS {
+		info.KMS = "https://" + srv.KMSTLSAddr()
+	}
+	line, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
+		return fmt.Errorf("write endpoints: %w", err)
+	}
+	logger.Info("emulator ready", "kms", info.KMS, "dkms", info.DKMS, "sts", info.STS, "metadata", info.Metadata,
+		"clientKeyId", ck.KeyID)
+	<-ctx.Done()
+	logger.Info("emulator stopping")
+	return nil
+}
+
+// loadSeed reads the seed file into server options. Errors name the file, the entry and the field, never a value.
+func loadSeed(path string) ([]kmstest.Option, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("seed file: %w", err)
+	}
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("seed file %s: "+format, append([]any{path}, a...)...)
+	}
+	var raw struct {
+		AccessKeys []json.RawMessage `json:"accessKeys"`
+		Secrets    []json.RawMessage `json:"secrets"`
+	}
+	if err := strictDecode(b, &raw); err != nil {
+		return nil, bad("%v", jsonProblem(err))
+	}
+	var opts []kmstest.Option
+	for i, rk := range raw.AccessKeys {
+		var k seedKey
+		if err := strictDecode(rk, &k); err != nil {
+			return nil, bad("accessKeys[%d]: %v", i, jsonProblem(err))
+		}
+		switch {
+		case k.ID == "":
+			return nil, bad("accessKeys[%d]: field id: must not be empty", i)
+		case k.Secret == "":
+			return nil, bad("accessKeys[%d] (%s): field secret: must not be empty", i, k.ID)
+		}
+		opts = append(opts, kmstest.WithAccessKey(k.ID, k.Secret))
+	}
+	names := map[string]int{}
+	for i, rs := range raw.Secrets {
+		var s seedSecret
+		if err := strictDecode(rs, &s); err != nil {
+			return nil, bad("secrets[%d]: %v", i, jsonProblem(err))
+		}
+		if j, dup := names[s.Name]; dup && s.Name != "" {
+			return nil, bad("secrets[%d] (%s): field name: same name as secrets[%d]", i, s.Name, j)
+		}
+		names[s.Name] = i
+		spec := kmstest.SecretSpec{Name: s.Name, Type: s.Type, Data: s.Data, DataType: s.DataType,
+			ExtendedConfig: s.ExtendedConfig, AutomaticRotation: s.AutomaticRotation}
+		if s.RotationInterval != "" {
+			d, err := time.ParseDuration(s.RotationInterval)
+			if err != nil {
+				return nil, bad("secrets[%d] (%s): field rotationInterval: %q is not a duration such as \"168h\"", i, s.Name, s.RotationInterval)
+			}
+			spec.RotationInterval = d
+		}
+		if err := kmstest.ValidateSecretSpec(spec); err != nil {
+			var se *kmstest.SpecError
+			if errors.As(err, &se) {
+				return nil, bad("secrets[%d] (%s): field %s: %s", i, s.Name, jsonField(se.Field), se.Problem)
+			}
+			return nil, bad("secrets[%d] (%s): %v", i, s.Name, err)
+		}
+		opts = append(opts, kmstest.WithSecret(spec))
+	}
+	return opts, nil
+}
+
+func strictDecode(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// jsonProblem describes a decoding error without quoting the input (a value could be a secret).
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %s: must be a JSON %s", te.Field, te.Type.Kind())
+	case errors.As(err, &se):
+		return fmt.Sprintf("not valid JSON at byte %d: %v", se.Offset, se)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "not valid JSON: unexpected end of file"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	}
+	return err.Error()
+}
+
+// jsonField turns a SecretSpec field name into the seed's key ("ExtendedConfig.SecretSubType" ->
+// "extendedConfig.SecretSubType").
+func jsonField(f string) string {
+	head, rest, _ := strings.Cut(f, ".")
+	if head == "" {
+		return f
+	}
+	r := []rune(head)
+	r[0] = unicode.ToLower(r[0])
+	if rest != "" {
+		return string(r) + "." + rest
+	}
+	return string(r)
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
+	sdkcred "github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/kms"
+)
+
+// startEmulator runs `kmsdb emulator` in process and returns the JSON line and the stderr log.
+func startEmulator(t *testing.T, args ...string) (emulatorInfo, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	stderr := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- runEmulator(ctx, args, pw, stderr)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("emulator returned %v", err)
+		}
+	})
+	sc := bufio.NewScanner(pr)
+	if !sc.Scan() {
+		cancel()
+		t.Fatalf("no JSON line; stderr:\n%s", stderr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }() // nothing else is expected on stdout
+	var info emulatorInfo
+	dec := json.NewDecoder(strings.NewReader(sc.Text()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&info); err != nil {
+		t.Fatalf("JSON line %q: %v", sc.Text(), err)
+	}
+	return info, stderr
+}
+
+func TestEmulatorCommand(t *testing.T) {
+	stateDir := t.TempDir()
+	info, stderr := startEmulator(t, "--addr", "127.0.0.1:0", "--seed", filepath.Join("..", "..", "examples", "seed.json"),
+		"--tls", "--state-dir", stateDir)
+	for name, v := range map[string]string{"kms": info.KMS, "dkms": info.DKMS, "sts": info.STS} {
+		if !strings.HasPrefix(v, "https://127.0.0.1:") {
+			t.Errorf("%s = %q", name, v)
+		}
+	}
+	if !strings.HasPrefix(info.Metadata, "http://127.0.0.1:") || info.CredentialsURI != info.Metadata+"/credentials" {
+		t.Errorf("metadata %q credentialsUri %q", info.Metadata, info.CredentialsURI)
+	}
+	for _, f := range []string{info.CAFile, info.ClientKeyFile, info.ClientKeyPasswordFile} {
+		if filepath.Dir(f) != stateDir {
+			t.Errorf("%s not in --state-dir", f)
+		}
+		if _, err := os.Stat(f); err != nil {
+			t.Error(err)
+		}
+	}
+
+	// The core SDK fetches the seed's secret over HTTPS trusting only caFile.
+	pem, err := os.ReadFile(info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cfg := sdk.NewConfig()
+	cfg.Scheme = "HTTPS"
+	cfg.HttpTransport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	c, err := kms.NewClientWithOptions("cn-hangzhou", cfg, sdkcred.NewStaticAKCredentialsProvider("LTAItest", "test-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Shutdown(); cfg.HttpTransport.CloseIdleConnections() })
+	c.Domain = strings.TrimPrefix(info.KMS, "https://")
+	req := kms.CreateGetSecretValueRequest()
+	req.SecretName = "db-secret"
+	resp, err := c.GetSecretValue(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.SecretData != `{"AccountName":"app","AccountPassword":"p@ss=w0rd"}` {
+		t.Fatal("unexpected value")
+	}
+	// The request is logged, the value is not.
+	log := stderr.String()
+	if !strings.Contains(log, "action=GetSecretValue") || strings.Contains(log, "p@ss") || strings.Contains(log, "test-secret") {
+		t.Fatalf("log:\n%s", log)
+	}
+}
+
+func TestEmulatorPlainHTTP(t *testing.T) {
+	info, _ := startEmulator(t, "--seed", filepath.Join("..", "..", "examples", "seed.json"))
+	if !strings.HasPrefix(info.KMS, "http://127.0.0.1:") {
+		t.Fatalf("kms %q", info.KMS)
+	}
+	if _, err := os.Stat(info.ClientKeyFile); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEmulatorBadSeed(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct{ name, seed, want string }{
+		{"missing password", `{"secrets":[{"name":"ok","data":"x"},{"name":"db","type":"Rds","data":"{\"AccountName\":\"app\"}"}]}`,
+			`secrets[1] (db): field data: Rds data needs a non-empty string "AccountPassword"`},
+		{"unknown field", `{"secrets":[{"name":"db","typ":"Rds"}]}`, `secrets[0]: unknown field "typ"`},
+		{"bad type", `{"secrets":[{"name":"db","type":"Mongo","data":"x"}]}`, `secrets[0] (db): field type: "Mongo" is not`},
+		{"data not a string", `{"secrets":[{"name":"db","data":{"a":1}}]}`, `secrets[0]: field data: must be a JSON string`},
+		{"empty key secret", `{"accessKeys":[{"id":"LTAIx"}]}`, `accessKeys[0] (LTAIx): field secret: must not be empty`},
+		{"bad interval", `{"secrets":[{"name":"db","data":"x","rotationInterval":"weekly"}]}`, `secrets[0] (db): field rotationInterval`},
+		{"subtype", `{"secrets":[{"name":"db","type":"Rds","data":"{\"AccountName\":\"a\",\"AccountPassword\":\"b\"}","extendedConfig":{"SecretSubType":"Three"}}]}`,
+			`secrets[0] (db): field extendedConfig.SecretSubType`},
+		{"not JSON", `{"secrets":[`, `not valid JSON`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".json")
+			if err := os.WriteFile(path, []byte(c.seed), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := runEmulator(context.Background(), []string{"--seed", path}, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "seed file "+path+": ") || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+		})
+	}
+	err := runEmulator(context.Background(), []string{"--seed", filepath.Join(dir, "absent.json")}, io.Discard, io.Discard)
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "absent.json") {
+		t.Fatalf("missing file: %v", err)
+	}
+	if err := runEmulator(context.Background(), nil, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+		t.Fatalf("no --seed: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
