@@ -52,64 +52,97 @@ type Fields struct {
 	ExtendedConfig    string // raw JSON as KMS returns it; empty when not fetched
 }
 
+// String shows the name and version of f, never its value.
+func (f Fields) String() string {
+	return fmt.Sprintf("secretsource.Fields(name=%q version=%q type=%q value=REDACTED)", f.Name, f.VersionID, f.SecretType)
+}
+
+// GoString is the same as String, so %#v cannot print the value.
+func (f Fields) GoString() string { return f.String() }
+
+// Format makes every fmt verb print the redacted form.
+func (f Fields) Format(st fmt.State, verb rune) { _, _ = fmt.Fprint(st, f.String()) }
+
+// LogValue makes slog print the name and version only.
+func (f Fields) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", f.Name), slog.String("version", f.VersionID), slog.String("type", f.SecretType))
+}
+
+// MarshalJSON shows the metadata of f, never its value.
+func (f Fields) MarshalJSON() ([]byte, error) { return New(f).MarshalJSON() }
+
 // Secret is one version of a secret. It is immutable and safe to share.
 // Formatting it with fmt, slog or encoding/json shows only its name and version.
+//
+// The fields live behind a pointer so that even a dereferenced Secret value
+// (fmt.Printf("%+v", *s)) prints an address, never the value.
 type Secret struct {
-	f Fields
+	f *Fields
+}
+
+// zeroFields backs the zero Secret, so its accessors return zero values.
+var zeroFields Fields
+
+// fields returns the secret's facts; a nil or zero Secret has none.
+func (s *Secret) fields() *Fields {
+	if s == nil || s.f == nil {
+		return &zeroFields
+	}
+	return s.f
 }
 
 // New builds a Secret from f, copying every slice so the caller cannot mutate it later.
 func New(f Fields) *Secret {
 	f.VersionStages = slices.Clone(f.VersionStages)
 	f.Value = slices.Clone(f.Value)
-	return &Secret{f: f}
+	return &Secret{f: &f}
 }
 
 // Name is the secret's name.
-func (s *Secret) Name() string { return s.f.Name }
+func (s *Secret) Name() string { return s.fields().Name }
 
 // VersionID identifies this version of the secret.
-func (s *Secret) VersionID() string { return s.f.VersionID }
+func (s *Secret) VersionID() string { return s.fields().VersionID }
 
 // VersionStages returns a copy of the stages attached to this version.
-func (s *Secret) VersionStages() []string { return slices.Clone(s.f.VersionStages) }
+func (s *Secret) VersionStages() []string { return slices.Clone(s.fields().VersionStages) }
 
 // HasStage reports whether this version carries the given stage.
-func (s *Secret) HasStage(stage string) bool { return slices.Contains(s.f.VersionStages, stage) }
+func (s *Secret) HasStage(stage string) bool { return slices.Contains(s.fields().VersionStages, stage) }
 
 // Type is the KMS SecretType (Generic, Rds, RAMCredentials, ECS).
-func (s *Secret) Type() string { return s.f.SecretType }
+func (s *Secret) Type() string { return s.fields().SecretType }
 
 // DataType is text or binary.
-func (s *Secret) DataType() string { return s.f.DataType }
+func (s *Secret) DataType() string { return s.fields().DataType }
 
 // Text returns the secret value as a string. Handle it with care: never log it.
-func (s *Secret) Text() string { return string(s.f.Value) }
+func (s *Secret) Text() string { return string(s.fields().Value) }
 
 // Bytes returns a copy of the secret value.
-func (s *Secret) Bytes() []byte { return slices.Clone(s.f.Value) }
+func (s *Secret) Bytes() []byte { return slices.Clone(s.fields().Value) }
 
 // CreateTime is when this version was created.
-func (s *Secret) CreateTime() time.Time { return s.f.CreateTime }
+func (s *Secret) CreateTime() time.Time { return s.fields().CreateTime }
 
 // AutomaticRotation reports whether KMS rotates this secret on a schedule.
-func (s *Secret) AutomaticRotation() bool { return s.f.AutomaticRotation }
+func (s *Secret) AutomaticRotation() bool { return s.fields().AutomaticRotation }
 
 // RotationInterval is the rotation period, zero when unknown.
-func (s *Secret) RotationInterval() time.Duration { return s.f.RotationInterval }
+func (s *Secret) RotationInterval() time.Duration { return s.fields().RotationInterval }
 
 // NextRotationDate is when KMS will rotate the secret next, zero when unknown.
-func (s *Secret) NextRotationDate() time.Time { return s.f.NextRotationDate }
+func (s *Secret) NextRotationDate() time.Time { return s.fields().NextRotationDate }
 
 // LastRotationDate is when KMS last rotated the secret, zero when unknown.
-func (s *Secret) LastRotationDate() time.Time { return s.f.LastRotationDate }
+func (s *Secret) LastRotationDate() time.Time { return s.fields().LastRotationDate }
 
 // ExtendedConfig is the raw JSON extended configuration, empty when not fetched.
-func (s *Secret) ExtendedConfig() string { return s.f.ExtendedConfig }
+func (s *Secret) ExtendedConfig() string { return s.fields().ExtendedConfig }
 
 // Fields returns a copy of everything the secret holds, value included.
 func (s *Secret) Fields() Fields {
-	f := s.f
+	f := *s.fields()
 	f.VersionStages = slices.Clone(f.VersionStages)
 	f.Value = slices.Clone(f.Value)
 	return f
@@ -120,7 +153,7 @@ func (s *Secret) String() string {
 	if s == nil {
 		return "secret(nil)"
 	}
-	return fmt.Sprintf("secret(name=%q version=%q type=%q value=REDACTED)", s.f.Name, s.f.VersionID, s.f.SecretType)
+	return fmt.Sprintf("secret(name=%q version=%q type=%q value=REDACTED)", s.fields().Name, s.fields().VersionID, s.fields().SecretType)
 }
 
 // GoString is the same as String, so %#v cannot print the value.
@@ -135,21 +168,24 @@ func (s *Secret) LogValue() slog.Value {
 		return slog.StringValue("nil")
 	}
 	return slog.GroupValue(
-		slog.String("name", s.f.Name),
-		slog.String("version", s.f.VersionID),
-		slog.String("type", s.f.SecretType),
+		slog.String("name", s.fields().Name),
+		slog.String("version", s.fields().VersionID),
+		slog.String("type", s.fields().SecretType),
 	)
 }
 
 // MarshalJSON shows the metadata, never the value.
 func (s *Secret) MarshalJSON() ([]byte, error) {
+	if s == nil {
+		return []byte("null"), nil
+	}
 	return json.Marshal(struct {
 		Name          string   `json:"name"`
 		VersionID     string   `json:"versionId"`
 		VersionStages []string `json:"versionStages,omitempty"`
 		SecretType    string   `json:"secretType,omitempty"`
 		Value         string   `json:"value"`
-	}{s.f.Name, s.f.VersionID, s.f.VersionStages, s.f.SecretType, "REDACTED"})
+	}{s.fields().Name, s.fields().VersionID, s.fields().VersionStages, s.fields().SecretType, "REDACTED"})
 }
 
 // Source fetches the current (ACSCurrent) version of a secret.

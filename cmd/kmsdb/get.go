@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/config"
+)
+
+func init() {
+	register("get", "print a secret's metadata, configured like Alibaba's client (value redacted unless --show-value)", runGet)
+}
+
+const getUsage = `usage: kmsdb get [--show-value] [--stage STAGE] [--version-id ID] [--json] SECRET
+
+Fetches SECRET with the configuration Alibaba's secret client reads (environment
+variables credentials_type, cache_client_region_id, ... and ./secretsmanager.properties,
+or the file named by KMSDB_PROPERTIES_FILE) and prints its metadata. The value is
+shown only with --show-value.
+
+`
+
+// loadSource is config.Load; tests replace it to add the emulator's CA.
+var loadSource = func(ctx context.Context) (secretsource.Source, error) { return config.Load(ctx) }
+
+// runGet implements `kmsdb get`.
+func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	showValue := fs.Bool("show-value", false, "print the secret value (it is a secret: mind your terminal and logs)")
+	stage := fs.String("stage", "", "version stage to fetch, e.g. ACSPrevious (default ACSCurrent)")
+	versionID := fs.String("version-id", "", "version id to fetch")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, getUsage)
+		fs.PrintDefaults()
+	}
+	// Flags may come before or after the secret name.
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return fmt.Errorf("get: missing SECRET: %w", errUsage)
+	}
+	name := rest[0]
+	if err := fs.Parse(rest[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("get: one SECRET expected, got %d arguments: %w", fs.NArg()+1, errUsage)
+	}
+	if strings.TrimSpace(name) == "" {
+		return fmt.Errorf("get: empty SECRET name: %w", errUsage)
+	}
+
+	src, err := loadSource(ctx)
+	if err != nil {
+		return fmt.Errorf("get: %w", err)
+	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
+	}
+	var s *secretsource.Secret
+	if *stage != "" || *versionID != "" {
+		vs, ok := src.(secretsource.VersionSource)
+		if !ok {
+			return errors.New("get: the configured source cannot fetch a stage or version id")
+		}
+		s, err = vs.GetSecretVersion(ctx, name, secretsource.VersionRef{Stage: *stage, VersionID: *versionID})
+	} else {
+		s, err = src.GetSecret(ctx, name)
+	}
+	if err != nil {
+		return fmt.Errorf("get: %w", err)
+	}
+	if *asJSON {
+		return printJSON(stdout, s, *showValue)
+	}
+	return printText(stdout, s, *showValue)
+}
+
+func valueText(s *secretsource.Secret, show bool) string {
+	if !show {
+		return fmt.Sprintf("REDACTED (%d bytes; --show-value prints it)", len(s.Bytes()))
+	}
+	if s.DataType() == secretsource.DataBinary {
+		return base64.StdEncoding.EncodeToString(s.Bytes())
+	}
+	return s.Text()
+}
+
+func timeText(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func printText(w io.Writer, s *secretsource.Secret, show bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	interval := "-"
+	if d := s.RotationInterval(); d > 0 {
+		interval = d.String()
+	}
+	for _, row := range [][2]string{
+		{"Name", s.Name()},
+		{"VersionId", s.VersionID()},
+		{"VersionStages", strings.Join(s.VersionStages(), ",")},
+		{"SecretType", s.Type()},
+		{"SecretDataType", s.DataType()},
+		{"CreateTime", timeText(s.CreateTime())},
+		{"AutomaticRotation", fmt.Sprint(s.AutomaticRotation())},
+		{"RotationInterval", interval},
+		{"LastRotationDate", timeText(s.LastRotationDate())},
+		{"NextRotationDate", timeText(s.NextRotationDate())},
+		{"ExtendedConfig", orDash(s.ExtendedConfig())},
+		{"SecretData", valueText(s, show)},
+	} {
+		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func printJSON(w io.Writer, s *secretsource.Secret, show bool) error {
+	out := struct {
+		Name              string          `json:"SecretName"`
+		VersionID         string          `json:"VersionId"`
+		VersionStages     []string        `json:"VersionStages"`
+		SecretType        string          `json:"SecretType"`
+		DataType          string          `json:"SecretDataType"`
+		CreateTime        string          `json:"CreateTime"`
+		AutomaticRotation bool            `json:"AutomaticRotation"`
+		RotationInterval  string          `json:"RotationInterval,omitempty"`
+		LastRotationDate  string          `json:"LastRotationDate,omitempty"`
+		NextRotationDate  string          `json:"NextRotationDate,omitempty"`
+		ExtendedConfig    json.RawMessage `json:"ExtendedConfig,omitempty"`
+		SecretData        string          `json:"SecretData"`
+	}{
+		Name: s.Name(), VersionID: s.VersionID(), VersionStages: s.VersionStages(), SecretType: s.Type(),
+		DataType: s.DataType(), CreateTime: timeText(s.CreateTime()), AutomaticRotation: s.AutomaticRotation(),
+		SecretData: valueText(s, show),
+	}
+	if d := s.RotationInterval(); d > 0 {
+		out.RotationInterval = d.String()
+	}
+	if t := s.LastRotationDate(); !t.IsZero() {
+		out.LastRotationDate = timeText(t)
+	}
+	if t := s.NextRotationDate(); !t.IsZero() {
+		out.NextRotationDate = timeText(t)
+	}
+	if ec := s.ExtendedConfig(); ec != "" && json.Valid([]byte(ec)) {
+		out.ExtendedConfig = json.RawMessage(ec)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}

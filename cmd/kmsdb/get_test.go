@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/config"
+	"github.com/kmsdb/kmsdb/secretsource/kmstest"
+)
+
+const (
+	getTestAK       = "LTAI5tGetTestKey"
+	getTestSecret   = "get-test-secret=="
+	getTestPassword = "Pa55-get-never-printed"
+	getOldPassword  = "Pa55-old-never-printed"
+)
+
+// getEnv configures `kmsdb get` through Alibaba's environment variables
+// against an emulator, and lets config.Load trust its CA.
+func getEnv(t *testing.T) *kmstest.Server {
+	t.Helper()
+	srv := kmstest.Start(t, kmstest.WithAccessKey(getTestAK, getTestSecret),
+		kmstest.WithSecret(kmstest.SecretSpec{Name: "db/app", Type: "Rds",
+			Data:           `{"AccountName":"app","AccountPassword":"` + getOldPassword + `"}`,
+			ExtendedConfig: map[string]any{"SecretSubType": "SingleUser"}}))
+	if err := srv.PutSecretValue("db/app", `{"AccountName":"app","AccountPassword":"`+getTestPassword+`"}`, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+	t.Setenv("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
+	t.Setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", filepath.Join(home, "none"))
+	t.Setenv("credentials_type", "ak")
+	t.Setenv("credentials_access_key_id", getTestAK)
+	t.Setenv("credentials_access_secret", getTestSecret)
+	t.Setenv("cache_client_region_id", `[{"regionId":"cn-hangzhou","endpoint":"`+srv.KMSTLSAddr()+`"}]`)
+	t.Chdir(t.TempDir())
+	old := loadSource
+	loadSource = func(ctx context.Context) (secretsource.Source, error) {
+		return config.Load(ctx, config.WithRootCAs(srv.CertPool()))
+	}
+	t.Cleanup(func() { loadSource = old })
+	return srv
+}
+
+func TestGet(t *testing.T) {
+	srv := getEnv(t)
+	state, _ := srv.Secret("db/app")
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		args     []string
+		want     []string
+		password bool
+	}{
+		{"redacted", []string{"db/app"}, []string{"Name:", "db/app", "VersionStages:", "ACSCurrent", "SecretType:", "Rds", "REDACTED", "SubType"}, false},
+		{"show value", []string{"--show-value", "db/app"}, []string{"SecretData:", getTestPassword}, true},
+		{"flag after name", []string{"db/app", "--show-value"}, []string{getTestPassword}, true},
+		{"previous stage", []string{"--stage", "ACSPrevious", "db/app"}, []string{"ACSPrevious", "REDACTED"}, false},
+		{"json", []string{"--json", "db/app"}, []string{`"SecretName": "db/app"`, `"SecretData": "REDACTED`}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if err := runGet(ctx, tt.args, &out, &errOut); err != nil {
+				t.Fatalf("%v\nstderr: %s", err, errOut.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			if (!tt.password && strings.Contains(out.String()+errOut.String(), getTestPassword)) ||
+				strings.Contains(out.String()+errOut.String(), getOldPassword) {
+				t.Errorf("password printed without --show-value:\n%s", out.String())
+			}
+			if strings.Contains(out.String()+errOut.String(), getTestSecret) {
+				t.Error("AccessKey secret printed")
+			}
+		})
+	}
+	var out bytes.Buffer
+	if err := runGet(ctx, []string{"--json", "--version-id", state.PreviousVersionID, "db/app"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got["VersionId"] != state.PreviousVersionID {
+		t.Errorf("json by version id: %v %s", err, out.String())
+	}
+}
+
+func TestGetErrors(t *testing.T) {
+	getEnv(t)
+	ctx := context.Background()
+	var out, errOut bytes.Buffer
+	if err := runGet(ctx, nil, &out, &errOut); err == nil || !strings.Contains(errOut.String(), "usage: kmsdb get") {
+		t.Errorf("no args: %v %s", err, errOut.String())
+	}
+	if code := runMain(ctx, []string{"get"}, &out, &errOut); code != 2 {
+		t.Errorf("kmsdb get without SECRET: exit code %d, want 2", code)
+	}
+	if err := runGet(ctx, []string{"a", "b"}, &out, &errOut); err == nil {
+		t.Error("two secrets accepted")
+	}
+	if err := runGet(ctx, []string{"--nope", "a"}, &out, &errOut); err == nil {
+		t.Error("unknown flag accepted")
+	}
+	if err := runGet(ctx, []string{"-h"}, &out, &errOut); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v", err)
+	}
+	err := runGet(ctx, []string{"missing/secret"}, &out, &errOut)
+	if !errors.Is(err, secretsource.ErrNotFound) || !strings.Contains(err.Error(), "missing/secret") {
+		t.Errorf("missing secret: %v", err)
+	}
+	// A broken configuration names the key.
+	t.Setenv("cache_client_region_id", `[{"regionId":"cn-hangzhou",`)
+	err = runGet(ctx, []string{"db/app"}, &out, &errOut)
+	if !errors.Is(err, secretsource.ErrConfig) || !strings.Contains(err.Error(), "cache_client_region_id") {
+		t.Errorf("broken config: %v", err)
+	}
+	if strings.Contains(out.String()+errOut.String()+err.Error(), getTestSecret) {
+		t.Error("AccessKey secret printed")
+	}
+}

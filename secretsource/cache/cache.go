@@ -1,0 +1,704 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+)
+
+// ErrClosed is returned by every method of a Cache after Close.
+var ErrClosed = errors.New("cache: closed")
+
+// ErrVersionsUnsupported is returned by GetSecretVersion for a version other
+// than ACSCurrent when the source does not implement secretsource.VersionSource.
+var ErrVersionsUnsupported = errors.New("cache: the source cannot fetch secret versions other than ACSCurrent")
+
+// Compile-time checks: a Cache is itself a source, so layers above take either.
+var (
+	_ secretsource.Source        = (*Cache)(nil)
+	_ secretsource.VersionSource = (*Cache)(nil)
+)
+
+// Fetch reasons, reported in hooks and logs.
+const (
+	reasonCold        = "cold"
+	reasonScheduled   = "scheduled"
+	reasonForced      = "forced"
+	reasonInvalidated = "invalidated"
+	reasonRetry       = "retry"
+	reasonWarmStart   = "warm-start"
+)
+
+// Cache keeps secrets of a Source in memory and refreshes them ahead of time.
+// It is safe for concurrent use; build one per process (or per source) and
+// share it. See the package documentation for the behaviour.
+type Cache struct {
+	src  secretsource.Source
+	vsrc secretsource.VersionSource // nil when src cannot fetch versions
+	cfg  config
+	log  *slog.Logger
+
+	// slots is a copy-on-write map: readers do one atomic load and a plain map
+	// lookup, without locking or allocating. It is replaced by an empty map on
+	// Close, so lookups after Close miss and find the cache closed.
+	slots atomic.Pointer[map[string]*slot]
+
+	mu     sync.Mutex // guards closed, slot creation and wg.Add
+	closed bool
+	wg     sync.WaitGroup // background work and fetches in progress
+	done   chan struct{}  // closed when Close has finished
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	sf singleflight.Group
+}
+
+type entryState uint8
+
+const (
+	stateFresh     entryState = iota // fetched, its refresh not yet failed
+	stateStale                       // a refresh failed; served until the max staleness
+	stateRejected                    // Invalidate named its version; callers wait for the refresh
+	statePersisted                   // loaded from the Store; served only if the source fails
+	stateEmpty                       // nothing to serve (never fetched, or evicted)
+)
+
+// entry is immutable once published in slot.cur.
+type entry struct {
+	secret    *secretsource.Secret
+	fetchedAt time.Time
+	serve     bool // the hot path may return secret
+	state     entryState
+}
+
+// slot holds everything the cache knows of one secret name.
+type slot struct {
+	name    string
+	cur     atomic.Pointer[entry]
+	limiter *rate.Limiter // shared by every fetch of this secret; fed the cache's clock
+
+	mu         sync.Mutex
+	closed     bool
+	gen        uint64 // generation of the refresh timer; stale callbacks compare it
+	refresh    interface{ Stop() bool }
+	refreshAt  time.Time
+	expiry     interface{ Stop() bool }
+	failures   int
+	lastErr    error
+	staleSince time.Time
+	holdUntil  time.Time // a caller with nothing to serve gets lastErr until then
+	versions   map[secretsource.VersionRef]*versionEntry
+
+	saveMu  sync.Mutex
+	savedAt time.Time
+}
+
+// New returns a cache in front of src. It loads the Store (see WithStore) and
+// schedules an immediate refresh of each persisted secret; it does not call
+// the source itself. Close it to stop its background work.
+func New(src secretsource.Source, opts ...Option) (*Cache, error) {
+	if src == nil {
+		return nil, errors.New("cache: New: source is nil")
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if err := cfg.err(); err != nil {
+		return nil, err
+	}
+	if cfg.store == nil {
+		cfg.store = NewMemoryStore()
+	}
+	c := &Cache{src: src, cfg: cfg, log: cfg.logger, done: make(chan struct{})}
+	c.vsrc, _ = src.(secretsource.VersionSource)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	m := make(map[string]*slot)
+
+	loadCtx, cancel := context.WithTimeout(c.ctx, cfg.fetchTimeout)
+	recs, err := cfg.store.Load(loadCtx)
+	cancel()
+	if err != nil {
+		c.log.LogAttrs(c.ctx, slog.LevelWarn, "cache: store load failed; starting without (some) persisted secrets", slog.Any("error", err))
+	}
+	now := cfg.clock.Now()
+	for _, r := range recs {
+		if r.Secret == nil || r.Secret.Name() == "" || now.Sub(r.FetchedAt) >= cfg.maxStale {
+			continue
+		}
+		s := c.newSlot(r.Secret.Name())
+		e := &entry{secret: r.Secret, fetchedAt: r.FetchedAt, state: statePersisted}
+		s.cur.Store(e)
+		s.savedAt = r.FetchedAt
+		m[s.name] = s
+	}
+	c.slots.Store(&m)
+	for _, s := range m {
+		s.mu.Lock()
+		c.armExpiryLocked(s, s.cur.Load())
+		c.scheduleLocked(s, 0, reasonWarmStart)
+		s.mu.Unlock()
+	}
+	return c, nil
+}
+
+func (c *Cache) newSlot(name string) *slot {
+	return &slot{
+		name:    name,
+		limiter: rate.NewLimiter(rate.Every(c.cfg.limitEvery), c.cfg.limitBurst),
+	}
+}
+
+// GetSecret returns the ACSCurrent version of the secret. A warm read is a
+// map lookup and an atomic load, with no lock and no allocation. On a miss,
+// concurrent callers share one fetch from the source; ctx bounds only this
+// caller's wait, not the fetch. When a refresh fails the previous value keeps
+// being served, up to the maximum staleness.
+func (c *Cache) GetSecret(ctx context.Context, name string) (*secretsource.Secret, error) {
+	if s := (*c.slots.Load())[name]; s != nil {
+		if e := s.cur.Load(); e != nil && e.serve {
+			return e.secret, nil
+		}
+	}
+	return c.getSlow(ctx, name)
+}
+
+func (c *Cache) getSlow(ctx context.Context, name string) (*secretsource.Secret, error) {
+	s, err := c.slotFor(name)
+	if err != nil {
+		return nil, err
+	}
+	e := s.cur.Load()
+	if e != nil && e.serve {
+		return e.secret, nil
+	}
+	if err := c.held(s); err != nil {
+		return nil, err
+	}
+	reason := reasonCold
+	switch {
+	case e == nil:
+	case e.state == stateRejected:
+		reason = reasonInvalidated
+	case e.state == statePersisted:
+		reason = reasonWarmStart
+	}
+	ch := c.sf.DoChan(name, c.flight(ctx, s, reason, true, nil))
+	select {
+	case r := <-ch:
+		if r.Err == nil {
+			return r.Val.(*secretsource.Secret), nil
+		}
+		if e := s.cur.Load(); e != nil && e.serve { // stale if error
+			return e.secret, nil
+		}
+		return nil, r.Err
+	case <-ctx.Done():
+		if e := s.cur.Load(); e != nil && (e.serve || e.state == statePersisted) {
+			return e.secret, nil
+		}
+		return nil, waitError(name, ctx)
+	}
+}
+
+// waitError reports a caller that stopped waiting for a fetch.
+func waitError(name string, ctx context.Context) error {
+	kind := secretsource.KindTimeout
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		kind = secretsource.KindUnknown
+	}
+	return &secretsource.Error{Kind: kind, Secret: name, Source: "cache",
+		Message: "stopped waiting for the fetch from the source (it goes on for other callers)", Err: context.Cause(ctx)}
+}
+
+// held returns the last error of a secret that has nothing to serve while the
+// cache is holding it, so callers do not hammer the source.
+func (c *Cache) held(s *slot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastErr != nil && c.cfg.clock.Now().Before(s.holdUntil) {
+		return s.lastErr
+	}
+	return nil
+}
+
+// slotFor returns the slot of name, creating it.
+func (c *Cache) slotFor(name string) (*slot, error) {
+	if s := (*c.slots.Load())[name]; s != nil {
+		return s, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	m := *c.slots.Load()
+	if s := m[name]; s != nil {
+		return s, nil
+	}
+	if name == "" {
+		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Source: "cache", Message: "secret name is empty"}
+	}
+	s := c.newSlot(name)
+	nm := make(map[string]*slot, len(m)+1)
+	maps.Copy(nm, m)
+	nm[name] = s
+	c.slots.Store(&nm)
+	return s, nil
+}
+
+// enter registers background work; it fails once the cache is closed.
+func (c *Cache) enter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	return true
+}
+
+func (c *Cache) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// fetchContext is the context of a shared fetch: the caller's values, not its
+// cancellation; bounded by the fetch timeout and by Close.
+func (c *Cache) fetchContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.cfg.fetchTimeout)
+	stop := context.AfterFunc(c.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// waitToken takes a token of the secret's rate limit, waiting for it on the
+// cache's clock.
+func (c *Cache) waitToken(ctx context.Context, s *slot) error {
+	now := c.cfg.clock.Now()
+	r := s.limiter.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	if d <= 0 {
+		return nil
+	}
+	ready := make(chan struct{})
+	t := c.cfg.clock.AfterFunc(d, func() { close(ready) })
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		t.Stop()
+		r.CancelAt(c.cfg.clock.Now())
+		return ctx.Err()
+	}
+}
+
+// tryToken takes a token if one is available now; otherwise it returns how
+// long until one is.
+func (c *Cache) tryToken(s *slot) time.Duration {
+	now := c.cfg.clock.Now()
+	r := s.limiter.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d
+	}
+	return 0
+}
+
+// flight returns the function of a shared fetch of the ACSCurrent version.
+// waitTok makes it wait for the rate limit; rejected, when set, skips the
+// fetch if the rejected entry was already replaced.
+func (c *Cache) flight(parent context.Context, s *slot, reason string, waitTok bool, rejected *entry) func() (any, error) {
+	return func() (any, error) {
+		if !c.enter() {
+			return nil, ErrClosed
+		}
+		defer c.wg.Done()
+		if rejected != nil {
+			if e := s.cur.Load(); e != rejected && e != nil && e.secret != nil {
+				return e.secret, nil // someone already refreshed it
+			}
+		}
+		ctx, cancel := c.fetchContext(parent)
+		defer cancel()
+		if waitTok {
+			if err := c.waitToken(ctx, s); err != nil {
+				if c.isClosed() {
+					return nil, ErrClosed
+				}
+				err = &secretsource.Error{Kind: secretsource.KindTimeout, Secret: s.name, Source: "cache",
+					Message: "fetch timed out waiting for the secret's refresh rate limit", Err: err}
+				c.onFailure(s, reason, err, c.cfg.clock.Now()) // a rejected or persisted value is served stale
+				return nil, err
+			}
+		}
+		start := c.cfg.clock.Now()
+		sec, err := c.src.GetSecret(ctx, s.name)
+		if err == nil && sec == nil {
+			err = &secretsource.Error{Kind: secretsource.KindInternal, Secret: s.name, Source: "cache",
+				Message: "the source returned neither a secret nor an error"}
+		}
+		now := c.cfg.clock.Now()
+		if c.isClosed() {
+			return nil, ErrClosed
+		}
+		if err != nil {
+			c.onFailure(s, reason, err, now)
+			return nil, err
+		}
+		c.onSuccess(s, reason, sec, now, now.Sub(start))
+		return sec, nil
+	}
+}
+
+func (c *Cache) onSuccess(s *slot, reason string, sec *secretsource.Secret, now time.Time, took time.Duration) {
+	e := &entry{secret: sec, fetchedAt: now, serve: true, state: stateFresh}
+	next := c.cfg.policy.NextRefresh(sec, now, c.cfg.rnd)
+	if next < 0 {
+		next = 0
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	prev := s.cur.Swap(e)
+	var prevVersion string
+	if prev != nil && prev.secret != nil {
+		prevVersion = prev.secret.VersionID()
+	}
+	changed := prevVersion != sec.VersionID()
+	if changed {
+		for ref := range s.versions {
+			if ref.Stage != "" { // a stage moves with rotation; a version id does not
+				delete(s.versions, ref)
+			}
+		}
+	}
+	s.failures, s.lastErr, s.staleSince, s.holdUntil = 0, nil, time.Time{}, time.Time{}
+	c.scheduleLocked(s, next, reasonScheduled)
+	c.armExpiryLocked(s, e)
+	s.mu.Unlock()
+
+	c.persist(s)
+	c.log.LogAttrs(c.ctx, slog.LevelDebug, "cache: refreshed secret", slog.String("secret", s.name),
+		slog.String("version", sec.VersionID()), slog.Bool("changed", changed), slog.String("reason", reason),
+		slog.Duration("took", took), slog.Duration("next_refresh", next))
+	if h := c.cfg.hooks.Refreshed; h != nil {
+		h(RefreshedEvent{Name: s.name, Version: sec.VersionID(), Previous: prevVersion, Changed: changed,
+			Took: took, NextRefresh: next, Reason: reason})
+	}
+}
+
+func (c *Cache) onFailure(s *slot, reason string, err error, now time.Time) {
+	retryable := secretsource.IsRetryable(err)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.failures++
+	s.lastErr = err
+	attempt := s.failures
+	e := s.cur.Load()
+	hasValue := e != nil && e.secret != nil
+	var delay time.Duration
+	if retryable {
+		delay = c.cfg.backoff.Delay(attempt, c.cfg.rnd)
+	} else if hasValue {
+		delay = c.cfg.policy.NextRefresh(e.secret, now, c.cfg.rnd)
+	}
+	delay = max(delay, 0)
+	var stale *StaleEvent
+	if hasValue {
+		if !e.serve || e.state != stateStale {
+			ne := *e
+			ne.serve, ne.state = true, stateStale
+			s.cur.Store(&ne)
+		}
+		if s.staleSince.IsZero() {
+			s.staleSince = now
+		}
+		c.scheduleLocked(s, delay, reasonRetry)
+		stale = &StaleEvent{Name: s.name, Version: e.secret.VersionID(), Age: now.Sub(e.fetchedAt),
+			ExpiresIn: e.fetchedAt.Add(c.cfg.maxStale).Sub(now), Err: err}
+	} else {
+		hold := delay
+		if !retryable {
+			hold = c.cfg.errorHold
+		}
+		s.holdUntil = now.Add(hold)
+		if s.refresh != nil { // an evicted secret keeps its retry timer
+			delay = s.refreshAt.Sub(now)
+		}
+	}
+	s.mu.Unlock()
+
+	level := slog.LevelWarn
+	c.log.LogAttrs(c.ctx, level, "cache: fetching secret failed", slog.String("secret", s.name),
+		slog.String("reason", reason), slog.Int("attempt", attempt), slog.Bool("retryable", retryable),
+		slog.Duration("retry_in", delay), slog.Any("error", err))
+	if h := c.cfg.hooks.RefreshFailed; h != nil {
+		h(RefreshFailedEvent{Name: s.name, Err: err, Retryable: retryable, Attempt: attempt, RetryIn: delay, Reason: reason})
+	}
+	if stale != nil {
+		c.log.LogAttrs(c.ctx, level, "cache: serving stale secret", slog.String("secret", s.name),
+			slog.String("version", stale.Version), slog.Duration("age", stale.Age), slog.Duration("expires_in", stale.ExpiresIn))
+		if h := c.cfg.hooks.ServingStale; h != nil {
+			h(*stale)
+		}
+	}
+}
+
+// scheduleLocked (re)arms the refresh timer of s. s.mu is held.
+func (c *Cache) scheduleLocked(s *slot, d time.Duration, reason string) {
+	if s.closed {
+		return
+	}
+	if s.refresh != nil {
+		s.refresh.Stop()
+	}
+	s.gen++
+	gen := s.gen
+	s.refreshAt = c.cfg.clock.Now().Add(d)
+	s.refresh = c.cfg.clock.AfterFunc(d, func() { c.onTimer(s, gen, reason) })
+}
+
+// onTimer runs a scheduled refresh or retry.
+func (c *Cache) onTimer(s *slot, gen uint64, reason string) {
+	if !c.enter() {
+		return
+	}
+	defer c.wg.Done()
+	s.mu.Lock()
+	if s.closed || s.gen != gen {
+		s.mu.Unlock()
+		return
+	}
+	if d := c.tryToken(s); d > 0 { // the rate limit is shared with forced refreshes
+		c.scheduleLocked(s, d, reason)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	ch := c.sf.DoChan(s.name, c.flight(context.Background(), s, reason, false, nil))
+	select {
+	case <-ch:
+	case <-c.ctx.Done():
+	}
+}
+
+// armExpiryLocked evicts e when it exceeds the maximum staleness. s.mu is held.
+func (c *Cache) armExpiryLocked(s *slot, e *entry) {
+	if s.closed || e == nil || e.secret == nil {
+		return
+	}
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	d := e.fetchedAt.Add(c.cfg.maxStale).Sub(c.cfg.clock.Now())
+	s.expiry = c.cfg.clock.AfterFunc(d, func() { c.onExpire(s, e.secret, e.fetchedAt) })
+}
+
+func (c *Cache) onExpire(s *slot, sec *secretsource.Secret, fetchedAt time.Time) {
+	if !c.enter() {
+		return
+	}
+	defer c.wg.Done()
+	s.mu.Lock()
+	cur := s.cur.Load()
+	if s.closed || cur == nil || cur.secret != sec || !cur.fetchedAt.Equal(fetchedAt) {
+		s.mu.Unlock()
+		return
+	}
+	now := c.cfg.clock.Now()
+	s.cur.Store(&entry{state: stateEmpty})
+	if s.lastErr == nil {
+		s.lastErr = &secretsource.Error{Kind: secretsource.KindUnavailable, Secret: s.name, Source: "cache",
+			Message: "cached value exceeded the maximum staleness and could not be refreshed"}
+	}
+	s.holdUntil = s.refreshAt // callers get the error until the next retry
+	s.mu.Unlock()
+
+	if c.enter() {
+		go func() {
+			defer c.wg.Done()
+			s.saveMu.Lock()
+			defer s.saveMu.Unlock()
+			if err := c.cfg.store.Delete(c.ctx, s.name); err != nil {
+				c.log.LogAttrs(c.ctx, slog.LevelWarn, "cache: store delete failed", slog.String("secret", s.name), slog.Any("error", err))
+			}
+		}()
+	}
+	age := now.Sub(fetchedAt)
+	c.log.LogAttrs(c.ctx, slog.LevelError, "cache: evicted secret", slog.String("secret", s.name),
+		slog.String("version", sec.VersionID()), slog.Duration("age", age), slog.String("reason", string(EvictMaxStaleness)))
+	if h := c.cfg.hooks.Evicted; h != nil {
+		h(EvictedEvent{Name: s.name, Version: sec.VersionID(), Age: age, Reason: EvictMaxStaleness})
+	}
+}
+
+// persist saves the latest value of s to the store, in the background.
+func (c *Cache) persist(s *slot) {
+	if !c.enter() {
+		return
+	}
+	go func() {
+		defer c.wg.Done()
+		s.saveMu.Lock()
+		defer s.saveMu.Unlock()
+		e := s.cur.Load()
+		if e == nil || e.secret == nil || !e.fetchedAt.After(s.savedAt) {
+			return
+		}
+		if err := c.cfg.store.Save(c.ctx, Record{Secret: e.secret, FetchedAt: e.fetchedAt}); err != nil {
+			c.log.LogAttrs(c.ctx, slog.LevelWarn, "cache: store save failed", slog.String("secret", s.name), slog.Any("error", err))
+			return
+		}
+		s.savedAt = e.fetchedAt
+	}()
+}
+
+// Invalidate tells the cache that rejectedVersion of the secret was refused
+// (for example a database rejected its password). It acts only if the cached
+// version is rejectedVersion: callers of GetSecret then wait for a refresh,
+// which starts in the background (or is joined if one is in progress) under
+// the secret's rate limit. So N connections failing on one version cause one
+// fetch. It reports whether it acted. It never blocks.
+func (c *Cache) Invalidate(name, rejectedVersion string) bool {
+	s := (*c.slots.Load())[name]
+	if s == nil || rejectedVersion == "" {
+		return false
+	}
+	acted := false
+	s.mu.Lock()
+	for ref, v := range s.versions {
+		if v.secret.VersionID() == rejectedVersion && ref.Stage != "" {
+			delete(s.versions, ref)
+			acted = true
+		}
+	}
+	s.mu.Unlock()
+	for {
+		e := s.cur.Load()
+		if e == nil || e.secret == nil || e.secret.VersionID() != rejectedVersion {
+			return acted
+		}
+		if e.state != stateRejected {
+			ne := *e
+			ne.serve, ne.state = false, stateRejected
+			if !s.cur.CompareAndSwap(e, &ne) {
+				continue
+			}
+			e = &ne
+		}
+		c.sf.DoChan(name, c.flight(context.Background(), s, reasonInvalidated, true, e))
+		return true
+	}
+}
+
+// Refresh fetches the secret now, whatever the cache holds, and returns what
+// the source returned. It joins a fetch already in progress, and it waits (up
+// to ctx) for the secret's rate limit, which scheduled refreshes share, so a
+// loop of Refresh calls cannot storm the source. On error the cache keeps
+// serving the previous value through GetSecret.
+func (c *Cache) Refresh(ctx context.Context, name string) (*secretsource.Secret, error) {
+	s, err := c.slotFor(name)
+	if err != nil {
+		return nil, err
+	}
+	ch := c.sf.DoChan(name, c.flight(ctx, s, reasonForced, true, nil))
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*secretsource.Secret), nil
+	case <-ctx.Done():
+		return nil, waitError(name, ctx)
+	}
+}
+
+// Close stops every timer and background fetch and waits for them to end.
+// It is idempotent; every call after the first waits for the first to finish.
+// Later calls of other methods return ErrClosed.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		<-c.done
+		return nil
+	}
+	c.closed = true
+	old := c.slots.Load()
+	empty := map[string]*slot{}
+	c.slots.Store(&empty)
+	c.mu.Unlock()
+
+	c.cancel()
+	for _, s := range *old {
+		s.mu.Lock()
+		s.closed = true
+		if s.refresh != nil {
+			s.refresh.Stop()
+		}
+		if s.expiry != nil {
+			s.expiry.Stop()
+		}
+		s.mu.Unlock()
+	}
+	c.wg.Wait()
+	close(c.done)
+	return nil
+}
+
+// EntryInfo describes the cached state of one secret, for metrics and
+// health checks. It never holds the value.
+type EntryInfo struct {
+	Name        string
+	Version     string        // the version served, empty if none
+	Serving     bool          // GetSecret returns it without waiting
+	FetchedAt   time.Time     // last successful fetch of Version
+	Age         time.Duration // since FetchedAt
+	Stale       bool          // the last refresh failed; Version is served stale
+	StaleSince  time.Time     // first failure since the last success
+	Failures    int           // consecutive failed fetches
+	LastError   error         // the last fetch error, nil after a success
+	NextRefresh time.Time     // next scheduled refresh or retry
+}
+
+// Info reports the cached state of a secret, and false if the cache does not
+// know it (or is closed).
+func (c *Cache) Info(name string) (EntryInfo, bool) {
+	s := (*c.slots.Load())[name]
+	if s == nil {
+		return EntryInfo{}, false
+	}
+	now := c.cfg.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	info := EntryInfo{Name: name, StaleSince: s.staleSince, Failures: s.failures, LastError: s.lastErr, NextRefresh: s.refreshAt}
+	if e := s.cur.Load(); e != nil && e.secret != nil {
+		info.Version, info.Serving, info.FetchedAt = e.secret.VersionID(), e.serve, e.fetchedAt
+		info.Age = now.Sub(e.fetchedAt)
+		info.Stale = e.state == stateStale
+	}
+	return info, true
+}
+
+// String describes the cache without any secret: the number of secrets it knows.
+func (c *Cache) String() string {
+	return fmt.Sprintf("cache(secrets=%d)", len(*c.slots.Load()))
+}

@@ -1,0 +1,73 @@
+// Package cache keeps KMS secrets in memory, refreshes them before they are
+// due, and keeps serving them when KMS fails. A *Cache is itself a
+// secretsource.Source (and VersionSource), so anything that takes a source
+// takes a cache.
+//
+//	src, _ := kms.New(kms.Config{...})
+//	c, err := cache.New(src)
+//	defer c.Close()
+//	s, err := c.GetSecret(ctx, "db-secret")
+//
+// # Hot path
+//
+// A warm GetSecret is a lookup in a copy-on-write map reached through one
+// atomic load, then one atomic load of the secret's immutable entry: no lock,
+// no allocation, no parsing, no clock read. Secrets are immutable, so every
+// caller gets the same pointer safely.
+//
+// # Cold path
+//
+// Concurrent callers of a secret that is not cached share one fetch
+// (golang.org/x/sync/singleflight). The fetch runs on a context that keeps the
+// first caller's values but not its cancellation, bounded by the fetch timeout
+// (WithFetchTimeout) and by Close; each caller's own context bounds only its
+// own wait.
+//
+// # Refresh ahead
+//
+// After each fetch the RefreshPolicy schedules the next one in the
+// background. The default, RotationAwareTTL, refreshes at a random point
+// between 80% and 100% of the TTL, and shortly after the secret's
+// NextRotationDate when that comes first (30 s plus up to 30 s of jitter, then
+// polling at that pace for up to 15 minutes while the rotation is late).
+//
+// The default TTL is 5 minutes. Rotations on KMS's schedule are picked up by
+// the rotation-aware part within about a minute, and a database that rejects a
+// password triggers Invalidate at once, so the TTL only bounds how long a
+// change made outside the schedule (RotateSecret, PutSecretValue by hand) goes
+// unseen by code that never reports a rejection. Alibaba's client uses 1 hour,
+// which is too long for that case; at 5 minutes a process with 10 secrets
+// makes 2 calls a minute, and a fleet of 1,000 such processes about 33 calls
+// a second spread evenly by the jitter, far below KMS's request quotas.
+//
+// # Stale if error, backoff, rate limit
+//
+// A failed refresh never replaces a good value: callers keep getting it, the
+// ServingStale hook and Info report how old it is, and it is evicted (Evicted
+// hook) only once no refresh has succeeded for the maximum staleness (24 h by
+// default, WithMaxStaleness). Retryable failures (secretsource.IsRetryable)
+// are retried with exponential backoff and full jitter (ExponentialBackoff:
+// uniform in [0, min(5 min, 1 s·2^(n-1)))); permanent ones (not found, access
+// denied, bad credentials) are reported at once through the hooks and retried
+// only at the next scheduled refresh, and a caller with nothing to serve gets
+// the error for 30 s (WithErrorHold) without the source being asked again.
+//
+// Every fetch of a secret, scheduled, retried, forced or caused by
+// Invalidate, takes a token from one per-secret rate limiter
+// (golang.org/x/time/rate, one per second after a burst of 2 by default,
+// WithRefreshLimit). That limiter is also the hard floor under the jittered
+// backoff: over any period T a secret is fetched at most burst + T/every times.
+//
+// # Forced refresh
+//
+// Invalidate(name, rejectedVersion) acts only if the cached version is the
+// rejected one, so N connections failing on one version cause one fetch.
+// Refresh joins a fetch in progress and waits for the rate limit, so a broken
+// database cannot turn into a KMS storm.
+//
+// # Plug-in points
+//
+// Store (MemoryStore by default; FileStore encrypts with AES-GCM for restarts
+// while KMS is down), RefreshPolicy, Backoff, Hooks and a *slog.Logger (quiet
+// by default; nothing is logged on the hot path).
+package cache

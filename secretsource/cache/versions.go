@@ -1,0 +1,109 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+)
+
+// versionEntry is a cached version other than ACSCurrent.
+type versionEntry struct {
+	secret    *secretsource.Secret
+	fetchedAt time.Time
+	validFor  time.Duration // zero: forever (a version id never changes)
+}
+
+func matches(s *secretsource.Secret, ref secretsource.VersionRef) bool {
+	return (ref.VersionID == "" || s.VersionID() == ref.VersionID) && (ref.Stage == "" || s.HasStage(ref.Stage))
+}
+
+// GetSecretVersion returns one version of the secret, by stage (for example
+// secretsource.StagePrevious during a rotation window), by version id, or
+// both. The zero VersionRef and the ACSCurrent stage are GetSecret. Other
+// versions come from the source's secretsource.VersionSource capability
+// (ErrVersionsUnsupported without it), share the secret's rate limit and
+// single flight, and are cached: a version id for good, a stage until the
+// current version changes, Invalidate names it, or the refresh policy's
+// interval passes.
+func (c *Cache) GetSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
+	if ref.VersionID == "" && (ref.Stage == "" || ref.Stage == secretsource.StageCurrent) {
+		return c.GetSecret(ctx, name)
+	}
+	s, err := c.slotFor(name)
+	if err != nil {
+		return nil, err
+	}
+	if e := s.cur.Load(); e != nil && e.serve && matches(e.secret, ref) {
+		return e.secret, nil
+	}
+	now := c.cfg.clock.Now()
+	s.mu.Lock()
+	old := s.versions[ref]
+	s.mu.Unlock()
+	if old != nil && (old.validFor == 0 || now.Sub(old.fetchedAt) < old.validFor) {
+		return old.secret, nil
+	}
+	if c.vsrc == nil {
+		return nil, fmt.Errorf("cache: secret %q version %+v: %w", name, ref, ErrVersionsUnsupported)
+	}
+	key := "\x00version\x00" + name + "\x00" + ref.Stage + "\x00" + ref.VersionID
+	ch := c.sf.DoChan(key, func() (any, error) {
+		if !c.enter() {
+			return nil, ErrClosed
+		}
+		defer c.wg.Done()
+		fctx, cancel := c.fetchContext(ctx)
+		defer cancel()
+		if err := c.waitToken(fctx, s); err != nil {
+			if c.isClosed() {
+				return nil, ErrClosed
+			}
+			return nil, &secretsource.Error{Kind: secretsource.KindTimeout, Secret: name, Source: "cache",
+				Message: "fetch timed out waiting for the secret's refresh rate limit", Err: err}
+		}
+		sec, err := c.vsrc.GetSecretVersion(fctx, name, ref)
+		if err == nil && sec == nil {
+			err = &secretsource.Error{Kind: secretsource.KindInternal, Secret: name, Source: "cache",
+				Message: "the source returned neither a secret nor an error"}
+		}
+		if err != nil {
+			if h := c.cfg.hooks.RefreshFailed; h != nil {
+				h(RefreshFailedEvent{Name: name, Err: err, Retryable: secretsource.IsRetryable(err), Attempt: 1, Reason: "version " + ref.Stage + ref.VersionID})
+			}
+			return nil, err
+		}
+		now := c.cfg.clock.Now()
+		ve := &versionEntry{secret: sec, fetchedAt: now}
+		if ref.Stage != "" {
+			ve.validFor = max(c.cfg.policy.NextRefresh(sec, now, c.cfg.rnd), time.Nanosecond)
+		}
+		s.mu.Lock()
+		if !s.closed {
+			if s.versions == nil {
+				s.versions = make(map[secretsource.VersionRef]*versionEntry)
+			}
+			s.versions[ref] = ve
+		}
+		s.mu.Unlock()
+		return sec, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err == nil {
+			return r.Val.(*secretsource.Secret), nil
+		}
+		if old != nil && secretsource.IsRetryable(r.Err) { // stale if error
+			s.mu.Lock()
+			still := s.versions[ref] == old
+			s.mu.Unlock()
+			if still {
+				return old.secret, nil
+			}
+		}
+		return nil, r.Err
+	case <-ctx.Done():
+		return nil, waitError(name, ctx)
+	}
+}

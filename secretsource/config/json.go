@@ -1,0 +1,313 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kmsdb/kmsdb/secretsource/kms"
+)
+
+// DKMSEndpoint is one dedicated KMS instance, as cache_client_dkms_config_info
+// describes it after its password has been resolved. Its String and LogValue
+// never show the password.
+type DKMSEndpoint struct {
+	RegionID       string
+	Endpoint       string // host[:port] of the instance's gateway, e.g. kst-hzz….cryptoservice.kms.aliyuncs.com
+	ClientKeyFile  string // JSON client key file {"KeyId","PrivateKeyData"}
+	Password       string // the client key's password
+	CAFile         string // PEM CA certificate of the instance; empty uses the system roots
+	IgnoreSSLCerts bool   // skip certificate verification (warned about once); never the default
+}
+
+func (e DKMSEndpoint) String() string {
+	return fmt.Sprintf("DKMSEndpoint(region=%q endpoint=%q clientKeyFile=%q caFile=%q ignoreSSLCerts=%v password=REDACTED)",
+		e.RegionID, e.Endpoint, e.ClientKeyFile, e.CAFile, e.IgnoreSSLCerts)
+}
+
+// GoString is String.
+func (e DKMSEndpoint) GoString() string { return e.String() }
+
+// Format prints String for every verb.
+func (e DKMSEndpoint) Format(st fmt.State, _ rune) { _, _ = io.WriteString(st, e.String()) }
+
+// LogValue shows everything but the password.
+func (e DKMSEndpoint) LogValue() slog.Value { return slog.StringValue(e.String()) }
+
+// jsonArray parses a JSON array of objects, reporting a syntax error by its
+// byte offset only (a JSON error quotes the offending character).
+func jsonArray(value string) ([]map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(strings.NewReader(value))
+	var arr []map[string]json.RawMessage
+	if err := dec.Decode(&arr); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, fmt.Errorf("invalid JSON at byte %d: expected a JSON array of objects", se.Offset)
+		case errors.As(err, &te):
+			return nil, fmt.Errorf("expected a JSON array of objects, found a JSON %s", te.Value)
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, errors.New("truncated JSON: expected a JSON array of objects")
+		}
+		return nil, errors.New("expected a JSON array of objects")
+	}
+	if dec.More() {
+		return nil, errors.New("unexpected text after the JSON array")
+	}
+	if arr == nil {
+		return nil, errors.New("expected a JSON array of objects, found null")
+	}
+	if len(arr) == 0 {
+		return nil, errors.New("empty array: expected at least one entry")
+	}
+	return arr, nil
+}
+
+// jsonEntry reads the fields of one array element with case-insensitive keys
+// (Go's encoding/json, which Alibaba's client uses, matches them so too).
+type jsonEntry struct {
+	index  int
+	fields map[string]json.RawMessage // canonical key -> raw
+}
+
+func newJSONEntry(index int, raw map[string]json.RawMessage, known []string, rejected map[string]string) (*jsonEntry, error) {
+	e := &jsonEntry{index: index, fields: map[string]json.RawMessage{}}
+	for k, v := range raw {
+		if why, ok := rejected[strings.ToLower(k)]; ok {
+			return nil, fmt.Errorf("entry %d: %q: %s", index, k, why)
+		}
+		i := slices.IndexFunc(known, func(c string) bool { return strings.EqualFold(c, k) })
+		if i < 0 {
+			return nil, fmt.Errorf("entry %d: unknown field %q (known: %s)", index, k, strings.Join(known, ", "))
+		}
+		if _, dup := e.fields[known[i]]; dup {
+			return nil, fmt.Errorf("entry %d: field %q given twice", index, known[i])
+		}
+		if string(bytes.TrimSpace(v)) != "null" {
+			e.fields[known[i]] = v
+		}
+	}
+	return e, nil
+}
+
+func (e *jsonEntry) str(key string) (string, error) {
+	raw, ok := e.fields[key]
+	if !ok {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("entry %d: %q: expected a JSON string", e.index, key)
+	}
+	return strings.TrimSpace(s), nil
+}
+
+// boolean accepts true/false as JSON booleans or strings, like Alibaba's ParseBool.
+func (e *jsonEntry) boolean(key string) (bool, error) {
+	raw, ok := e.fields[key]
+	if !ok {
+		return false, nil
+	}
+	var b bool
+	if json.Unmarshal(raw, &b) == nil {
+		return b, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "true":
+			return true, nil
+		case "false", "":
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("entry %d: %q: expected true or false", e.index, key)
+}
+
+// checkHost validates an endpoint: host or host:port, no scheme, no path.
+func checkHost(index int, key, host string) error {
+	switch {
+	case strings.Contains(host, "://"):
+		return fmt.Errorf("entry %d: %q: expected host or host:port without a scheme", index, key)
+	case strings.ContainsAny(host, "/?# \t"):
+		return fmt.Errorf("entry %d: %q: expected host or host:port without a path or spaces", index, key)
+	}
+	return nil
+}
+
+var regionKeys = []string{"regionId", "endpoint", "vpc"}
+
+// parseRegions parses cache_client_region_id: a JSON array
+// [{"regionId":"cn-hangzhou","endpoint":"…","vpc":false}] as Alibaba's client
+// reads it (regionId required here: Alibaba's accepts a missing one and
+// fails at the first request), or, as a kmsdb convenience, a comma-separated
+// list of region ids.
+func parseRegions(value string) ([]kms.Region, error) {
+	value = strings.TrimSpace(value)
+	if !strings.HasPrefix(value, "[") && !strings.HasPrefix(value, "{") {
+		var out []kms.Region
+		for i, id := range strings.Split(value, ",") {
+			id = strings.TrimSpace(id)
+			if !validRegionID(id) {
+				return nil, fmt.Errorf("entry %d: expected a region id such as cn-hangzhou, or a JSON array [{\"regionId\":…}]", i)
+			}
+			out = append(out, kms.Region{ID: id})
+		}
+		return out, nil
+	}
+	arr, err := jsonArray(value)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]kms.Region, 0, len(arr))
+	for i, raw := range arr {
+		e, err := newJSONEntry(i, raw, regionKeys, nil)
+		if err != nil {
+			return nil, err
+		}
+		var r kms.Region
+		if r.ID, err = e.str("regionId"); err != nil {
+			return nil, err
+		}
+		if r.ID == "" {
+			return nil, fmt.Errorf("entry %d: \"regionId\" is required, e.g. {\"regionId\":\"cn-hangzhou\"}", i)
+		}
+		if !validRegionID(r.ID) {
+			return nil, fmt.Errorf("entry %d: \"regionId\": expected letters, digits, '-' and '_' only", i)
+		}
+		if r.Endpoint, err = e.str("endpoint"); err != nil {
+			return nil, err
+		}
+		if err := checkHost(i, "endpoint", r.Endpoint); err != nil {
+			return nil, err
+		}
+		if r.VPC, err = e.boolean("vpc"); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func validRegionID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// dkmsKeys are the fields of a cache_client_dkms_config_info entry: the
+// documented ones, the other DkmsConfig fields Alibaba's client decodes
+// (passwordFromFilePathName: the name of an env var holding the password
+// file's path; caCert: a CA file path or inline PEM; ignoreSSL: the SDK's
+// spelling), and timeouts of the SDK config.
+var dkmsKeys = []string{"regionId", "endpoint", "clientKeyFile", "passwordFromEnvVariable", "passwordFromFilePath",
+	"passwordFromFilePathName", "ignoreSslCerts", "ignoreSSL", "caFilePath", "caCert", "protocol", "readTimeout", "connectTimeout"}
+
+var dkmsRejected = map[string]string{
+	"password":         "an inline password is not read (Alibaba's client ignores it too): use passwordFromEnvVariable or passwordFromFilePath",
+	"clientkeycontent": "inline client keys are not supported: use clientKeyFile",
+	"ca":               "use caFilePath",
+}
+
+// dkmsEntry is one parsed cache_client_dkms_config_info element before its
+// password and CA are resolved.
+type dkmsEntry struct {
+	index                         int
+	regionID, endpoint, clientKey string
+	passwordEnv, passwordFile     string
+	passwordFilePathEnv           string
+	caFile, caCert                string
+	ignoreSSL                     bool
+	timeout                       time.Duration // readTimeout + connectTimeout, 0 when not given
+}
+
+// parseDKMS parses cache_client_dkms_config_info; files and passwords are
+// resolved later (resolveDKMS).
+func parseDKMS(value string) ([]dkmsEntry, error) {
+	arr, err := jsonArray(strings.TrimSpace(value))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dkmsEntry, 0, len(arr))
+	for i, raw := range arr {
+		e, err := newJSONEntry(i, raw, dkmsKeys, dkmsRejected)
+		if err != nil {
+			return nil, err
+		}
+		d := dkmsEntry{index: i}
+		for _, f := range []struct {
+			key string
+			dst *string
+		}{
+			{"regionId", &d.regionID}, {"endpoint", &d.endpoint}, {"clientKeyFile", &d.clientKey},
+			{"passwordFromEnvVariable", &d.passwordEnv}, {"passwordFromFilePath", &d.passwordFile},
+			{"passwordFromFilePathName", &d.passwordFilePathEnv}, {"caFilePath", &d.caFile}, {"caCert", &d.caCert},
+		} {
+			if *f.dst, err = e.str(f.key); err != nil {
+				return nil, err
+			}
+		}
+		for _, k := range []string{"regionId", "endpoint", "clientKeyFile"} {
+			if v, _ := e.str(k); v == "" {
+				return nil, fmt.Errorf("entry %d: %q is required (regionId, endpoint and clientKeyFile always are)", i, k)
+			}
+		}
+		if !validRegionID(d.regionID) {
+			return nil, fmt.Errorf("entry %d: \"regionId\": expected letters, digits, '-' and '_' only", i)
+		}
+		if err := checkHost(i, "endpoint", d.endpoint); err != nil {
+			return nil, err
+		}
+		a, err := e.boolean("ignoreSslCerts")
+		if err != nil {
+			return nil, err
+		}
+		b, err := e.boolean("ignoreSSL")
+		if err != nil {
+			return nil, err
+		}
+		d.ignoreSSL = a || b
+		if p, err := e.str("protocol"); err != nil {
+			return nil, err
+		} else if p != "" && !strings.EqualFold(p, "https") {
+			return nil, fmt.Errorf("entry %d: \"protocol\": dedicated KMS is reached over https only", i)
+		}
+		for _, k := range []string{"readTimeout", "connectTimeout"} {
+			if raw, ok := e.fields[k]; ok {
+				var ms int
+				if json.Unmarshal(raw, &ms) != nil || ms <= 0 || ms > 3600_000 {
+					return nil, fmt.Errorf("entry %d: %q: expected a positive number of milliseconds", i, k)
+				}
+				d.timeout += time.Duration(ms) * time.Millisecond
+			}
+		}
+		n := 0
+		for _, v := range []string{d.passwordEnv, d.passwordFile, d.passwordFilePathEnv} {
+			if v != "" {
+				n++
+			}
+		}
+		if n > 1 {
+			return nil, fmt.Errorf("entry %d: set only one of \"passwordFromEnvVariable\" and \"passwordFromFilePath\" "+
+				"(Alibaba's client silently prefers the file)", i)
+		}
+		if d.caFile != "" && d.caCert != "" {
+			return nil, fmt.Errorf("entry %d: set only one of \"caFilePath\" and \"caCert\"", i)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

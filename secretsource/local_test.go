@@ -1,0 +1,211 @@
+package secretsource_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+)
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const localYAML = `
+db/app: '{"AccountName":"app","AccountPassword":"pw=="}'
+db/orders:
+  type: Rds
+  versionId: v2
+  value:
+    AccountName: orders
+    AccountPassword: "new=="
+  extendedConfig: {CustomData: {host: db.internal, port: 3306}}
+  automaticRotation: true
+  rotationInterval: 720h
+  nextRotationDate: 2030-01-02T03:04:05Z
+  previous:
+    versionId: v1
+    value: {AccountName: orders, AccountPassword: "old=="}
+blob:
+  dataType: binary
+  value: aGVsbG8=
+number: 42
+`
+
+func TestLocalSourceFile(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"s.yaml", "s.unknown-ext"} {
+		src, err := secretsource.NewLocalSource(secretsource.FromFile(writeFile(t, name, localYAML)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(src.Names(), ","); got != "blob,db/app,db/orders,number" {
+			t.Errorf("names = %s", got)
+		}
+		s, err := src.GetSecret(ctx, "db/app")
+		if err != nil || s.Text() != `{"AccountName":"app","AccountPassword":"pw=="}` || s.VersionID() != "local" || !s.HasStage(secretsource.StageCurrent) {
+			t.Errorf("db/app: %v %v", s, err)
+		}
+		s, err = src.GetSecret(ctx, "db/orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := secretsource.DecodeDBAccount(s)
+		if err != nil || a.Password != "new==" || a.Host != "db.internal" || a.Port != 3306 || s.VersionID() != "v2" || s.Type() != "Rds" {
+			t.Errorf("db/orders: %v %v", a, err)
+		}
+		if !s.AutomaticRotation() || s.RotationInterval() != 720*time.Hour || !s.NextRotationDate().Equal(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) {
+			t.Errorf("rotation metadata: %v %v %v", s.AutomaticRotation(), s.RotationInterval(), s.NextRotationDate())
+		}
+		var vs secretsource.VersionSource = src
+		prev, err := vs.GetSecretVersion(ctx, "db/orders", secretsource.VersionRef{Stage: secretsource.StagePrevious})
+		if err != nil || prev.VersionID() != "v1" || !strings.Contains(prev.Text(), "old==") || prev.Type() != "Rds" {
+			t.Errorf("previous: %v %v", prev, err)
+		}
+		if byID, err := vs.GetSecretVersion(ctx, "db/orders", secretsource.VersionRef{VersionID: "v1"}); err != nil || byID.VersionID() != "v1" {
+			t.Errorf("by id: %v %v", byID, err)
+		}
+		if _, err := vs.GetSecretVersion(ctx, "db/app", secretsource.VersionRef{Stage: secretsource.StagePrevious}); !errors.Is(err, secretsource.ErrNotFound) {
+			t.Errorf("missing previous: %v", err)
+		}
+		if b, err := src.GetSecret(ctx, "blob"); err != nil || string(b.Bytes()) != "hello" || b.DataType() != "binary" {
+			t.Errorf("blob: %v %v", b, err)
+		}
+		if n, err := src.GetSecret(ctx, "number"); err != nil || n.Text() != "42" {
+			t.Errorf("number: %v %v", n, err)
+		}
+	}
+}
+
+func TestLocalSourceJSONFile(t *testing.T) {
+	p := writeFile(t, "s.json", `{"a":"x=y==","b":{"type":"ECS","value":{"UserName":"root","Password":"p"}}}`)
+	src, err := secretsource.NewLocalSource(secretsource.FromFile(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := src.GetSecret(context.Background(), "a"); err != nil || s.Text() != "x=y==" {
+		t.Errorf("a: %v %v", s, err)
+	}
+	s, _ := src.GetSecret(context.Background(), "b")
+	if c, err := secretsource.DecodeECSCredential(s); err != nil || c.Password != "p" {
+		t.Errorf("b: %v %v", c, err)
+	}
+}
+
+func TestLocalSourceEnv(t *testing.T) {
+	t.Setenv("KMSDB_SECRET_DB_APP_PROD", `{"username":"u","password":"from=env"}`)
+	t.Setenv("MYAPP_X", "custom")
+	p := writeFile(t, "s.yaml", "db/app-prod: from-file\nother: file-only\n")
+	src, err := secretsource.NewLocalSource(secretsource.FromFile(p), secretsource.FromEnv(""), secretsource.FromMap(map[string]string{"m": "map"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if s, err := src.GetSecret(ctx, "db/app-prod"); err != nil || !strings.Contains(s.Text(), "from=env") {
+		t.Errorf("env should win over the file: %v %v", s, err)
+	}
+	for name, want := range map[string]string{"other": "file-only", "m": "map"} {
+		if s, err := src.GetSecret(ctx, name); err != nil || s.Text() != want {
+			t.Errorf("%s: %v %v", name, s, err)
+		}
+	}
+	_, err = src.GetSecret(ctx, "missing")
+	if !errors.Is(err, secretsource.ErrNotFound) || !strings.Contains(err.Error(), "KMSDB_SECRET_MISSING") {
+		t.Errorf("missing: %v", err)
+	}
+	custom, _ := secretsource.NewLocalSource(secretsource.FromEnv("MYAPP_"))
+	if s, err := custom.GetSecret(ctx, "x"); err != nil || s.Text() != "custom" {
+		t.Errorf("custom prefix: %v %v", s, err)
+	}
+	if got := secretsource.LocalEnvName("", "acs/ram/user/app.1"); got != "KMSDB_SECRET_ACS_RAM_USER_APP_1" {
+		t.Errorf("LocalEnvName = %s", got)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := src.GetSecret(cctx, "other"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+}
+
+func TestLocalSourceFileErrors(t *testing.T) {
+	tests := []struct{ name, content, want string }{
+		{"not yaml", "a: [hunter2", "line"},
+		{"list", "- hunter2", "mapping"},
+		{"bad type", "a: {type: Nope, value: hunter2}", `field "type"`},
+		{"no value", "a: {type: Rds}", `field "value"`},
+		{"bad binary", "a: {dataType: binary, value: 'hunter2!!'}", `field "value"`},
+		{"bad data type", "a: {dataType: hex, value: hunter2}", `field "dataType"`},
+		{"unknown key", "a: {valeu: hunter2}", `field "valeu"`},
+		{"bad previous", "a: {value: hunter2, previous: hunter2}", `field "previous"`},
+		{"same previous version", "a: {value: hunter2, previous: {value: hunter2}, versionId: local-previous}", `previous.versionId`},
+		{"bad interval", "a: {value: hunter2, rotationInterval: often}", `rotationInterval`},
+		{"bad date", "a: {value: hunter2, nextRotationDate: soon}", `nextRotationDate`},
+		{"null entry", "a: ~", `secret "a"`},
+		{"list entry", "a: [hunter2]", `secret "a"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := secretsource.NewLocalSource(secretsource.FromFile(writeFile(t, "s.yaml", tt.content)))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, secretsource.ErrConfig) {
+				t.Errorf("error %q: want %q, no value, ErrConfig", err, tt.want)
+			}
+		})
+	}
+	_, err := secretsource.NewLocalSource(secretsource.FromFile(filepath.Join(t.TempDir(), "nope.yaml")))
+	if !errors.Is(err, secretsource.ErrConfig) || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "nope.yaml") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func FuzzLocalFile(f *testing.F) {
+	f.Add(localYAML)
+	f.Add(`{"a":"x","b":{"value":{"k":"v"}}}`)
+	f.Fuzz(func(t *testing.T, content string) {
+		p := filepath.Join(t.TempDir(), "s.yaml")
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		src, err := secretsource.NewLocalSource(secretsource.FromFile(p))
+		if err != nil {
+			checkFuzzErr(t, err, content)
+			return
+		}
+		for _, n := range src.Names() {
+			if _, err := src.GetSecret(context.Background(), n); err != nil {
+				t.Fatalf("listed secret %q not served: %v", n, err)
+			}
+		}
+	})
+}
+
+func ExampleNewLocalSource() {
+	os.Setenv("KMSDB_SECRET_DB_APP", `{"username":"app","password":"dev-only"}`)
+	defer os.Unsetenv("KMSDB_SECRET_DB_APP")
+	src, err := secretsource.NewLocalSource(secretsource.FromEnv(""))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	s, err := src.GetSecret(context.Background(), "db/app")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	a, _ := secretsource.DecodeDBAccount(s)
+	fmt.Println(a.Username, s)
+	// Output: app secret(name="db/app" version="local" type="Generic" value=REDACTED)
+}
