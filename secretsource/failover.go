@@ -1,0 +1,91 @@
+package secretsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Failover returns a Source that asks each of sources in order and returns the
+// first secret it gets. It moves on to the next source only when a source fails
+// with a retryable error (throttled, unavailable, internal, network, timeout):
+// a permanent answer such as not found or access denied is returned at once,
+// since another region or instance would give the same answer. A cancelled or
+// expired caller context stops the walk.
+//
+// When every source fails, the error is an *Error of the last failure's Kind
+// whose Err joins every attempt's error, so errors.Is and errors.As see each of
+// them.
+//
+// The result also implements VersionSource when every member does.
+// With a single source, Failover returns that source unchanged.
+func Failover(sources ...Source) Source {
+	var list []Source
+	for _, s := range sources {
+		if s != nil {
+			list = append(list, s)
+		}
+	}
+	switch len(list) {
+	case 0:
+		return SourceFunc(func(ctx context.Context, name string) (*Secret, error) {
+			return nil, &Error{Kind: KindConfig, Secret: name, Source: "failover", Message: "no secret source configured"}
+		})
+	case 1:
+		return list[0]
+	}
+	f := &failover{sources: list}
+	for _, s := range list {
+		if _, ok := s.(VersionSource); !ok {
+			return f
+		}
+	}
+	return &versionFailover{f}
+}
+
+type failover struct {
+	sources []Source
+}
+
+func (f *failover) GetSecret(ctx context.Context, name string) (*Secret, error) {
+	return f.try(ctx, name, func(s Source) (*Secret, error) { return s.GetSecret(ctx, name) })
+}
+
+func (f *failover) try(ctx context.Context, name string, get func(Source) (*Secret, error)) (*Secret, error) {
+	var errs []error
+	for _, s := range f.sources {
+		sec, err := get(s)
+		if err == nil {
+			return sec, nil
+		}
+		errs = append(errs, err)
+		if !IsRetryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	last := errs[len(errs)-1]
+	e := &Error{Kind: KindOf(last), Secret: name, Source: "failover",
+		Message: fmt.Sprintf("%d of %d sources tried, all failed", len(errs), len(f.sources)),
+		Err:     errors.Join(errs...)}
+	var le *Error
+	if errors.As(last, &le) {
+		e.Code, e.RequestID, e.Region = le.Code, le.RequestID, le.Region
+	}
+	return nil, e
+}
+
+// String names the wrapper without listing credentials or endpoints.
+func (f *failover) String() string { return fmt.Sprintf("failover(%d sources)", len(f.sources)) }
+
+type versionFailover struct {
+	*failover
+}
+
+func (f *versionFailover) GetSecretVersion(ctx context.Context, name string, ref VersionRef) (*Secret, error) {
+	return f.try(ctx, name, func(s Source) (*Secret, error) {
+		return s.(VersionSource).GetSecretVersion(ctx, name, ref)
+	})
+}

@@ -1,0 +1,238 @@
+package kms
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	sdkcreds "github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
+	"github.com/aliyun/credentials-go/credentials"
+	"github.com/aliyun/credentials-go/credentials/providers"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+)
+
+// Credential types accepted by CredentialOptions.Type. They are credentials-go's
+// names, plus "client_key" (see ClientKey) and "default".
+const (
+	CredentialAccessKey      = "access_key"      // AccessKeyID + AccessKeySecret
+	CredentialSTS            = "sts"             // AccessKeyID + AccessKeySecret + SecurityToken
+	CredentialRAMRoleARN     = "ram_role_arn"    // AssumeRole with an AccessKey (the seed's "sts" and "ram_role")
+	CredentialECSRAMRole     = "ecs_ram_role"    // the ECS instance's RAM role through the metadata service
+	CredentialOIDCRoleARN    = "oidc_role_arn"   // AssumeRoleWithOIDC (RRSA on ACK)
+	CredentialCredentialsURI = "credentials_uri" // GET a URL that returns temporary credentials
+	CredentialClientKey      = "client_key"      // an RSA client key file + password (KAAP.* key id)
+	CredentialDefault        = "default"         // credentials-go's default chain (env, OIDC, profiles, ECS, URI)
+)
+
+// CredentialOptions describes a credential in plain values, for code that reads
+// them from configuration (the seed's credentials_* keys map onto these
+// fields). NewCredential validates them and builds a credentials-go Credential.
+// Fields that do not apply to Type are ignored.
+type CredentialOptions struct {
+	Type string
+
+	AccessKeyID     string
+	AccessKeySecret string
+	SecurityToken   string
+
+	RoleARN         string        // ram_role_arn, oidc_role_arn
+	RoleSessionName string        // optional; credentials-go makes one up when empty
+	Policy          string        // optional session policy (JSON)
+	ExternalID      string        // optional, ram_role_arn
+	SessionDuration time.Duration // optional, 15 min .. the role's maximum; default 1 h
+	STSEndpoint     string        // optional host[:port]; default sts.aliyuncs.com (always HTTPS)
+
+	RoleName      string // ecs_ram_role; empty asks the metadata service
+	DisableIMDSv1 bool   // ecs_ram_role: require the IMDSv2 token
+
+	OIDCProviderARN string // oidc_role_arn
+	OIDCTokenFile   string // oidc_role_arn
+
+	URL string // credentials_uri
+
+	ClientKeyFile     string // client_key: JSON {"KeyId","PrivateKeyData"}
+	ClientKeyPassword string // client_key: the PKCS#12 password
+
+	// Proxy is an HTTP proxy URL for the credential provider's own requests
+	// (STS, metadata service, credentials URI). For ecs_ram_role a proxy is the
+	// only way to reach a metadata service other than 100.100.100.200.
+	Proxy          string
+	ConnectTimeout time.Duration // provider requests; credentials-go defaults when zero
+	ReadTimeout    time.Duration
+}
+
+// NewCredential builds the credentials-go Credential described by o. Errors are
+// *secretsource.Error of KindConfig naming the missing or malformed field; they
+// never contain a secret. The result can go into Config.Credential; any other
+// credentials-go Credential works there too.
+func NewCredential(o CredentialOptions) (credentials.Credential, error) {
+	missing := func(field string) error {
+		return configError(fmt.Sprintf("credential type %q needs %s", o.Type, field), nil)
+	}
+	httpOpts := &providers.HttpOptions{Proxy: o.Proxy,
+		ConnectTimeout: int(o.ConnectTimeout / time.Millisecond), ReadTimeout: int(o.ReadTimeout / time.Millisecond)}
+	var c *credentials.Config
+	switch o.Type {
+	case CredentialAccessKey:
+		if o.AccessKeyID == "" {
+			return nil, missing("AccessKeyID")
+		}
+		if o.AccessKeySecret == "" {
+			return nil, missing("AccessKeySecret")
+		}
+		c = &credentials.Config{Type: ptr(o.Type), AccessKeyId: ptr(o.AccessKeyID), AccessKeySecret: ptr(o.AccessKeySecret)}
+	case CredentialSTS:
+		if o.AccessKeyID == "" {
+			return nil, missing("AccessKeyID")
+		}
+		if o.AccessKeySecret == "" {
+			return nil, missing("AccessKeySecret")
+		}
+		if o.SecurityToken == "" {
+			return nil, missing("SecurityToken")
+		}
+		c = &credentials.Config{Type: ptr(o.Type), AccessKeyId: ptr(o.AccessKeyID),
+			AccessKeySecret: ptr(o.AccessKeySecret), SecurityToken: ptr(o.SecurityToken)}
+	case CredentialRAMRoleARN:
+		if o.AccessKeyID == "" {
+			return nil, missing("AccessKeyID")
+		}
+		if o.AccessKeySecret == "" {
+			return nil, missing("AccessKeySecret")
+		}
+		if o.RoleARN == "" {
+			return nil, missing("RoleARN")
+		}
+		c = &credentials.Config{Type: ptr(o.Type), AccessKeyId: ptr(o.AccessKeyID), AccessKeySecret: ptr(o.AccessKeySecret),
+			RoleArn: ptr(o.RoleARN), RoleSessionName: ptr(o.RoleSessionName), Policy: ptr(o.Policy),
+			ExternalId: ptr(o.ExternalID), STSEndpoint: ptr(o.STSEndpoint), Proxy: ptr(o.Proxy)}
+		if o.SecurityToken != "" {
+			c.SecurityToken = ptr(o.SecurityToken)
+		}
+		setDuration(c, o.SessionDuration)
+		setTimeouts(c, o)
+	case CredentialOIDCRoleARN:
+		if o.RoleARN == "" {
+			return nil, missing("RoleARN")
+		}
+		if o.OIDCProviderARN == "" {
+			return nil, missing("OIDCProviderARN")
+		}
+		if o.OIDCTokenFile == "" {
+			return nil, missing("OIDCTokenFile")
+		}
+		c = &credentials.Config{Type: ptr(o.Type), RoleArn: ptr(o.RoleARN), OIDCProviderArn: ptr(o.OIDCProviderARN),
+			OIDCTokenFilePath: ptr(o.OIDCTokenFile), RoleSessionName: ptr(o.RoleSessionName), Policy: ptr(o.Policy),
+			STSEndpoint: ptr(o.STSEndpoint), Proxy: ptr(o.Proxy)}
+		setDuration(c, o.SessionDuration)
+		setTimeouts(c, o)
+	case CredentialCredentialsURI:
+		if o.URL == "" {
+			return nil, missing("URL")
+		}
+		p, err := providers.NewURLCredentialsProviderBuilder().WithUrl(o.URL).WithHttpOptions(httpOpts).Build()
+		if err != nil {
+			return nil, configError("credentials_uri: "+Scrub(err.Error()), nil)
+		}
+		return credentials.FromCredentialsProvider(o.Type, p), nil
+	case CredentialECSRAMRole:
+		// Built through the provider builder, not credentials.Config, which drops
+		// the proxy and the timeouts for this type.
+		p, err := providers.NewECSRAMRoleCredentialsProviderBuilder().WithRoleName(o.RoleName).
+			WithDisableIMDSv1(o.DisableIMDSv1).WithHttpOptions(httpOpts).Build()
+		if err != nil {
+			return nil, configError("ecs_ram_role: "+Scrub(err.Error()), nil)
+		}
+		return credentials.FromCredentialsProvider(o.Type, p), nil
+	case CredentialClientKey:
+		if o.ClientKeyFile == "" {
+			return nil, missing("ClientKeyFile")
+		}
+		return LoadClientKey(o.ClientKeyFile, o.ClientKeyPassword)
+	case CredentialDefault, "":
+		return credentials.NewCredential(nil)
+	default:
+		return nil, configError(fmt.Sprintf("unknown credential type %q (want one of access_key, sts, ram_role_arn, "+
+			"ecs_ram_role, oidc_role_arn, credentials_uri, client_key, default)", o.Type), nil)
+	}
+	cred, err := credentials.NewCredential(c)
+	if err != nil {
+		return nil, configError(o.Type+": "+Scrub(err.Error()), nil)
+	}
+	return cred, nil
+}
+
+func ptr(s string) *string { return &s }
+
+func setDuration(c *credentials.Config, d time.Duration) {
+	if d > 0 {
+		secs := int(d / time.Second)
+		c.RoleSessionExpiration = &secs
+	}
+}
+
+func setTimeouts(c *credentials.Config, o CredentialOptions) {
+	if o.ConnectTimeout > 0 {
+		ms := int(o.ConnectTimeout / time.Millisecond)
+		c.ConnectTimeout = &ms
+	}
+	if o.ReadTimeout > 0 {
+		ms := int(o.ReadTimeout / time.Millisecond)
+		c.Timeout = &ms
+	}
+}
+
+func configError(msg string, err error) *secretsource.Error {
+	return &secretsource.Error{Kind: secretsource.KindConfig, Source: "kms", Message: msg, Err: err}
+}
+
+// providerAdapter turns a credentials-go Credential into the core SDK's
+// CredentialsProvider: the SDK calls GetCredentials on every request and signs
+// with the AccessKeyId/AccessKeySecret it returns, adding SecurityToken (STS
+// tokens from sts, ram_role_arn, ecs_ram_role, oidc_role_arn, credentials_uri)
+// and BearerToken as query parameters when they are set.
+//
+// credentials-go providers cache and refresh their session without locks, so
+// calls are serialized here; the cached path is a map-free struct read.
+type providerAdapter struct {
+	mu   sync.Mutex
+	cred credentials.Credential
+	name string
+}
+
+func newProviderAdapter(cred credentials.Credential) *providerAdapter {
+	name := "credentials-go"
+	if t := cred.GetType(); t != nil && *t != "" {
+		name = *t
+	}
+	return &providerAdapter{cred: cred, name: name}
+}
+
+func (p *providerAdapter) GetCredentials() (*sdkcreds.Credentials, error) {
+	p.mu.Lock()
+	m, err := p.cred.GetCredential()
+	p.mu.Unlock()
+	if err != nil {
+		return nil, &credentialError{provider: p.name, msg: Scrub(err.Error())}
+	}
+	if m == nil || deref(m.AccessKeyId) == "" && deref(m.BearerToken) == "" {
+		return nil, &credentialError{provider: p.name, msg: "the provider returned no AccessKeyId"}
+	}
+	return &sdkcreds.Credentials{
+		AccessKeyId:     deref(m.AccessKeyId),
+		AccessKeySecret: deref(m.AccessKeySecret),
+		SecurityToken:   deref(m.SecurityToken),
+		BearerToken:     deref(m.BearerToken),
+		ProviderName:    "kmsdb/" + p.name,
+	}, nil
+}
+
+func (p *providerAdapter) GetProviderName() string { return "kmsdb/" + p.name }
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,55 @@
+// Package kms is a secretsource.Source for the KMS OpenAPI (the shared KMS
+// gateway, kms.<region>.aliyuncs.com), on the official
+// github.com/aliyun/alibaba-cloud-sdk-go/services/kms client with credentials
+// from github.com/aliyun/credentials-go.
+//
+// # Credentials
+//
+// Config.Credential takes any credentials-go Credential. NewCredential builds
+// the usual ones from plain values: access_key, sts, ram_role_arn (the seed's
+// "sts" and "ram_role"), ecs_ram_role, oidc_role_arn (RRSA on ACK),
+// credentials_uri, client_key (see ClientKey) and the default chain. A nil
+// Credential is the default chain too. The core SDK asks the credential for an
+// AccessKeyId/AccessKeySecret (and SecurityToken, sent as a query parameter)
+// on every request; credentials-go caches and refreshes temporary credentials
+// itself.
+//
+// credentials-go reaches STS over HTTPS with a clone of http.DefaultTransport:
+// an STSEndpoint behind a private CA needs that CA in the system pool (or in
+// http.DefaultTransport's TLS configuration).
+//
+// # Regions and endpoints
+//
+// Regions are tried in order. The next region is asked only when the previous
+// one failed in a way that may heal (throttled, unavailable, internal error,
+// network error, timeout); not found, access denied and bad credentials are
+// returned at once. A region's host is its Endpoint when set, else
+// kms-vpc.<id>.aliyuncs.com with VPC, else kms.<id>.aliyuncs.com.
+//
+// # TLS and timeouts
+//
+// HTTPS is the default and certificates are always verified (RootCAs for a
+// private CA). Each request to a region is bounded by Config.Timeout,
+// connection included; the SDK's own retries are off.
+//
+// # Context
+//
+// The core SDK takes no context. Each call gets a transport that binds its
+// HTTP request to the caller's context, so cancelling the context aborts the
+// request on the wire, and the SDK call runs in a goroutine so the caller
+// returns at once even when the SDK is busy elsewhere (in a credential
+// provider fetching an STS token, for example).
+//
+// # Errors
+//
+// Every failure is a *secretsource.Error whose Kind comes from the service's
+// error code (KindOfCode), with Code and RequestID kept. Messages from the SDK
+// and the service are scrubbed (Scrub) before they reach an error or a log:
+// the core SDK's transport errors quote the signed URL, which holds the
+// AccessKeyId, the STS token and the signature, and SignatureDoesNotMatch
+// echoes the string to sign.
+//
+// The SDKs' own debug output (DEBUG=sdk, DEBUG=credential, DEBUG=tea in the
+// environment) prints signed URLs and headers to stdout; it is off unless the
+// environment asks for it, and this package never turns it on.
+package kms

@@ -1,0 +1,304 @@
+package kms_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/kms"
+	"github.com/kmsdb/kmsdb/secretsource/kmstest"
+)
+
+// twoRegions starts two emulators standing for two regions that hold the
+// same secret.
+func twoRegions(t *testing.T) (a, b *kmstest.Server) {
+	t.Helper()
+	return startEmulator(t), startEmulator(t)
+}
+
+func TestRegionFailover(t *testing.T) {
+	hermetic(t)
+	cases := []struct {
+		name  string
+		fault kmstest.Fault
+	}{
+		{"throttled", kmstest.Fault{Action: "GetSecretValue", Code: "Rejected.Throttling"}},
+		{"unavailable", kmstest.Fault{Action: "GetSecretValue", Code: "ServiceUnavailableTemporary"}},
+		{"internal", kmstest.Fault{Action: "GetSecretValue", Code: "InternalFailure"}},
+		{"connection dropped", kmstest.Fault{Action: "GetSecretValue", Drop: true}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := twoRegions(t)
+			a.InjectFault(c.fault)
+			src, logs := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(a, "cn-a"), tlsRegion(b, "cn-b")},
+				Credential: accessKey(t), RootCAs: pool(a, b)})
+			s, err := src.GetSecret(context.Background(), secretName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRds(t, s)
+			if a.Calls("GetSecretValue", secretName) != 1 || b.Calls("GetSecretValue", secretName) != 1 {
+				t.Errorf("calls: a=%d b=%d, want 1 and 1", a.Calls("GetSecretValue", secretName), b.Calls("GetSecretValue", secretName))
+			}
+			if !strings.Contains(logs.String(), "trying the next one") {
+				t.Errorf("no failover log line: %s", logs)
+			}
+			assertNoLeak(t, logs.String())
+		})
+	}
+}
+
+func TestRegionFailoverWhenDown(t *testing.T) {
+	hermetic(t)
+	b := startEmulator(t)
+	src, _ := newSource(t, kms.Config{Regions: []kms.Region{{ID: "cn-a", Endpoint: deadAddr(t)}, tlsRegion(b, "cn-b")},
+		Credential: accessKey(t), RootCAs: b.CertPool()})
+	s, err := src.GetSecret(context.Background(), secretName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRds(t, s)
+}
+
+func TestRegionFailoverOnTimeout(t *testing.T) {
+	hermetic(t)
+	a, b := twoRegions(t)
+	a.InjectFault(kmstest.Fault{Action: "GetSecretValue", Latency: time.Minute})
+	src, logs := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(a, "cn-a"), tlsRegion(b, "cn-b")},
+		Credential: accessKey(t), RootCAs: pool(a, b), Timeout: 300 * time.Millisecond})
+	s, err := src.GetSecret(context.Background(), secretName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRds(t, s)
+	if !strings.Contains(logs.String(), `"kind":"timeout"`) {
+		t.Errorf("region a should have timed out: %s", logs)
+	}
+}
+
+func TestNoFailoverOnPermanentError(t *testing.T) {
+	hermetic(t)
+	cases := []struct {
+		name  string
+		setup func(a *kmstest.Server)
+		kind  secretsource.Kind
+	}{
+		{"not found", func(a *kmstest.Server) { _ = a.DeleteSecret(secretName) }, secretsource.KindNotFound},
+		{"access denied", func(a *kmstest.Server) {
+			a.InjectFault(kmstest.Fault{Action: "GetSecretValue", Code: "Forbidden.NoPermission"})
+		}, secretsource.KindAccessDenied},
+		{"revoked key", func(a *kmstest.Server) { a.RevokeAccessKey(testAK) }, secretsource.KindInvalidCredentials},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := twoRegions(t)
+			c.setup(a)
+			src, logs := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(a, "cn-a"), tlsRegion(b, "cn-b")},
+				Credential: accessKey(t), RootCAs: pool(a, b)})
+			_, err := src.GetSecret(context.Background(), secretName)
+			if secretsource.KindOf(err) != c.kind {
+				t.Fatalf("kind %v, want %v: %v", secretsource.KindOf(err), c.kind, err)
+			}
+			if n := b.Calls("", ""); n != 0 {
+				t.Errorf("region b was asked %d times after a permanent error", n)
+			}
+			assertNoLeak(t, append(chainTexts(err), logs.String())...)
+		})
+	}
+}
+
+func TestAllRegionsFail(t *testing.T) {
+	hermetic(t)
+	a, b := twoRegions(t)
+	a.InjectFault(kmstest.Fault{Action: "GetSecretValue", Code: "ServiceUnavailableTemporary"})
+	b.InjectFault(kmstest.Fault{Action: "GetSecretValue", Code: "Rejected.Throttling"})
+	src, _ := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(a, "cn-a"), tlsRegion(b, "cn-b")},
+		Credential: accessKey(t), RootCAs: pool(a, b)})
+	_, err := src.GetSecret(context.Background(), secretName)
+	var e *secretsource.Error
+	if !errors.As(err, &e) || e.Kind != secretsource.KindThrottled || e.Code != "Rejected.Throttling" || e.Region != "cn-b" {
+		t.Fatalf("got %v", err)
+	}
+	if !errors.Is(err, secretsource.ErrUnavailable) || !errors.Is(err, secretsource.ErrThrottled) || !e.Retryable() {
+		t.Errorf("each region's failure should be visible: %v", err)
+	}
+	if !strings.Contains(err.Error(), "2 of 2 regions") {
+		t.Errorf("message: %v", err)
+	}
+}
+
+// Failover across two Sources, the way a KMS source and a DKMS source (or two
+// KMS accounts) are combined.
+func TestFailoverFunction(t *testing.T) {
+	hermetic(t)
+	a, b := twoRegions(t)
+	srcA, _ := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(a, "cn-a")}, Credential: accessKey(t), RootCAs: a.CertPool()})
+	srcB, _ := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(b, "cn-b")}, Credential: accessKey(t), RootCAs: b.CertPool()})
+	f := secretsource.Failover(srcA, srcB)
+	vs, ok := f.(secretsource.VersionSource)
+	if !ok {
+		t.Fatal("Failover of VersionSources should be a VersionSource")
+	}
+
+	a.InjectFault(kmstest.Fault{Action: "GetSecretValue", Code: "Rejected.Throttling", Times: 1})
+	s, err := f.GetSecret(context.Background(), secretName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRds(t, s)
+	if b.Calls("GetSecretValue", secretName) != 1 {
+		t.Errorf("b calls = %d", b.Calls("GetSecretValue", secretName))
+	}
+
+	if _, err := b.RotateSecret(secretName); err != nil {
+		t.Fatal(err)
+	}
+	a.InjectFault(kmstest.Fault{Action: "GetSecretValue", Code: "InternalFailure", Times: 1})
+	prev, err := vs.GetSecretVersion(context.Background(), secretName, secretsource.VersionRef{Stage: secretsource.StagePrevious})
+	if err != nil || prev.Text() != rdsValue {
+		t.Fatalf("previous through failover: %v %v", prev, err)
+	}
+
+	b.ResetCalls()
+	_, err = f.GetSecret(context.Background(), "missing")
+	if !errors.Is(err, secretsource.ErrNotFound) || b.Calls("", "") != 0 {
+		t.Errorf("not found must not fail over: %v, b calls %d", err, b.Calls("", ""))
+	}
+}
+
+func TestCancelledContextReturnsAtOnce(t *testing.T) {
+	hermetic(t)
+	srv := startEmulator(t)
+	srv.InjectFault(kmstest.Fault{Action: "GetSecretValue", Latency: time.Minute})
+	b := startEmulator(t)
+	src, _ := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, "cn-a"), tlsRegion(b, "cn-b")},
+		Credential: accessKey(t), RootCAs: pool(srv, b), Timeout: time.Minute})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for srv.Calls("GetSecretValue", secretName) == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err := src.GetSecret(ctx, secretName)
+	if !errors.Is(err, context.Canceled) || secretsource.IsRetryable(err) {
+		t.Fatalf("want a non-retryable cancellation, got %v", err)
+	}
+	if b.Calls("", "") != 0 {
+		t.Error("a cancelled call must not fail over")
+	}
+
+	// A caller deadline is a timeout.
+	dctx, dcancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer dcancel()
+	_, err = src.GetSecret(dctx, secretName)
+	if secretsource.KindOf(err) != secretsource.KindTimeout || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want a timeout, got %v", err)
+	}
+}
+
+// The SDK may be blocked before any KMS request, in a credential provider
+// that has no context at all: the caller still returns at once.
+func TestCancelledContextDuringCredentialFetch(t *testing.T) {
+	hermetic(t)
+	srv := startEmulator(t)
+	srv.InjectFault(kmstest.Fault{Action: "credentialsURI", Latency: time.Minute})
+	cred, err := kms.NewCredential(kms.CredentialOptions{Type: kms.CredentialCredentialsURI, URL: srv.CredentialsURI()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: cred, RootCAs: srv.CertPool()})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for srv.Calls("credentialsURI", "") == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err = src.GetSecret(ctx, secretName)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("want a cancellation, got %v", err)
+	}
+	// srv.Close (cleanup) ends the injected latency, so the SDK goroutine
+	// finishes before goleak looks.
+}
+
+func TestClosedSource(t *testing.T) {
+	hermetic(t)
+	srv := startEmulator(t)
+	src, _ := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: accessKey(t), RootCAs: srv.CertPool()})
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal("Close is not idempotent:", err)
+	}
+	if _, err := src.GetSecret(context.Background(), secretName); !errors.Is(err, secretsource.ErrConfig) {
+		t.Errorf("after Close: %v", err)
+	}
+}
+
+func TestConcurrentGetSecret(t *testing.T) {
+	hermetic(t)
+	srv := startEmulator(t, kmstest.WithSecret(kmstest.SecretSpec{Name: "other", Data: "x"}))
+	trustForSTS(t, srv)
+	cred, err := kms.NewCredential(kms.CredentialOptions{Type: kms.CredentialRAMRoleARN, AccessKeyID: testAK,
+		AccessKeySecret: testSecret, RoleARN: srv.RoleARN(), STSEndpoint: srv.STSAddr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: cred, RootCAs: srv.CertPool()})
+	errs := make(chan error, 40)
+	for i := range 40 {
+		name := secretName
+		if i%2 == 1 {
+			name = "other"
+		}
+		go func() {
+			_, err := src.GetSecret(context.Background(), name)
+			errs <- err
+		}()
+	}
+	for range 40 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// The core SDK's transport error quotes the signed URL, STS token included:
+// none of it may reach the error chain or the logs.
+func TestNetworkErrorHidesSignedURL(t *testing.T) {
+	hermetic(t)
+	srv := startEmulator(t)
+	cred, err := kms.NewCredential(kms.CredentialOptions{Type: kms.CredentialCredentialsURI, URL: srv.CredentialsURI()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cred.GetCredential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, logs := newSource(t, kms.Config{Regions: []kms.Region{{ID: "cn-a", Endpoint: deadAddr(t)}, {ID: "cn-b", Endpoint: deadAddr(t)}},
+		Credential: cred, Scheme: "http"})
+	_, err = src.GetSecret(context.Background(), secretName)
+	if secretsource.KindOf(err) != secretsource.KindNetwork {
+		t.Fatalf("got %v", err)
+	}
+	for _, s := range append(chainTexts(err), logs.String()) {
+		for _, leak := range []string{*m.SecurityToken, *m.AccessKeySecret, *m.AccessKeyId, "Signature="} {
+			if strings.Contains(s, leak) {
+				t.Errorf("%q leaks %q", s, leak)
+			}
+		}
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("the network cause is lost: %v", err)
+	}
+}

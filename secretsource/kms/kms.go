@@ -1,0 +1,318 @@
+package kms
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/kms"
+	"github.com/aliyun/credentials-go/credentials"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+)
+
+// DefaultTimeout bounds one request to one region (connect + TLS + answer)
+// when Config.Timeout is zero.
+const DefaultTimeout = 5 * time.Second
+
+// Region is one KMS region to ask. Endpoint, when set, overrides the host
+// derived from ID ("host" or "host:port", no scheme); otherwise VPC selects
+// kms-vpc.<ID>.aliyuncs.com instead of kms.<ID>.aliyuncs.com.
+type Region struct {
+	ID       string
+	Endpoint string
+	VPC      bool
+}
+
+// Host is the host[:port] requests to r go to.
+func (r Region) Host() string {
+	switch {
+	case r.Endpoint != "":
+		return r.Endpoint
+	case r.VPC:
+		return "kms-vpc." + r.ID + ".aliyuncs.com"
+	}
+	return "kms." + r.ID + ".aliyuncs.com"
+}
+
+// Config configures a Source.
+type Config struct {
+	// Regions are tried in order; the next one only when the previous failed
+	// with a retryable error (throttled, unavailable, internal, network,
+	// timeout). At least one is required.
+	Regions []Region
+	// Credential is any credentials-go Credential (see NewCredential for the
+	// usual types, and ClientKey). Nil uses credentials-go's default chain.
+	Credential credentials.Credential
+	// Scheme is "https" (default) or "http".
+	Scheme string
+	// RootCAs verifies the endpoints' certificates; nil uses the system roots.
+	// Certificates are always verified.
+	RootCAs *x509.CertPool
+	// Timeout bounds each request to one region, connection included
+	// (default DefaultTimeout). The caller's context bounds the whole call.
+	Timeout time.Duration
+	// FetchExtendedConfig asks KMS for the secret's ExtendedConfig.
+	FetchExtendedConfig bool
+	// Logger receives debug lines on failover and warnings on odd answers,
+	// never a secret value. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Source fetches secrets from the KMS OpenAPI (the shared gateway) through
+// alibaba-cloud-sdk-go. It implements secretsource.Source and
+// secretsource.VersionSource and is safe for concurrent use.
+type Source struct {
+	regions   []Region
+	scheme    string
+	timeout   time.Duration
+	extended  bool
+	logger    *slog.Logger
+	provider  *providerAdapter
+	transport http.RoundTripper // base transport, shared by every request
+	base      *http.Transport
+	closed    atomic.Bool
+}
+
+var reRegionID = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
+// New validates cfg and returns a Source. It makes no network call: a wrong
+// credential shows on the first GetSecret.
+func New(cfg Config) (*Source, error) {
+	if len(cfg.Regions) == 0 {
+		return nil, configError("no region configured: set at least one region id", nil)
+	}
+	for i, r := range cfg.Regions {
+		if r.ID == "" {
+			return nil, configError(fmt.Sprintf("region %d has no region id", i), nil)
+		}
+		if !reRegionID.MatchString(r.ID) {
+			return nil, configError(fmt.Sprintf("region %d: region id %q may hold only letters, digits, '-' and '_'", i, r.ID), nil)
+		}
+		if strings.Contains(r.Endpoint, "/") {
+			return nil, configError(fmt.Sprintf("region %q: endpoint %q must be a host or host:port, without scheme or path", r.ID, r.Endpoint), nil)
+		}
+	}
+	scheme := strings.ToLower(cfg.Scheme)
+	switch scheme {
+	case "":
+		scheme = "https"
+	case "https", "http":
+	default:
+		return nil, configError(fmt.Sprintf("scheme %q: want https or http", cfg.Scheme), nil)
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	cred := cfg.Credential
+	if cred == nil {
+		var err error
+		if cred, err = credentials.NewCredential(nil); err != nil {
+			return nil, configError("default credential chain: "+Scrub(err.Error()), nil)
+		}
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	base := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: timeout,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          16,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+	}
+	s := &Source{
+		regions:   append([]Region(nil), cfg.Regions...),
+		scheme:    scheme,
+		timeout:   timeout,
+		extended:  cfg.FetchExtendedConfig,
+		logger:    logger,
+		provider:  newProviderAdapter(cred),
+		transport: base,
+		base:      base,
+	}
+	if key, ok := clientKeyOf(cred); ok {
+		s.transport = &rsaSigningTransport{key: key, next: base}
+	}
+	return s, nil
+}
+
+// GetSecret fetches the ACSCurrent version of the secret.
+func (s *Source) GetSecret(ctx context.Context, name string) (*secretsource.Secret, error) {
+	return s.GetSecretVersion(ctx, name, secretsource.VersionRef{})
+}
+
+// GetSecretVersion fetches the version of the secret that ref selects (a
+// stage such as ACSPrevious, a version id, or both; the zero ref is
+// ACSCurrent). Regions are tried in order and the next one only after a
+// retryable failure. Errors are *secretsource.Error.
+func (s *Source) GetSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
+	if s.closed.Load() {
+		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "kms", Message: "source is closed"}
+	}
+	if name == "" {
+		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Source: "kms", Message: "empty secret name"}
+	}
+	var errs []error
+	for i, r := range s.regions {
+		sec, err := s.fetch(ctx, r, name, ref)
+		if err == nil {
+			return sec, nil
+		}
+		errs = append(errs, err)
+		if !secretsource.IsRetryable(err) || ctx.Err() != nil {
+			break
+		}
+		if i+1 < len(s.regions) {
+			s.logger.LogAttrs(ctx, slog.LevelDebug, "kms: region failed, trying the next one",
+				slog.String("secret", name), slog.String("region", r.ID),
+				slog.String("kind", secretsource.KindOf(err).String()), slog.String("code", codeOf(err)),
+				slog.String("next", s.regions[i+1].ID))
+		}
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	last := errs[len(errs)-1].(*secretsource.Error)
+	return nil, &secretsource.Error{Kind: last.Kind, Secret: name, Source: "kms", Code: last.Code,
+		RequestID: last.RequestID, Region: last.Region,
+		Message: fmt.Sprintf("%d of %d regions tried, all failed", len(errs), len(s.regions)),
+		Err:     errors.Join(errs...)}
+}
+
+func codeOf(err error) string {
+	var e *secretsource.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+type result struct {
+	resp *kms.GetSecretValueResponse
+	err  error
+}
+
+// fetch asks one region. The core SDK takes no context, so the call runs in
+// its own goroutine, with a transport that binds every HTTP request to ctx
+// (plus the per-request timeout): cancelling ctx aborts the request on the
+// wire and the goroutine ends with it, while the caller returns at once even
+// if the SDK is still busy elsewhere (for example a credential provider
+// talking to STS, which has no context either and ends on its own timeout).
+func (s *Source) fetch(ctx context.Context, r Region, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+
+	// A client per request: the core SDK client writes its http.Client's
+	// Timeout and its transport's fields on every call, so sharing one between
+	// goroutines is a data race. Clients are cheap; the transport (and its
+	// connection pool) is shared.
+	cfg := sdk.NewConfig()
+	cfg.AutoRetry = false // retries belong to the caller (cache, Failover)
+	cfg.Scheme = strings.ToUpper(s.scheme)
+	cfg.Transport = &ctxTransport{ctx: rctx, next: s.transport}
+	client, err := kms.NewClientWithOptions(r.ID, cfg, s.provider)
+	if err != nil {
+		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "kms", Region: r.ID,
+			Message: "cannot build the KMS client", Err: safe(err)}
+	}
+	client.Domain = r.Host()
+	client.SetConnectTimeout(s.timeout)
+	client.SetReadTimeout(s.timeout)
+
+	req := kms.CreateGetSecretValueRequest()
+	req.Scheme = s.scheme
+	req.SecretName = name
+	req.VersionStage = ref.Stage
+	req.VersionId = ref.VersionID
+	if s.extended {
+		req.FetchExtendedConfig = requests.NewBoolean(true)
+	}
+
+	done := make(chan result, 1)
+	go func() {
+		resp, err := client.GetSecretValue(req)
+		done <- result{resp, err}
+	}()
+	var res result
+	select {
+	case res = <-done:
+	case <-ctx.Done():
+		return nil, mapError(ctx, ctx.Err(), name, r.ID)
+	}
+	if res.err != nil {
+		// rctx covers the per-request timeout as well as the caller's context.
+		return nil, mapError(rctx, res.err, name, r.ID)
+	}
+	sec, warnings, err := Response{
+		SecretName: res.resp.SecretName, SecretType: res.resp.SecretType, SecretDataType: res.resp.SecretDataType,
+		SecretData: res.resp.SecretData, VersionID: res.resp.VersionId, VersionStages: res.resp.VersionStages.VersionStage,
+		CreateTime: res.resp.CreateTime, AutomaticRotation: res.resp.AutomaticRotation,
+		RotationInterval: res.resp.RotationInterval, NextRotationDate: res.resp.NextRotationDate,
+		LastRotationDate: res.resp.LastRotationDate, ExtendedConfig: res.resp.ExtendedConfig,
+	}.Secret(name)
+	if err != nil {
+		var e *secretsource.Error
+		if errors.As(err, &e) {
+			e.Source, e.Region, e.RequestID = "kms", r.ID, res.resp.RequestId
+		}
+		return nil, err
+	}
+	for _, w := range warnings {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "kms: unexpected field in GetSecretValue answer",
+			slog.String("secret", name), slog.String("region", r.ID), slog.String("detail", w))
+	}
+	return sec, nil
+}
+
+// Close releases idle connections. The Source must not be used afterwards;
+// calls return a KindConfig error. Close is idempotent.
+func (s *Source) Close() error {
+	if s.closed.CompareAndSwap(false, true) {
+		s.base.CloseIdleConnections()
+	}
+	return nil
+}
+
+// String describes the source without credentials.
+func (s *Source) String() string {
+	ids := make([]string, len(s.regions))
+	for i, r := range s.regions {
+		ids[i] = r.ID
+	}
+	return fmt.Sprintf("kms(%s)", strings.Join(ids, ","))
+}
+
+// ctxTransport binds each request to the caller's context. The core SDK builds
+// its requests with http.NewRequest (no context), so this is where
+// cancellation reaches the wire.
+type ctxTransport struct {
+	ctx  context.Context
+	next http.RoundTripper
+}
+
+func (t *ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.next.RoundTrip(req.WithContext(t.ctx))
+}
+
+var (
+	_ secretsource.Source        = (*Source)(nil)
+	_ secretsource.VersionSource = (*Source)(nil)
+)

@@ -1,0 +1,154 @@
+package kms
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+)
+
+// Response holds the fields of a GetSecretValue answer as both gateways send
+// them: every value a string, times in ISO 8601, the rotation interval as
+// "604800s", binary data base64. Package dkms converts its answers through it
+// too, so both gateways build identical secrets.
+type Response struct {
+	SecretName        string
+	SecretType        string
+	SecretDataType    string // text | binary
+	SecretData        string
+	VersionID         string
+	VersionStages     []string
+	CreateTime        string
+	AutomaticRotation string // Enabled | Disabled | Invalid
+	RotationInterval  string
+	NextRotationDate  string
+	LastRotationDate  string
+	ExtendedConfig    string
+}
+
+// Secret converts r into a *secretsource.Secret. Binary data that is not
+// base64 is an error (KindInternal: the service answered something we cannot
+// use); a malformed date or interval is not, it is left zero and reported in
+// the returned warnings so the caller can log it, since the value itself is
+// still good. requested is the name asked for, used when the answer has none.
+func (r Response) Secret(requested string) (*secretsource.Secret, []string, error) {
+	f := secretsource.Fields{
+		Name:              r.SecretName,
+		VersionID:         r.VersionID,
+		VersionStages:     r.VersionStages,
+		SecretType:        r.SecretType,
+		DataType:          strings.ToLower(r.SecretDataType),
+		AutomaticRotation: strings.EqualFold(r.AutomaticRotation, "Enabled"),
+		ExtendedConfig:    r.ExtendedConfig,
+	}
+	if f.Name == "" {
+		f.Name = requested
+	}
+	if f.DataType == "" {
+		f.DataType = secretsource.DataText
+	}
+	if f.DataType == secretsource.DataBinary {
+		v, err := decodeBase64(r.SecretData)
+		if err != nil {
+			return nil, nil, &secretsource.Error{Kind: secretsource.KindInternal, Secret: f.Name,
+				Message: "binary secret data is not valid base64"}
+		}
+		f.Value = v
+	} else {
+		f.Value = []byte(r.SecretData)
+	}
+	var warnings []string
+	parse := func(field, s string, dst *time.Time) {
+		t, err := ParseTime(s)
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s %q: %v", field, s, err))
+		}
+		*dst = t
+	}
+	parse("CreateTime", r.CreateTime, &f.CreateTime)
+	parse("NextRotationDate", r.NextRotationDate, &f.NextRotationDate)
+	parse("LastRotationDate", r.LastRotationDate, &f.LastRotationDate)
+	d, err := ParseRotationInterval(r.RotationInterval)
+	if err != nil {
+		warnings = append(warnings, fmt.Sprintf("RotationInterval %q: %v", r.RotationInterval, err))
+	}
+	f.RotationInterval = d
+	return secretsource.New(f), warnings, nil
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if v, err := enc.DecodeString(s); err == nil {
+			return v, nil
+		}
+	}
+	return nil, errors.New("not base64")
+}
+
+var timeLayouts = []string{
+	time.RFC3339Nano,           // 2020-02-21T15:39:26Z, with fraction or offset
+	"2006-01-02T15:04:05Z0700", // +0800 without colon
+	"2006-01-02T15:04:05.999Z0700",
+	"2006-01-02T15:04Z",   // minutes only, as some Alibaba APIs send
+	"2006-01-02 15:04:05", // no zone: UTC
+	"2006-01-02T15:04:05", // no zone: UTC
+}
+
+// ParseTime parses a KMS timestamp (ISO 8601, UTC "Z" or an offset). An empty
+// string is the zero time and no error.
+func ParseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, errors.New("not an ISO 8601 time")
+}
+
+// ParseRotationInterval parses KMS's rotation interval: a number of seconds
+// with an "s" suffix ("604800s"), a bare number of seconds, or a Go duration
+// ("168h"). An empty string is zero and no error; negative or overflowing
+// values are errors.
+func ParseRotationInterval(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	num := strings.TrimSuffix(s, "s")
+	if n, err := strconv.ParseInt(num, 10, 64); err == nil {
+		if n < 0 {
+			return 0, errors.New("negative interval")
+		}
+		if n > math.MaxInt64/int64(time.Second) {
+			return 0, errors.New("interval too large")
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	if f, err := strconv.ParseFloat(num, 64); err == nil && !strings.ContainsAny(num, "eEnNiI") {
+		if f < 0 {
+			return 0, errors.New("negative interval")
+		}
+		if f*float64(time.Second) >= math.MaxInt64 {
+			return 0, errors.New("interval too large")
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, errors.New("not a number of seconds like 604800s")
+	}
+	if d < 0 {
+		return 0, errors.New("negative interval")
+	}
+	return d, nil
+}
