@@ -118,16 +118,24 @@ func (e *Error) Is(target error) bool {
 		(target == ErrLoginRefused && e.Class == Permanent)
 }
 
-// scrubbedError is an error whose text had secrets removed; Unwrap keeps the
-// original for errors.As / errors.Is (driver error types carry server
-// messages and codes, which never contain the client's password).
+// scrubbedError is an error whose text had secrets removed. errors.Is and
+// errors.As still reach the original (driver error types carry server
+// messages and codes, which never contain the client's password), but it has
+// no Unwrap: code that walks the chain with errors.Unwrap and prints each
+// link (some loggers and error reporters do) cannot reach the unscrubbed text
+// of the wrapping errors in between.
 type scrubbedError struct {
 	msg string
 	err error
 }
 
 func (e *scrubbedError) Error() string { return e.msg }
-func (e *scrubbedError) Unwrap() error { return e.err }
+
+// Is reports whether the original error matches target.
+func (e *scrubbedError) Is(target error) bool { return errors.Is(e.err, target) }
+
+// As finds the first error in the original chain that matches target.
+func (e *scrubbedError) As(target any) bool { return errors.As(e.err, target) }
 
 // minScrubLen is the shortest secret scrubbed from error texts: shorter ones
 // would garble messages and say nothing.

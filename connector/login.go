@@ -50,6 +50,20 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// String describes c without the strings of Redact (they are passwords).
+func (c Config) String() string {
+	return fmt.Sprintf("connector.Config(secret=%q grace=%s redact=%d string(s) REDACTED)", c.SecretName, c.GracePeriod, len(c.Redact))
+}
+
+// GoString is String, so %#v cannot print a redacted string.
+func (c Config) GoString() string { return c.String() }
+
+// Format prints String for every verb.
+func (c Config) Format(st fmt.State, _ rune) { _, _ = io.WriteString(st, c.String()) }
+
+// LogValue makes slog print String.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
 // Login opens connections with the credentials of one secret and carries
 // the rotation state its connections share. It is safe for concurrent use.
 type Login struct {
@@ -374,14 +388,21 @@ func (r *run) succeeded() {
 		}
 		return
 	}
+	closedWindow := false
 	if w := l.window.Load(); w != nil {
-		l.window.CompareAndSwap(w, nil)
+		closedWindow = l.window.CompareAndSwap(w, nil)
 	}
 	if fb := l.fallback.Load(); fb != nil && fb.rejected != r.cand.VersionID() {
 		l.fallback.CompareAndSwap(fb, nil)
 	}
 	if r.attempts > 1 {
-		l.log.LogAttrs(context.Background(), slog.LevelInfo, "kmsdb connector: logged in after the credentials were rejected",
+		// Info once per rotation (the login that closes the rejection window), Debug for the
+		// other connections that waited through it: no Info line per connection.
+		level := slog.LevelDebug
+		if closedWindow {
+			level = slog.LevelInfo
+		}
+		l.log.LogAttrs(context.Background(), level, "kmsdb connector: logged in after the credentials were rejected",
 			slog.String("secret", l.name), slog.String("version", r.cand.VersionID()), slog.Int("attempts", r.attempts),
 			slog.Duration("waited", l.now().Sub(r.start)))
 	}

@@ -1,9 +1,11 @@
 package connector
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -414,6 +416,33 @@ func TestScrub(t *testing.T) {
 	}
 }
 
+// testDriverError stands for a driver's own error type.
+type testDriverError struct{ code int }
+
+func (e *testDriverError) Error() string { return fmt.Sprintf("driver error %d", e.code) }
+
+// TestScrubHidesTheChain: a chain walked with errors.Unwrap (as loggers and
+// error reporters do) shows no link holding the secret, while errors.Is and
+// errors.As still reach the original errors.
+func TestScrubHidesTheChain(t *testing.T) {
+	const pw = "hunter2-in-the-middle"
+	drv := &testDriverError{code: 1045}
+	inner := fmt.Errorf("connect with password %s: %w", pw, drv)
+	err := fmt.Errorf("outer: %w", Scrub(fmt.Errorf("dial: %w", inner), pw))
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if strings.Contains(e.Error(), pw) {
+			t.Errorf("a link of the chain (%T) shows the password: %s", e, e.Error())
+		}
+	}
+	if !errors.Is(err, inner) || !errors.Is(err, drv) {
+		t.Error("errors.Is does not reach the original errors")
+	}
+	var got *testDriverError
+	if !errors.As(err, &got) || got.code != 1045 {
+		t.Errorf("errors.As = %v, want the driver error", got)
+	}
+}
+
 func TestNewLoginValidates(t *testing.T) {
 	if _, err := NewLogin(Config{Classify: classifyFake}); err == nil {
 		t.Error("empty secret name accepted")
@@ -467,5 +496,26 @@ func TestRunDuringSourceOutage(t *testing.T) {
 	_, err := Run(context.Background(), l, db.attempt)
 	if !errors.Is(err, ErrCredentialsRejected) || len(ft.slept) == 0 {
 		t.Fatalf("err = %v after %d waits, want credentials rejected after polling", err, len(ft.slept))
+	}
+}
+
+// TestConfigNeverPrintsRedactList: Config.Redact holds passwords (from a base
+// DSN); printing a Config must not show them.
+func TestConfigNeverPrintsRedactList(t *testing.T) {
+	cfg := Config{SecretName: "db", Redact: []string{"dsn-password-41"}, Classify: classifyFake}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("cfg", "v", cfg, "p", &cfg)
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("cfg", "v", cfg)
+	outputs := []string{buf.String()}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+		outputs = append(outputs, fmt.Sprintf(verb, cfg), fmt.Sprintf(verb, &cfg))
+	}
+	for _, out := range outputs {
+		if strings.Contains(out, "dsn-password-41") {
+			t.Errorf("a redacted string shows: %s", out)
+		}
+	}
+	if !strings.Contains(cfg.String(), `"db"`) {
+		t.Errorf("String() = %s, want the secret name", cfg.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -421,6 +422,26 @@ func (l *LocalSource) notFound(name string, ref VersionRef) error {
 	}
 	return &Error{Kind: KindNotFound, Secret: name, Source: "local", Message: msg}
 }
+
+// String describes the source by the names it serves, never a value. The
+// formatting methods have value receivers so that a dereferenced LocalSource
+// is redacted too.
+func (l LocalSource) String() string {
+	env := ""
+	if l.env != nil {
+		env = fmt.Sprintf(" env=%s* (%d variables)", l.prefix, len(l.env))
+	}
+	return fmt.Sprintf("secretsource.LocalSource(secrets=%q%s)", l.Names(), env)
+}
+
+// GoString is String, so %#v cannot print a value read from the environment.
+func (l LocalSource) GoString() string { return l.String() }
+
+// Format prints String for every verb.
+func (l LocalSource) Format(st fmt.State, _ rune) { _, _ = fmt.Fprint(st, l.String()) }
+
+// LogValue makes slog print String.
+func (l LocalSource) LogValue() slog.Value { return slog.StringValue(l.String()) }
 
 // Names lists the secrets the source holds from files and maps (secrets from
 // FromEnv are looked up by name and not listed).

@@ -1,9 +1,11 @@
 package secretsource_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,4 +210,33 @@ func ExampleNewLocalSource() {
 	a, _ := secretsource.DecodeDBAccount(s)
 	fmt.Println(a.Username, s)
 	// Output: app secret(name="db/app" version="local" type="Generic" value=REDACTED)
+}
+
+// TestLocalSourceNeverPrintsValues formats a LocalSource holding values from
+// the environment, a file and a map, with every verb and through slog.
+func TestLocalSourceNeverPrintsValues(t *testing.T) {
+	t.Setenv("KMSDB_SECRET_DB_LEAK", `{"username":"u","password":"env-password-11"}`)
+	p := writeFile(t, "leak.yaml", "from-file: file-password-12\n")
+	src, err := secretsource.NewLocalSource(secretsource.FromFile(p), secretsource.FromEnv(""),
+		secretsource.FromMap(map[string]string{"from-map": "map-password-13"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("src", "p", src, "v", *src)
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("src", "p", src, "v", *src)
+	outputs := []string{buf.String()}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x"} {
+		outputs = append(outputs, fmt.Sprintf(verb, src), fmt.Sprintf(verb, *src))
+	}
+	for _, out := range outputs {
+		for _, v := range []string{"env-password-11", "file-password-12", "map-password-13"} {
+			if strings.Contains(out, v) {
+				t.Errorf("a value shows: %s", out)
+			}
+		}
+	}
+	if s := src.String(); !strings.Contains(s, "from-file") || !strings.Contains(s, "KMSDB_SECRET_") {
+		t.Errorf("String() = %s, want the names and the prefix", s)
+	}
 }

@@ -1,10 +1,12 @@
 package pgkms
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -563,5 +565,38 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWarmConnectsAreQuiet: once the cache is warm, new connections (through
+// database/sql and through the pool) make no call to the secret source and
+// log nothing at Info or above.
+func TestWarmConnectsAreQuiet(t *testing.T) {
+	e := newEnv(t)
+	user := e.srv.CreateUser(t, "warm", "warm-pass-1")
+	e.secrets.PutAccount("db", e.srv.Account(user, "warm-pass-1"))
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	db := e.open(t, "db", WithLogger(logger))
+	const n = 20
+	for range n {
+		if got := currentUser(t, db); got != user {
+			t.Fatalf("current_user = %q, want %q", got, user)
+		}
+	}
+	if st := e.conn.Stats(); st.Logins != n || st.Retries != 0 {
+		t.Errorf("stats = %+v, want %d logins (a new connection per query) and no retry", st, n)
+	}
+	p := e.pool(t, "db", WithLogger(logger))
+	for range n {
+		if got := poolUser(t, p); got != user {
+			t.Fatalf("pool: current_user = %q, want %q", got, user)
+		}
+	}
+	if got := e.secrets.Calls(); got != 1 {
+		t.Errorf("source calls = %d, want 1 (the cold fetch only)", got)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("connections logged at Info or above:\n%s", logs.String())
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,6 +38,20 @@ type Account struct {
 	Port     int    `json:"port,omitempty"`
 	DBName   string `json:"dbname,omitempty"`
 }
+
+// String shows the account without its password, so test logs never print it.
+func (a Account) String() string {
+	return fmt.Sprintf("testdb.Account(user=%q host=%q port=%d db=%q password=REDACTED)", a.User, a.Host, a.Port, a.DBName)
+}
+
+// GoString is String.
+func (a Account) GoString() string { return a.String() }
+
+// Format prints String for every verb.
+func (a Account) Format(st fmt.State, _ rune) { _, _ = io.WriteString(st, a.String()) }
+
+// LogValue makes slog print String.
+func (a Account) LogValue() slog.Value { return slog.StringValue(a.String()) }
 
 // Account returns the account of user on this server: its TCP endpoint and DBName.
 func (s *Server) Account(user, password string) Account {

@@ -1,8 +1,12 @@
 package testdb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -129,6 +133,17 @@ func TestSecrets(t *testing.T) {
 	if err != nil || prev.VersionID() != v1 {
 		t.Fatalf("previous = %v, %v", prev, err)
 	}
+	// The versions hold the accounts put, as Rds secrets.
+	for _, tc := range []struct {
+		s    *secretsource.Secret
+		want string
+	}{{cur, "two"}, {prev, "one"}} {
+		acct, err := secretsource.DecodeDBAccount(tc.s)
+		if err != nil || acct.Username != "a" || acct.Password != tc.want || tc.s.Type() != secretsource.TypeRds {
+			t.Errorf("version %s: user %q, password matches: %v, type %q, err %v",
+				tc.s.VersionID(), acct.Username, acct.Password == tc.want, tc.s.Type(), err)
+		}
+	}
 	if _, err := st.GetSecret(ctx, "nope"); err == nil {
 		t.Error("missing secret found")
 	}
@@ -157,5 +172,26 @@ func TestQuoting(t *testing.T) {
 	}
 	if got := redactStmt("ALTER ROLE x PASSWORD 'secret'"); strings.Contains(got, "secret") {
 		t.Errorf("redactStmt = %s", got)
+	}
+}
+
+// TestAccountNeverPrintsPassword: test logs that print an Account show no password.
+func TestAccountNeverPrintsPassword(t *testing.T) {
+	a := Account{User: "app", Password: "account-pw-31", Host: "127.0.0.1", Port: 3306, DBName: Database}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("acct", "v", a, "p", &a)
+	outputs := []string{buf.String()}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
+		outputs = append(outputs, fmt.Sprintf(verb, a), fmt.Sprintf(verb, &a))
+	}
+	for _, out := range outputs {
+		if strings.Contains(out, "account-pw-31") {
+			t.Errorf("the password shows: %s", out)
+		}
+	}
+	// The secret value still carries it: PutAccount marshals the JSON.
+	b, err := json.Marshal(a)
+	if err != nil || !strings.Contains(string(b), `"AccountPassword":"account-pw-31"`) {
+		t.Errorf("JSON = %s, %v; want the password in AccountPassword", b, err)
 	}
 }

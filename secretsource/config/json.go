@@ -40,6 +40,17 @@ func (e DKMSEndpoint) Format(st fmt.State, _ rune) { _, _ = io.WriteString(st, e
 // LogValue shows everything but the password.
 func (e DKMSEndpoint) LogValue() slog.Value { return slog.StringValue(e.String()) }
 
+// MarshalJSON shows every field but the password (slog's JSON handler and
+// configuration dumps marshal Settings and its endpoints).
+func (e DKMSEndpoint) MarshalJSON() ([]byte, error) {
+	type plain DKMSEndpoint
+	p := plain(e)
+	if p.Password != "" {
+		p.Password = "REDACTED"
+	}
+	return json.Marshal(p)
+}
+
 // jsonArray parses a JSON array of objects, reporting a syntax error by its
 // byte offset only (a JSON error quotes the offending character).
 func jsonArray(value string) ([]map[string]json.RawMessage, error) {

@@ -85,8 +85,10 @@ type Settings struct {
 	credential credentials.Credential // WithCredential
 }
 
-// String summarizes s without any secret.
-func (s *Settings) String() string {
+// String summarizes s without any secret. The methods that format Settings
+// have value receivers so that a dereferenced Settings (fmt.Print(*s),
+// slog.Any("settings", *s)) is redacted too.
+func (s Settings) String() string {
 	cred := s.Credential.Type
 	if s.credential != nil {
 		cred = "option"
@@ -96,13 +98,13 @@ func (s *Settings) String() string {
 }
 
 // GoString is String, so %#v cannot print a credential.
-func (s *Settings) GoString() string { return s.String() }
+func (s Settings) GoString() string { return s.String() }
 
 // Format prints String for every verb.
-func (s *Settings) Format(st fmt.State, _ rune) { _, _ = io.WriteString(st, s.String()) }
+func (s Settings) Format(st fmt.State, _ rune) { _, _ = io.WriteString(st, s.String()) }
 
 // LogValue shows the summary only.
-func (s *Settings) LogValue() slog.Value { return slog.StringValue(s.String()) }
+func (s Settings) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // resolver looks a key up in code options, then the environment, then the file.
 type resolver struct {

@@ -1,15 +1,18 @@
 package config
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -537,6 +540,46 @@ func TestSettingsNeverPrintSecrets(t *testing.T) {
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%d"} {
 		if out := fmt.Sprintf(verb, s); strings.Contains(out, secretValue) || strings.Contains(out, fmt.Sprintf("%x", secretValue)) {
 			t.Errorf("%s prints the secret: %s", verb, out)
+		}
+	}
+}
+
+// TestSettingsValuesNeverPrintSecrets covers the forms the pointer test does
+// not: a dereferenced Settings, its fields on their own, slog's text and
+// JSON handlers and encoding/json, with an AccessKey secret, an STS token and
+// a DKMS client key password in it.
+func TestSettingsValuesNeverPrintSecrets(t *testing.T) {
+	fx := newFixtures(t)
+	const token, dkmsPW = "sts-token-value-9", "dkms-password-value-8"
+	entry := `[{"regionId":"cn-hangzhou","endpoint":"kst-1.cryptoservice.kms.aliyuncs.com","clientKeyFile":"` + fx.clientKey +
+		`","passwordFromEnvVariable":"DKMS_PW","caFilePath":"` + fx.ca + `"}]`
+	s, err := LoadSettings(context.Background(), WithoutPropertiesFile(), envOf(map[string]string{
+		"cache_client_dkms_config_info": entry, "DKMS_PW": dkmsPW,
+		"credentials_type": "sts_token", "credentials_access_key_id": "LTAI", "credentials_access_secret": secretValue,
+		"credentials_security_token": token,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Credential.SecurityToken != token || s.DKMS[0].Password != dkmsPW {
+		t.Fatalf("the fixture did not load the secrets: %v", s)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("settings", "v", *s, "p", s, "cred", s.Credential, "dkms", s.DKMS)
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("settings", "v", *s, "p", s, "cred", s.Credential, "dkms", s.DKMS)
+	js, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs := []string{buf.String(), string(js)}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		outputs = append(outputs, fmt.Sprintf(verb, *s), fmt.Sprintf(verb, s.Credential), fmt.Sprintf(verb, s.DKMS))
+	}
+	for _, out := range outputs {
+		for _, secret := range []string{secretValue, token, dkmsPW} {
+			if strings.Contains(out, secret) {
+				t.Errorf("a secret shows: %s", out)
+			}
 		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -60,6 +61,37 @@ type Endpoint struct {
 	// IgnoreSSLCerts turns certificate verification off. Never in production:
 	// New logs a warning when it is set.
 	IgnoreSSLCerts bool
+}
+
+// String shows the endpoint without its password.
+func (e Endpoint) String() string {
+	return fmt.Sprintf("dkms.Endpoint(region=%q endpoint=%q clientKeyFile=%q caFile=%q ignoreSSLCerts=%v password=REDACTED)",
+		e.RegionID, e.Endpoint, e.ClientKeyFile, e.CAFile, e.IgnoreSSLCerts)
+}
+
+// GoString is String, so %#v cannot print the password.
+func (e Endpoint) GoString() string { return e.String() }
+
+// Format prints String for every verb.
+func (e Endpoint) Format(st fmt.State, _ rune) { _, _ = io.WriteString(st, e.String()) }
+
+// LogValue makes slog print the redacted form.
+func (e Endpoint) LogValue() slog.Value { return slog.StringValue(e.String()) }
+
+// MarshalJSON shows every field but the password (slog's JSON handler and
+// configuration dumps marshal a Config holding endpoints).
+func (e Endpoint) MarshalJSON() ([]byte, error) {
+	type plain Endpoint
+	p := plain(e)
+	p.Password = redactedIfSet(p.Password)
+	return json.Marshal(p)
+}
+
+func redactedIfSet(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "REDACTED"
 }
 
 // Config configures a Source.

@@ -1,7 +1,11 @@
 package kms
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
 	"sync"
 	"time"
 
@@ -60,6 +64,63 @@ type CredentialOptions struct {
 	Proxy          string
 	ConnectTimeout time.Duration // provider requests; credentials-go defaults when zero
 	ReadTimeout    time.Duration
+}
+
+// String shows the type and the non-secret fields of o. AccessKeySecret,
+// SecurityToken and ClientKeyPassword show only whether they are set, and the
+// proxy URL without its user information.
+func (o CredentialOptions) String() string {
+	set := func(v string) string {
+		if v == "" {
+			return `""`
+		}
+		return "REDACTED"
+	}
+	return fmt.Sprintf("kms.CredentialOptions(type=%q accessKeyId=%q accessKeySecret=%s securityToken=%s "+
+		"roleArn=%q roleName=%q oidcProviderArn=%q oidcTokenFile=%q url=%q clientKeyFile=%q clientKeyPassword=%s "+
+		"stsEndpoint=%q proxy=%q)",
+		o.Type, o.AccessKeyID, set(o.AccessKeySecret), set(o.SecurityToken),
+		o.RoleARN, o.RoleName, o.OIDCProviderARN, o.OIDCTokenFile, redactURL(o.URL), o.ClientKeyFile,
+		set(o.ClientKeyPassword), o.STSEndpoint, redactURL(o.Proxy))
+}
+
+// GoString is String, so %#v cannot print a secret.
+func (o CredentialOptions) GoString() string { return o.String() }
+
+// Format prints String for every verb.
+func (o CredentialOptions) Format(st fmt.State, _ rune) { _, _ = io.WriteString(st, o.String()) }
+
+// LogValue makes slog print the redacted form.
+func (o CredentialOptions) LogValue() slog.Value { return slog.StringValue(o.String()) }
+
+// MarshalJSON shows the fields of o with the secrets replaced by REDACTED
+// (slog's JSON handler and configuration dumps marshal structs holding it).
+func (o CredentialOptions) MarshalJSON() ([]byte, error) {
+	type plain CredentialOptions
+	p := plain(o)
+	for _, f := range []*string{&p.AccessKeySecret, &p.SecurityToken, &p.ClientKeyPassword} {
+		if *f != "" {
+			*f = "REDACTED"
+		}
+	}
+	p.URL, p.Proxy = redactURL(p.URL), redactURL(p.Proxy)
+	return json.Marshal(p)
+}
+
+// redactURL hides the password of a URL's user information and its query
+// (a credentials URI or proxy may carry a token there).
+func redactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "REDACTED(unparsable URL)"
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "REDACTED"
+	}
+	return u.Redacted()
 }
 
 // NewCredential builds the credentials-go Credential described by o. Errors are

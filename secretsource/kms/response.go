@@ -2,8 +2,11 @@ package kms
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -29,6 +32,29 @@ type Response struct {
 	NextRotationDate  string
 	LastRotationDate  string
 	ExtendedConfig    string
+}
+
+// String shows the metadata of r, never SecretData.
+func (r Response) String() string {
+	return fmt.Sprintf("kms.Response(name=%q version=%q stages=%q type=%q dataType=%q data=REDACTED)",
+		r.SecretName, r.VersionID, r.VersionStages, r.SecretType, r.SecretDataType)
+}
+
+// GoString is String, so %#v cannot print the secret data.
+func (r Response) GoString() string { return r.String() }
+
+// Format prints String for every verb.
+func (r Response) Format(st fmt.State, _ rune) { _, _ = io.WriteString(st, r.String()) }
+
+// LogValue makes slog print the metadata only.
+func (r Response) LogValue() slog.Value { return slog.StringValue(r.String()) }
+
+// MarshalJSON shows every field but SecretData.
+func (r Response) MarshalJSON() ([]byte, error) {
+	type plain Response
+	p := plain(r)
+	p.SecretData = "REDACTED"
+	return json.Marshal(p)
 }
 
 // Secret converts r into a *secretsource.Secret. Binary data that is not
