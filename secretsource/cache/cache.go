@@ -99,6 +99,13 @@ type slot struct {
 	holdUntil  time.Time // a caller with nothing to serve gets lastErr until then
 	versions   map[secretsource.VersionRef]*versionEntry
 
+	// waiters counts GetSecret callers blocked on a fetch of this secret; a
+	// fetch with nothing to serve retries retryable errors only while some
+	// remain. noWaiters is closed when the count drops to zero (a new one is
+	// made when it rises again).
+	waiters   int
+	noWaiters chan struct{}
+
 	saveMu  sync.Mutex
 	savedAt time.Time
 }
@@ -163,9 +170,10 @@ func (c *Cache) newSlot(name string) *slot {
 
 // GetSecret returns the ACSCurrent version of the secret. A warm read is a
 // map lookup and an atomic load, with no lock and no allocation. On a miss,
-// concurrent callers share one fetch from the source; ctx bounds only this
-// caller's wait, not the fetch. When a refresh fails the previous value keeps
-// being served, up to the maximum staleness.
+// concurrent callers share one fetch from the source, which retries
+// retryable errors with backoff while they wait (within the fetch timeout);
+// ctx bounds only this caller's wait, not the fetch. When a refresh fails the
+// previous value keeps being served, up to the maximum staleness.
 func (c *Cache) GetSecret(ctx context.Context, name string) (*secretsource.Secret, error) {
 	if s := (*c.slots.Load())[name]; s != nil {
 		if e := s.cur.Load(); e != nil && e.serve {
@@ -195,6 +203,8 @@ func (c *Cache) getSlow(ctx context.Context, name string) (*secretsource.Secret,
 	case e.state == statePersisted:
 		reason = reasonWarmStart
 	}
+	s.addWaiter()
+	defer s.removeWaiter()
 	ch := c.sf.DoChan(name, c.flight(ctx, s, reason, true, nil))
 	select {
 	case r := <-ch:
@@ -232,6 +242,27 @@ func (c *Cache) held(s *slot) error {
 		return s.lastErr
 	}
 	return nil
+}
+
+// addWaiter counts a GetSecret caller blocked on a fetch of s.
+func (s *slot) addWaiter() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.waiters == 0 {
+		s.noWaiters = make(chan struct{})
+	}
+	s.waiters++
+}
+
+// removeWaiter uncounts a caller; the last one out closes noWaiters, which
+// stops the in-flight retries of a fetch nobody waits for any more.
+func (s *slot) removeWaiter() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.waiters--
+	if s.waiters == 0 {
+		close(s.noWaiters)
+	}
 }
 
 // slotFor returns the slot of name, creating it.
@@ -320,6 +351,12 @@ func (c *Cache) tryToken(s *slot) time.Duration {
 // flight returns the function of a shared fetch of the ACSCurrent version.
 // waitTok makes it wait for the rate limit; rejected, when set, skips the
 // fetch if the rejected entry was already replaced.
+//
+// When the secret has no value to serve and the fetch fails with a retryable
+// error, the flight itself retries (see onFailure for the conditions): it
+// waits the backoff delay on the cache's clock, then a token of the rate
+// limit, and fetches again, for as long as a GetSecret caller still waits and
+// within the fetch timeout. Only when it gives up are later callers held.
 func (c *Cache) flight(parent context.Context, s *slot, reason string, waitTok bool, rejected *entry) func() (any, error) {
 	return func() (any, error) {
 		if !c.enter() {
@@ -333,34 +370,124 @@ func (c *Cache) flight(parent context.Context, s *slot, reason string, waitTok b
 		}
 		ctx, cancel := c.fetchContext(parent)
 		defer cancel()
-		if waitTok {
-			if err := c.waitToken(ctx, s); err != nil {
+		deadline := c.cfg.clock.Now().Add(c.cfg.fetchTimeout) // the fetch timeout on the cache's clock
+		for attempt := 1; ; attempt++ {
+			if waitTok && attempt == 1 {
+				if err := c.waitToken(ctx, s); err != nil {
+					if c.isClosed() {
+						return nil, ErrClosed
+					}
+					err = &secretsource.Error{Kind: secretsource.KindTimeout, Secret: s.name, Source: "cache",
+						Message: "fetch timed out waiting for the secret's refresh rate limit", Err: err}
+					c.onFailure(s, reason, err, c.cfg.clock.Now(), time.Time{}, 0) // a rejected or persisted value is served stale
+					return nil, err
+				}
+			}
+			start := c.cfg.clock.Now()
+			sec, err := c.src.GetSecret(ctx, s.name)
+			if err == nil && sec == nil {
+				err = &secretsource.Error{Kind: secretsource.KindInternal, Secret: s.name, Source: "cache",
+					Message: "the source returned neither a secret nor an error"}
+			}
+			now := c.cfg.clock.Now()
+			if c.isClosed() {
+				return nil, ErrClosed
+			}
+			if err == nil {
+				c.onSuccess(s, reason, sec, now, now.Sub(start))
+				return sec, nil
+			}
+			if ctx.Err() != nil { // the fetch timeout passed: no time left to retry
+				deadline = time.Time{}
+			}
+			retry := c.onFailure(s, reason, err, now, deadline, attempt)
+			if retry == nil {
+				return nil, err
+			}
+			if !c.retryWait(ctx, s, retry, deadline) {
 				if c.isClosed() {
 					return nil, ErrClosed
 				}
-				err = &secretsource.Error{Kind: secretsource.KindTimeout, Secret: s.name, Source: "cache",
-					Message: "fetch timed out waiting for the secret's refresh rate limit", Err: err}
-				c.onFailure(s, reason, err, c.cfg.clock.Now()) // a rejected or persisted value is served stale
+				c.stopRetrying(s, retry)
 				return nil, err
 			}
 		}
-		start := c.cfg.clock.Now()
-		sec, err := c.src.GetSecret(ctx, s.name)
-		if err == nil && sec == nil {
-			err = &secretsource.Error{Kind: secretsource.KindInternal, Secret: s.name, Source: "cache",
-				Message: "the source returned neither a secret nor an error"}
-		}
-		now := c.cfg.clock.Now()
-		if c.isClosed() {
-			return nil, ErrClosed
-		}
-		if err != nil {
-			c.onFailure(s, reason, err, now)
-			return nil, err
-		}
-		c.onSuccess(s, reason, sec, now, now.Sub(start))
-		return sec, nil
 	}
+}
+
+// coldRetry is the plan of a flight that retries in place: wait delay, and
+// if the retry is abandoned, hold the error for callers until hold.
+type coldRetry struct {
+	delay    time.Duration
+	hold     time.Time
+	gone     <-chan struct{} // closed when the last waiting caller leaves
+	failures int             // the slot's failure count it was planned at
+}
+
+// retryWait waits out the backoff delay of r, then a token of the secret's
+// rate limit, on the cache's clock. It reports false, having stopped its
+// timers and returned any token it reserved, if the fetch context ends (fetch
+// timeout or Close), no GetSecret caller is left waiting, or the rate limit
+// would push the retry past deadline.
+func (c *Cache) retryWait(ctx context.Context, s *slot, r *coldRetry, deadline time.Time) bool {
+	gone := r.gone
+	if !c.waitWhileWanted(ctx, s, r.delay, &gone) {
+		return false
+	}
+	now := c.cfg.clock.Now()
+	res := s.limiter.ReserveN(now, 1)
+	d := res.DelayFrom(now)
+	if d <= 0 {
+		return true
+	}
+	if now.Add(d).After(deadline) || !c.waitWhileWanted(ctx, s, d, &gone) {
+		res.CancelAt(c.cfg.clock.Now())
+		return false
+	}
+	return true
+}
+
+// waitWhileWanted waits d on the cache's clock; it stops early (false) when
+// ctx ends or the last GetSecret caller waiting for s leaves. *gone is the
+// slot's noWaiters channel, updated when callers came and went meanwhile.
+func (c *Cache) waitWhileWanted(ctx context.Context, s *slot, d time.Duration, gone *<-chan struct{}) bool {
+	ready := make(chan struct{})
+	t := c.cfg.clock.AfterFunc(d, func() { close(ready) })
+	for {
+		select {
+		case <-ready:
+			return true
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-*gone:
+			s.mu.Lock()
+			n, next := s.waiters, s.noWaiters
+			s.mu.Unlock()
+			if n == 0 {
+				t.Stop()
+				return false
+			}
+			*gone = next // the last caller left, but others came since
+		}
+	}
+}
+
+// stopRetrying ends the in-flight retries of a secret with no value: callers
+// get the last error without the source being asked until r.hold (unless
+// something else fetched the secret meanwhile).
+func (c *Cache) stopRetrying(s *slot, r *coldRetry) {
+	s.mu.Lock()
+	if s.closed || s.failures != r.failures {
+		s.mu.Unlock()
+		return
+	}
+	if e := s.cur.Load(); e == nil || e.secret == nil {
+		s.holdUntil = r.hold
+	}
+	s.mu.Unlock()
+	c.log.LogAttrs(c.ctx, slog.LevelDebug, "cache: stopped retrying the fetch of a secret with no value",
+		slog.String("secret", s.name), slog.Time("error_held_until", r.hold))
 }
 
 func (c *Cache) onSuccess(s *slot, reason string, sec *secretsource.Secret, now time.Time, took time.Duration) {
@@ -402,12 +529,23 @@ func (c *Cache) onSuccess(s *slot, reason string, sec *secretsource.Secret, now 
 	}
 }
 
-func (c *Cache) onFailure(s *slot, reason string, err error, now time.Time) {
+// onFailure records a failed fetch, reschedules the background refresh of a
+// secret that has a value (stale if error), and reports the failure.
+//
+// For a secret with nothing to serve it decides whether the flight retries in
+// place: only for a retryable error, while a GetSecret caller waits, when the
+// backoff delay ends before deadline (zero: no retry) and, for an unclassified
+// error (KindUnknown, "retryable once"), only once per flight.
+// It then returns the plan; otherwise it holds the error (callers get it
+// without the source being asked) for WithErrorHold after a permanent error,
+// and for the backoff delay, at most WithErrorHold, after a retryable one.
+func (c *Cache) onFailure(s *slot, reason string, err error, now, deadline time.Time, flightAttempt int) *coldRetry {
 	retryable := secretsource.IsRetryable(err)
+	var retry *coldRetry
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return
+		return nil
 	}
 	s.failures++
 	s.lastErr = err
@@ -435,13 +573,20 @@ func (c *Cache) onFailure(s *slot, reason string, err error, now time.Time) {
 		stale = &StaleEvent{Name: s.name, Version: e.secret.VersionID(), Age: now.Sub(e.fetchedAt),
 			ExpiresIn: e.fetchedAt.Add(c.cfg.maxStale).Sub(now), Err: err}
 	} else {
-		hold := delay
-		if !retryable {
-			hold = c.cfg.errorHold
+		hold := c.cfg.errorHold
+		if retryable {
+			hold = min(delay, c.cfg.errorHold)
 		}
-		s.holdUntil = now.Add(hold)
-		if s.refresh != nil { // an evicted secret keeps its retry timer
-			delay = s.refreshAt.Sub(now)
+		if retryable && !deadline.IsZero() && s.waiters > 0 && !now.Add(delay).After(deadline) &&
+			(secretsource.KindOf(err) != secretsource.KindUnknown || flightAttempt == 1) {
+			s.holdUntil = time.Time{} // callers arriving meanwhile join the retrying flight
+			retry = &coldRetry{delay: delay, hold: now.Add(hold), gone: s.noWaiters, failures: attempt}
+		} else {
+			s.holdUntil = now.Add(hold)
+			delay = 0                                       // nothing scheduled: the next caller after the hold fetches again
+			if s.refresh != nil && s.refreshAt.After(now) { // an evicted secret keeps its retry timer
+				delay = s.refreshAt.Sub(now)
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -460,6 +605,7 @@ func (c *Cache) onFailure(s *slot, reason string, err error, now time.Time) {
 			h(*stale)
 		}
 	}
+	return retry
 }
 
 // scheduleLocked (re)arms the refresh timer of s. s.mu is held.
@@ -613,7 +759,9 @@ func (c *Cache) Invalidate(name, rejectedVersion string) bool {
 // the source returned. It joins a fetch already in progress, and it waits (up
 // to ctx) for the secret's rate limit, which scheduled refreshes share, so a
 // loop of Refresh calls cannot storm the source. On error the cache keeps
-// serving the previous value through GetSecret.
+// serving the previous value through GetSecret. Refresh itself does not
+// retry, but when it joins the fetch of a secret with nothing to serve that
+// GetSecret callers wait for, it gets the result of that fetch's retries.
 func (c *Cache) Refresh(ctx context.Context, name string) (*secretsource.Secret, error) {
 	s, err := c.slotFor(name)
 	if err != nil {
@@ -702,3 +850,11 @@ func (c *Cache) Info(name string) (EntryInfo, bool) {
 func (c *Cache) String() string {
 	return fmt.Sprintf("cache(secrets=%d)", len(*c.slots.Load()))
 }
+
+// GoString is the same as String, so %#v neither dumps (nor races on) the
+// cache's internals.
+func (c *Cache) GoString() string { return c.String() }
+
+// Format makes every fmt verb print String: formatting a Cache never reads
+// its internals without their locks.
+func (c *Cache) Format(st fmt.State, _ rune) { _, _ = fmt.Fprint(st, c.String()) }

@@ -20,8 +20,33 @@
 // Concurrent callers of a secret that is not cached share one fetch
 // (golang.org/x/sync/singleflight). The fetch runs on a context that keeps the
 // first caller's values but not its cancellation, bounded by the fetch timeout
-// (WithFetchTimeout) and by Close; each caller's own context bounds only its
-// own wait.
+// (WithFetchTimeout, 30 s) and by Close; each caller's own context bounds only
+// its own wait.
+//
+// A cold fetch rides out a transient failure (throttling, unavailable,
+// network, timeout: secretsource.IsRetryable) instead of handing it to the
+// caller at once: it waits the Backoff delay (full jitter) and a token of the
+// secret's rate limit, both on the cache's clock, and fetches again, in place,
+// for as long as at least one GetSecret caller is still waiting and the next
+// attempt starts within the fetch timeout. Callers arriving meanwhile join it.
+// An unclassified error (secretsource.KindUnknown) is retried once. A
+// permanent error (not found, access denied, bad credentials) ends the fetch at
+// once. Every attempt is reported through the RefreshFailed hook and the log.
+// Close stops a fetch waiting to retry, with its timers; its callers get
+// ErrClosed.
+//
+// # Negative cache (error hold)
+//
+// A caller of a secret with no value to serve gets the last error back,
+// without the source being asked again, for WithErrorHold (30 s by default)
+// after a permanent error, and after a retryable one only once the retries
+// above are over (the callers left, or the fetch timeout came), then for the
+// backoff delay the cache drew next, at most WithErrorHold (so a new fetch
+// comes no sooner than the backoff allows, unless the hold is set shorter).
+// While a cold fetch is still
+// retrying nothing is held: new callers join it. A secret evicted for
+// staleness holds its error until its next background retry. Refresh ignores
+// the hold.
 //
 // # Refresh ahead
 //
@@ -46,13 +71,14 @@
 // ServingStale hook and Info report how old it is, and it is evicted (Evicted
 // hook) only once no refresh has succeeded for the maximum staleness (24 h by
 // default, WithMaxStaleness). Retryable failures (secretsource.IsRetryable)
-// are retried with exponential backoff and full jitter (ExponentialBackoff:
-// uniform in [0, min(5 min, 1 s·2^(n-1)))); permanent ones (not found, access
-// denied, bad credentials) are reported at once through the hooks and retried
-// only at the next scheduled refresh, and a caller with nothing to serve gets
-// the error for 30 s (WithErrorHold) without the source being asked again.
+// are retried in the background with exponential backoff and full jitter
+// (ExponentialBackoff: uniform in [0, min(5 min, 1 s·2^(n-1)))); permanent
+// ones (not found, access denied, bad credentials) are reported at once
+// through the hooks and retried only at the next scheduled refresh. The
+// failure count, and with it the backoff, runs on across cold attempts, stale
+// refreshes and retries until a fetch succeeds.
 //
-// Every fetch of a secret, scheduled, retried, forced or caused by
+// Every fetch of a secret, cold or scheduled, a retry, forced or caused by
 // Invalidate, takes a token from one per-secret rate limiter
 // (golang.org/x/time/rate, one per second after a burst of 2 by default,
 // WithRefreshLimit). That limiter is also the hard floor under the jittered
@@ -64,6 +90,14 @@
 // rejected one, so N connections failing on one version cause one fetch.
 // Refresh joins a fetch in progress and waits for the rate limit, so a broken
 // database cannot turn into a KMS storm.
+//
+// # Secrets stay secret
+//
+// Logs, hook events, Info, errors made by the cache and String never carry a
+// secret value: they name the secret and its version id. Errors from the
+// source are passed on as they are, so a Source must keep values out of its
+// errors, as secretsource.Error does. The FileStore never puts file contents
+// in its errors.
 //
 // # Plug-in points
 //

@@ -286,3 +286,53 @@ func TestEmulatorThrottling(t *testing.T) {
 		t.Errorf("not recovered after the throttling: %+v", info)
 	}
 }
+
+// TestEmulatorColdThrottling: on a cold cache KMS answers Rejected.Throttling
+// to the first 3 requests. The caller still gets the value, the emulator
+// counts 4 GetSecretValue, and the retries were spaced by the full-jitter
+// backoff and the rate limit (on the cache's fake clock).
+func TestEmulatorColdThrottling(t *testing.T) {
+	srv, kmsSrc := emulator(t)
+	fc := clock.NewFake(time.Now())
+	var mu sync.Mutex
+	var times []time.Time
+	src := secretsource.SourceFunc(func(ctx context.Context, name string) (*secretsource.Secret, error) {
+		mu.Lock()
+		times = append(times, fc.Now())
+		mu.Unlock()
+		return kmsSrc.GetSecret(ctx, name) // the real SDK against the emulator
+	})
+	bo := &recBackoff{}
+	var failures []RefreshFailedEvent
+	c := newTestCache(t, src, withClock(fc), withRand(seqRand(5)), WithBackoff(bo),
+		WithHooks(Hooks{RefreshFailed: func(e RefreshFailedEvent) { mu.Lock(); failures = append(failures, e); mu.Unlock() }}))
+	const throttled = 3
+	srv.InjectFault(kmstest.Fault{Action: getAction, Code: "Rejected.Throttling", Times: throttled})
+
+	r, moved := driveUntil(t, fc, goGet(context.Background(), c, emuName), time.Minute)
+	if r.err != nil || r.s.Text() != emuValue || r.s.VersionID() != currentVersion(t, srv) {
+		t.Fatalf("cold GetSecret through the throttling: %v, %v", r.s, r.err)
+	}
+	if n := srv.Calls(getAction, emuName); n != throttled+1 {
+		t.Fatalf("emulator counted %d GetSecretValue, want %d", n, throttled+1)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	bo.mu.Lock()
+	delays, ceils := append([]time.Duration(nil), bo.delays...), append([]time.Duration(nil), bo.ceils...)
+	bo.mu.Unlock()
+	if len(times) != throttled+1 || len(delays) != throttled || len(failures) != throttled {
+		t.Fatalf("%d fetches, %d backoff draws, %d failure events; want %d, %d, %d",
+			len(times), len(delays), len(failures), throttled+1, throttled, throttled)
+	}
+	for i, f := range failures {
+		if !errors.Is(f.Err, secretsource.ErrThrottled) || !f.Retryable || f.Attempt != i+1 || f.RetryIn != delays[i] {
+			t.Errorf("failure %d: %+v", i+1, f)
+		}
+		if delays[i] < 0 || delays[i] >= ceils[i] {
+			t.Errorf("delay %d = %v outside the full-jitter range [0, %v)", i+1, delays[i], ceils[i])
+		}
+	}
+	checkGaps(t, times, delays, DefaultRefreshEvery)
+	t.Logf("cold start through %d throttled answers: value after %v of simulated time, %d KMS calls", throttled, moved, throttled+1)
+}

@@ -32,11 +32,15 @@ type RefreshedEvent struct {
 // RefreshFailedEvent describes a failed fetch.
 type RefreshFailedEvent struct {
 	Name      string
-	Err       error         // a *secretsource.Error or a context error; never holds a secret value
-	Retryable bool          // whether the cache will retry with backoff
-	Attempt   int           // consecutive failures so far, 1 for the first
-	RetryIn   time.Duration // when the next attempt is scheduled
-	Reason    string        // what triggered the fetch, as in RefreshedEvent
+	Err       error // a *secretsource.Error or a context error; never holds a secret value
+	Retryable bool  // whether the error is retryable (secretsource.IsRetryable): retried with backoff
+	Attempt   int   // consecutive failures so far, 1 for the first
+	// RetryIn is when the next attempt is due: the background retry of a
+	// secret being served, or the in-place retry of a cold fetch that callers
+	// wait for; 0 when nothing is scheduled (a secret with nothing to serve
+	// is fetched again by the next caller once its error hold has passed).
+	RetryIn time.Duration
+	Reason  string // what triggered the fetch, as in RefreshedEvent
 }
 
 // StaleEvent says callers are being served a value that could not be refreshed.

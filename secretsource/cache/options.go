@@ -102,7 +102,9 @@ func WithMaxStaleness(d time.Duration) Option {
 
 // WithErrorHold sets how long a permanent error (not found, access denied,
 // bad credentials) of a secret with no value to serve is returned to callers
-// without asking the source again (default 30 s). Refresh bypasses it.
+// without asking the source again (default 30 s). It also caps the hold of a
+// retryable error, which starts only once a cold fetch has stopped retrying
+// (see the package documentation); 0 disables holding. Refresh bypasses it.
 func WithErrorHold(d time.Duration) Option {
 	return func(c *config) {
 		if d < 0 {
@@ -113,8 +115,9 @@ func WithErrorHold(d time.Duration) Option {
 	}
 }
 
-// WithFetchTimeout bounds one fetch from the source, whoever waits for it
-// (default 30 s). Callers' contexts bound only their own wait.
+// WithFetchTimeout bounds one fetch from the source, whoever waits for it,
+// including the retries of a cold fetch and their waits (default 30 s).
+// Callers' contexts bound only their own wait.
 func WithFetchTimeout(d time.Duration) Option {
 	return func(c *config) {
 		if d <= 0 {
