@@ -90,7 +90,7 @@ func TestSecretsManagerClientAgainstEmulatorProcess(t *testing.T) {
 		t.Fatalf("reading the emulator's JSON line: %v", err)
 	}
 	var info struct {
-		KMS, DKMS, CAFile, ClientKeyFile, ClientKeyPasswordFile string
+		KMS, DKMS, CAFile, ClientKeyFile, ClientKeyPasswordFile, Proxy string
 	}
 	if err := json.Unmarshal([]byte(line), &info); err != nil {
 		t.Fatalf("JSON line %q: %v", line, err)
@@ -162,6 +162,58 @@ func TestSecretsManagerClientAgainstEmulatorProcess(t *testing.T) {
 		}
 	})
 
+	// credentials_type=client_key on the shared gateway: the secret client loads the client key into the core
+	// SDK's RsaKeyPairCredential, which trades it for a session AccessKey at the hard-coded
+	// https://sts.ap-northeast-1.aliyuncs.com over an &http.Client{} (http.DefaultTransport: HTTPS_PROXY, system
+	// roots), then signs GetSecretValue with that session key. The emulator's proxy tunnels the STS host to its STS
+	// listener (the certificate names it) and SSL_CERT_FILE makes its CA the system roots. NO_PROXY is left unset
+	// on purpose: the core SDK applies HTTPS_PROXY to the KMS request to 127.0.0.1 as well, and the proxy tunnels it
+	// to the emulator's own listener.
+	t.Run("shared gateway, credentials_type=client_key through the proxy", func(t *testing.T) {
+		if info.Proxy == "" {
+			t.Fatal("the emulator's JSON line has no proxy")
+		}
+		r := run(t, "db-secret", map[string]string{
+			"credentials_type":                   "client_key",
+			"client_key_private_key_path":        info.ClientKeyFile,
+			"client_key_password_from_file_path": info.ClientKeyPasswordFile,
+			"cache_client_region_id": `[{"regionId":"cn-hangzhou","endpoint":"` +
+				strings.TrimPrefix(info.KMS, "https://") + `","vpc":false}]`,
+			"HTTPS_PROXY":   info.Proxy,
+			"https_proxy":   info.Proxy,
+			"SSL_CERT_FILE": info.CAFile,
+			"SSL_CERT_DIR":  t.TempDir(),
+			"NO_PROXY":      "",
+			"no_proxy":      "",
+		})
+		if r.Error != "" || !r.ValueMatches || r.SecretType != "Rds" || r.VersionID == "" {
+			t.Fatalf("result %+v", r)
+		}
+	})
+
+	t.Run("client_key with an unregistered key is rejected", func(t *testing.T) {
+		// A well-formed client key the emulator never registered: GenerateSessionAccessKey answers
+		// InvalidAccessKeyId.NotFound.
+		ck, err := kmstest.WriteClientKey(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := run(t, "db-secret", map[string]string{
+			"credentials_type":                   "client_key",
+			"client_key_private_key_path":        ck.File,
+			"client_key_password_from_file_path": ck.PasswordFile,
+			"cache_client_region_id": `[{"regionId":"cn-hangzhou","endpoint":"` +
+				strings.TrimPrefix(info.KMS, "https://") + `","vpc":false}]`,
+			"HTTPS_PROXY":   info.Proxy,
+			"https_proxy":   info.Proxy,
+			"SSL_CERT_FILE": info.CAFile,
+			"SSL_CERT_DIR":  t.TempDir(),
+		})
+		if r.Error == "" || !strings.Contains(r.Error, "InvalidAccessKeyId.NotFound") {
+			t.Fatalf("result %+v", r)
+		}
+	})
+
 	t.Run("dedicated gateway, client key, CA verified", func(t *testing.T) {
 		cfg, err := json.Marshal([]map[string]any{{
 			"regionId":             "cn-hangzhou",
@@ -205,6 +257,11 @@ func TestSecretsManagerClientAgainstEmulatorProcess(t *testing.T) {
 	})
 
 	stop()
+	for _, want := range []string{"listener=proxy", "action=sts:GenerateSessionAccessKey status=200"} {
+		if !strings.Contains(emuLog.String(), want) {
+			t.Errorf("emulator log has no %q: the client_key exchange did not go through the proxy", want)
+		}
+	}
 	if !strings.Contains(emuLog.String(), "action=GetSecretValue") {
 		t.Errorf("emulator log has no request line:\n%s", emuLog.String())
 	}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
@@ -23,17 +22,45 @@ func init() {
 }
 
 const emulatorUsage = `usage: kmsdb emulator --seed seed.json [--addr 127.0.0.1:0] [--tls] [--state-dir DIR]
+                       [--ram-revoke-delay D] [--token-ttl D] [--metadata-addr A] [--proxy-addr A]
 
 Runs the KMS emulator until SIGINT or SIGTERM. On start it prints one JSON line on
 stdout with what a client needs:
   {"kms":"http(s)://…","dkms":"https://…","sts":"https://…","metadata":"http://…",
-   "credentialsUri":"http://…/credentials","caFile":"…","clientKeyFile":"…",
+   "credentialsUri":"http://…/credentials","admin":"http://…/_kmstest/",
+   "proxy":"http://…","caFile":"…","clientKeyId":"KAAP.…","clientKeyFile":"…",
    "clientKeyPasswordFile":"…"}
 and logs one line per request on stderr (never a secret value or a key secret).
 --addr is the shared gateway's address (HTTPS with --tls, plain HTTP without); the
-other endpoints listen on 127.0.0.1 at free ports. The CA certificate and a freshly
-registered client key are written to --state-dir (default: a temporary directory
-removed on exit).
+other endpoints listen on 127.0.0.1 at free ports unless --metadata-addr or
+--proxy-addr name one.
+
+State: with --state-dir the CA (caFile), the client key, the access keys and the
+secrets with their versions and stages are kept in DIR (files mode 0600) and
+reused by the next start with the same DIR, so a saved caFile and client key
+keep working and rotations survive a restart; secrets and keys in DIR win over
+the seed's entries of the same name (remove DIR to start afresh; --seed is then
+optional). Without --state-dir everything lives in a temporary directory
+removed on exit.
+
+Test controls, over HTTP on the "admin" URL (JSON answers, never a secret value;
+` + "`kmsdb emulator-ctl`" + ` wraps them):
+  curl -X POST "$ADMIN/rotate?secret=db-secret"            -> {"secret":…,"versionId":…}
+  curl -X POST "$ADMIN/faults" -d '{"action":"GetSecretValue","code":"Rejected.Throttling","times":2}'
+       (fields: action secret code httpStatus times latency ("250ms") drop message)
+  curl -X DELETE "$ADMIN/faults"
+  curl "$ADMIN/calls?action=GetSecretValue&secret=db-secret"  -> {"calls":N,…}
+  curl -X DELETE "$ADMIN/calls"
+  curl -X POST "$ADMIN/advance?by=2h"                          (emulator clock: token expiry)
+  curl "$ADMIN/secrets/db-secret"                              (versions and stages)
+  curl -X POST "$ADMIN/revoke-access-key?id=LTAItest"
+  curl -X POST "$ADMIN/revoke-client-key?id=KAAP.…"
+
+Proxy: clients that call STS at a fixed host (Alibaba's secret client with
+credentials_type client_key posts to https://sts.ap-northeast-1.aliyuncs.com)
+reach the emulator with HTTPS_PROXY=<proxy> and SSL_CERT_FILE=<caFile>. The proxy
+tunnels only sts.aliyuncs.com, sts.ap-northeast-1.aliyuncs.com and the
+emulator's own ports, and serves http://100.100.100.200 (ECS metadata).
 
 The seed file:
   {"accessKeys": [{"id": "LTAItest", "secret": "test-secret"}],
@@ -72,7 +99,10 @@ type emulatorInfo struct {
 	STS                   string `json:"sts"`
 	Metadata              string `json:"metadata"`
 	CredentialsURI        string `json:"credentialsUri"`
+	Admin                 string `json:"admin"`
+	Proxy                 string `json:"proxy"`
 	CAFile                string `json:"caFile"`
+	ClientKeyID           string `json:"clientKeyId"`
 	ClientKeyFile         string `json:"clientKeyFile"`
 	ClientKeyPasswordFile string `json:"clientKeyPasswordFile"`
 }
@@ -82,9 +112,13 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address of the shared gateway (KMS OpenAPI)")
-	seedPath := fs.String("seed", "", "seed file: access keys and secrets (JSON, required)")
+	seedPath := fs.String("seed", "", "seed file: access keys and secrets (JSON; required without --state-dir)")
 	useTLS := fs.Bool("tls", false, "serve the shared gateway over HTTPS (the emulator's CA, see caFile)")
-	stateDir := fs.String("state-dir", "", "directory for the CA and client key files (default: temporary, removed on exit)")
+	stateDir := fs.String("state-dir", "", "keep the CA, client key, access keys and secrets in this directory across restarts (default: a temporary directory removed on exit)")
+	revokeDelay := fs.Duration("ram-revoke-delay", 0, "how long the old AccessKey of a rotated RAMCredentials secret keeps working (emulator time; 0 = revoked at once)")
+	tokenTTL := fs.Duration("token-ttl", time.Hour, "lifetime of STS, ECS metadata, credentials URI and client key session credentials")
+	metaAddr := fs.String("metadata-addr", "127.0.0.1:0", "listen address of the ECS metadata service, credentials URI and admin endpoint")
+	proxyAddr := fs.String("proxy-addr", "127.0.0.1:0", "listen address of the HTTP proxy to STS and ECS metadata")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, emulatorUsage)
 		fs.PrintDefaults()
@@ -96,57 +130,58 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.Usage()
 		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
 	}
-	if *seedPath == "" {
+	if *seedPath == "" && *stateDir == "" {
 		fs.Usage()
-		return fmt.Errorf("--seed is required: %w", errUsage)
+		return fmt.Errorf("--seed is required (or --state-dir of an earlier run): %w", errUsage)
 	}
-	opts, err := loadSeed(*seedPath)
-	if err != nil {
-		return err
+	if *revokeDelay < 0 {
+		return fmt.Errorf("--ram-revoke-delay %v: must not be negative", *revokeDelay)
+	}
+	if *tokenTTL <= 0 {
+		return fmt.Errorf("--token-ttl %v: must be positive", *tokenTTL)
+	}
+	var opts []kmstest.Option
+	if *seedPath != "" {
+		seed, err := loadSeed(*seedPath)
+		if err != nil {
+			return err
+		}
+		opts = seed
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	opts = append(opts, kmstest.WithLogger(logger))
+	opts = append(opts, kmstest.WithLogger(logger), kmstest.WithRAMKeyRevokeDelay(*revokeDelay),
+		kmstest.WithTempCredentialTTL(*tokenTTL), kmstest.WithMetadataAddr(*metaAddr), kmstest.WithProxyAddr(*proxyAddr))
 	if *useTLS {
 		opts = append(opts, kmstest.WithKMSTLSAddr(*addr))
 	} else {
 		opts = append(opts, kmstest.WithKMSAddr(*addr))
 	}
+	if *stateDir != "" {
+		opts = append(opts, kmstest.WithStateDir(*stateDir))
+	}
 	srv, err := kmstest.NewServer(opts...)
 	if err != nil {
+		if *stateDir != "" {
+			return fmt.Errorf("--state-dir %s: %w", *stateDir, err)
+		}
 		return err
 	}
 	defer srv.Close()
 
-	dir := *stateDir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "kmsdb-emulator-")
-		if err != nil {
-			return fmt.Errorf("state directory: %w", err)
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("--state-dir %s: %w", dir, err)
-	}
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, srv.CACertPEM(), 0o644); err != nil {
-		return fmt.Errorf("--state-dir: write CA file: %w", err)
-	}
-	ck, err := kmstest.WriteClientKey(dir)
+	ck, err := emulatorClientKey(srv)
 	if err != nil {
 		return err
 	}
-	if err := srv.RegisterClientKey(ck); err != nil {
-		return err
-	}
-
 	info := emulatorInfo{
 		KMS:                   "http://" + srv.KMSAddr(),
 		DKMS:                  "https://" + srv.DKMSAddr(),
 		STS:                   "https://" + srv.STSAddr(),
 		Metadata:              srv.MetadataURL(),
 		CredentialsURI:        srv.CredentialsURI(),
-		CAFile:                caFile,
+		Admin:                 srv.AdminURL(),
+		Proxy:                 srv.ProxyURL(),
+		CAFile:                srv.CAFile(),
+		ClientKeyID:           ck.KeyID,
 		ClientKeyFile:         ck.File,
 		ClientKeyPasswordFile: ck.PasswordFile,
 	}
@@ -161,10 +196,32 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("write endpoints: %w", err)
 	}
 	logger.Info("emulator ready", "kms", info.KMS, "dkms", info.DKMS, "sts", info.STS, "metadata", info.Metadata,
-		"clientKeyId", ck.KeyID)
+		"admin", info.Admin, "proxy", info.Proxy, "clientKeyId", ck.KeyID, "stateDir", *stateDir)
 	<-ctx.Done()
 	logger.Info("emulator stopping")
 	return nil
+}
+
+// emulatorClientKey returns the client key to hand out: the first registered key whose files are still in place
+// (a restart with --state-dir), else a new one in the server's directory.
+func emulatorClientKey(srv *kmstest.Server) (kmstest.ClientKey, error) {
+	for _, ck := range srv.ClientKeys() {
+		if ck.File == "" || ck.PasswordFile == "" {
+			continue
+		}
+		if _, err := os.Stat(ck.File); err != nil {
+			continue
+		}
+		if _, err := os.Stat(ck.PasswordFile); err != nil {
+			continue
+		}
+		return ck, nil
+	}
+	ck, err := srv.NewClientKey()
+	if err != nil {
+		return kmstest.ClientKey{}, fmt.Errorf("client key: %w", err)
+	}
+	return ck, nil
 }
 
 // loadSeed reads the seed file into server options. Errors name the file, the entry and the field, never a value.

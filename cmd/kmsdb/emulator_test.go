@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
 	sdkcred "github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
@@ -65,12 +66,18 @@ func TestEmulatorCommand(t *testing.T) {
 	if !strings.HasPrefix(info.Metadata, "http://127.0.0.1:") || info.CredentialsURI != info.Metadata+"/credentials" {
 		t.Errorf("metadata %q credentialsUri %q", info.Metadata, info.CredentialsURI)
 	}
+	if !strings.HasPrefix(info.Admin, info.Metadata+"/_kmstest/") || !strings.HasPrefix(info.Proxy, "http://127.0.0.1:") ||
+		!strings.HasPrefix(info.ClientKeyID, "KAAP.") || !strings.Contains(info.ClientKeyFile, info.ClientKeyID) {
+		t.Errorf("admin %q proxy %q clientKeyId %q", info.Admin, info.Proxy, info.ClientKeyID)
+	}
 	for _, f := range []string{info.CAFile, info.ClientKeyFile, info.ClientKeyPasswordFile} {
 		if filepath.Dir(f) != stateDir {
 			t.Errorf("%s not in --state-dir", f)
 		}
-		if _, err := os.Stat(f); err != nil {
+		if fi, err := os.Stat(f); err != nil {
 			t.Error(err)
+		} else if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v", f, fi.Mode().Perm())
 		}
 	}
 
@@ -107,12 +114,76 @@ func TestEmulatorCommand(t *testing.T) {
 }
 
 func TestEmulatorPlainHTTP(t *testing.T) {
-	info, _ := startEmulator(t, "--seed", filepath.Join("..", "..", "examples", "seed.json"))
-	if !strings.HasPrefix(info.KMS, "http://127.0.0.1:") {
-		t.Fatalf("kms %q", info.KMS)
-	}
-	if _, err := os.Stat(info.ClientKeyFile); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- runEmulator(ctx, []string{"--seed", filepath.Join("..", "..", "examples", "seed.json")}, pw, io.Discard)
+		pw.Close()
+	}()
+	var info emulatorInfo
+	if err := json.NewDecoder(pr).Decode(&info); err != nil {
+		cancel()
 		t.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if !strings.HasPrefix(info.KMS, "http://127.0.0.1:") {
+		t.Errorf("kms %q", info.KMS)
+	}
+	for _, f := range []string{info.CAFile, info.ClientKeyFile, info.ClientKeyPasswordFile} {
+		if _, err := os.Stat(f); err != nil {
+			t.Error(err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Without --state-dir the files live in a temporary directory removed on exit.
+	for _, f := range []string{info.CAFile, info.ClientKeyFile} {
+		if _, err := os.Stat(filepath.Dir(f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: directory left after exit (%v)", f, err)
+		}
+	}
+}
+
+func TestEmulatorFlags(t *testing.T) {
+	seed := filepath.Join("..", "..", "examples", "seed.json")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--seed", seed, "--token-ttl", "0s"}, "--token-ttl 0s: must be positive"},
+		{[]string{"--seed", seed, "--ram-revoke-delay", "-1s"}, "--ram-revoke-delay -1s: must not be negative"},
+		{[]string{"--seed", seed, "--token-ttl", "soon"}, "invalid value"},
+		{[]string{"--state-dir", "/dev/null/x"}, "--state-dir /dev/null/x"},
+	} {
+		var stderr bytes.Buffer
+		err := runEmulator(context.Background(), c.args, io.Discard, &stderr)
+		if err == nil || !strings.Contains(err.Error()+stderr.String(), c.want) {
+			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		}
+	}
+
+	// --token-ttl sets the lifetime of issued credentials.
+	info, _ := startEmulator(t, "--seed", seed, "--token-ttl", "10m", "--ram-revoke-delay", "1h")
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get(info.CredentialsURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cred struct{ Expiration string }
+	if err := json.NewDecoder(resp.Body).Decode(&cred); err != nil {
+		t.Fatal(err)
+	}
+	exp, err := time.Parse("2006-01-02T15:04:05Z", cred.Expiration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(exp); d > 10*time.Minute || d < 5*time.Minute {
+		t.Fatalf("credentials expire in %v, want about 10m", d)
 	}
 }
 
@@ -147,7 +218,7 @@ func TestEmulatorBadSeed(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 	if err := runEmulator(context.Background(), nil, io.Discard, io.Discard); !errors.Is(err, errUsage) {
-		t.Fatalf("no --seed: %v", err)
+		t.Fatalf("no --seed and no --state-dir: %v", err)
 	}
 }
 

@@ -149,7 +149,8 @@ func ReadClientKey(ck ClientKey) (keyID string, pub *rsa.PublicKey, err error) {
 	return f.KeyID, &priv.PublicKey, nil
 }
 
-// NewClientKey generates a client key in the server's temporary directory (removed on Close) and registers its
+// NewClientKey generates a client key in the server's temporary directory (removed on Close; the state
+// directory with WithStateDir, kept) and registers its
 // public key with the dedicated gateway and the key-pair session endpoint.
 func (s *Server) NewClientKey() (ClientKey, error) {
 	ck, err := WriteClientKey(s.dir)
@@ -170,6 +171,8 @@ func (s *Server) RegisterClientKey(ck ClientKey) error {
 		return err
 	}
 	s.dkms.addKey(keyID, pub)
+	s.dkms.setFiles(ClientKey{KeyID: keyID, File: ck.File, PasswordFile: ck.PasswordFile})
+	s.persist()
 	return nil
 }
 
@@ -178,6 +181,7 @@ func (s *Server) RegisterClientKey(ck ClientKey) error {
 // ignored. Session AccessKeys already issued for the key keep working until they expire.
 func (s *Server) RevokeClientKey(keyID string) {
 	s.dkms.removeKey(keyID)
+	s.persist()
 }
 
 // clientKeyPublic returns the registered public key of a client key.
@@ -221,7 +225,9 @@ func randomHex(n int) string {
 // {"RequestId":…,"SessionAccessKey":{"SessionAccessKeyId":…,"SessionAccessKeySecret":…,"Expiration":"…Z"}},
 // and then signs the KMS call with HMAC-SHA1 and that session key, without a security token. credentials-go's
 // rsa_key_pair provider does the same with GET to its STSEndpoint (default sts.aliyuncs.com), the key id in
-// AccessKeyId instead of PublicKeyId and DurationSeconds in the query. A core SDK that honours
+// AccessKeyId instead of PublicKeyId and DurationSeconds in the query, over an &http.Transport{} of its own (system
+// roots; HTTPS_PROXY ignored, its Config.Proxy used). Server.ProxyURL tunnels both STS hosts to the emulator (the
+// leaf certificate names them). A core SDK that honours
 // DoActionWithSigner's signer (the secret client's go.mod names v1.61.1800; its source is not in our module
 // cache, so this shape is inferred from ClientKeySigner: SignatureMethod SHA256withRSA, SignatureType PRIVATEKEY,
 // AccessKeyId = the client key id) would sign the KMS request itself with the same RPC string to sign.
@@ -314,6 +320,7 @@ func (s *Server) generateSessionAccessKey(w http.ResponseWriter, r *http.Request
 	// revokeAt makes the key unknown from its expiry on; it has no security token.
 	s.keys[id] = &accessKey{id: id, secret: secret, expires: exp, revokeAt: exp}
 	s.mu.Unlock()
+	s.persist()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"RequestId": newRequestID(),
 		"SessionAccessKey": map[string]string{

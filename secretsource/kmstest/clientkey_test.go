@@ -2,20 +2,14 @@ package kmstest
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -246,89 +239,12 @@ func TestVerifyRPCKeyPair(t *testing.T) {
 	})
 }
 
-// keyPairSTSFront serves GenerateSessionAccessKey over TLS with a certificate for 127.0.0.1 and the STS host
-// names the SDKs use, signed by a CA of its own, and answers every response with Connection: close (the
-// credentials-go provider builds a new transport per call, which would otherwise leave idle connections).
-func keyPairSTSFront(t *testing.T, srv *Server) (front *httptest.Server, caPEM []byte) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "sts front CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leafTmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "sts"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-		DNSNames:    []string{"sts.ap-northeast-1.aliyuncs.com", "sts.aliyuncs.com"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	front = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Connection", "close")
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return
-		}
-		params := requestParams(r, body)
-		if params.Get("Action") != "GenerateSessionAccessKey" {
-			http.NotFound(w, r)
-			return
-		}
-		if !srv.admit(w, "sts:GenerateSessionAccessKey", "") {
-			return
-		}
-		srv.generateSessionAccessKey(w, r, body)
-	}))
-	front.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}}}
-	front.StartTLS()
-	t.Cleanup(front.Close)
-	return front, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-}
-
-// connectProxy is an HTTP CONNECT proxy that tunnels every CONNECT to target, whatever host it names: it stands
-// in for DNS so that the core SDK's fixed https://sts.ap-northeast-1.aliyuncs.com reaches the emulator.
-func connectProxy(t *testing.T, target string) *httptest.Server {
-	t.Helper()
-	var wg sync.WaitGroup
-	ps := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodConnect {
-			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
-			return
-		}
-		up, err := net.Dial("tcp", target)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			_ = up.Close()
-			return
-		}
-		_, _ = brw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n")
-		_ = brw.Flush()
-		wg.Add(2)
-		go func() { defer wg.Done(); _, _ = io.Copy(up, brw); _ = up.Close() }()
-		go func() { defer wg.Done(); _, _ = io.Copy(conn, up); _ = conn.Close() }()
-	}))
-	t.Cleanup(func() {
-		ps.Close()
-		wg.Wait()
-	})
-	return ps
-}
-
 // TestClientKeySessionAccessKey runs the two official key-pair credential providers against the emulator: the
 // core SDK's RsaKeyPairCredential (what Alibaba's secret client uses for credentials type client_key) and
-// credentials-go's rsa_key_pair. Both trust only the system roots and the core SDK's STS host is fixed, so
-// they run in a child process with SSL_CERT_FILE and HTTPS_PROXY set.
+// credentials-go's rsa_key_pair. The core SDK posts to the fixed https://sts.ap-northeast-1.aliyuncs.com and both
+// trust only the system roots, so they run in a child process with HTTPS_PROXY set to the emulator's proxy and
+// SSL_CERT_FILE to its CA file, and no NO_PROXY: the core SDK then sends its KMS request (to 127.0.0.1) through
+// the proxy too, which tunnels it to the emulator's own listener.
 func TestClientKeySessionAccessKey(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process")
@@ -345,29 +261,28 @@ func TestClientKeySessionAccessKey(t *testing.T) {
 	if err := os.WriteFile(pemFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	front, frontCA := keyPairSTSFront(t, srv)
-	proxy := connectProxy(t, front.Listener.Addr().String())
-	bundle := filepath.Join(dir, "roots.pem")
-	if err := os.WriteFile(bundle, append(srv.CACertPEM(), frontCA...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
+	result := filepath.Join(dir, "result.txt")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestClientKeySessionAccessKeyChild$", "-test.v")
-	cmd.Env = append(os.Environ(),
-		"KMSTEST_KEYPAIR_CHILD=1",
-		"SSL_CERT_FILE="+bundle,
-		"HTTPS_PROXY="+proxy.URL, "https_proxy="+proxy.URL,
-		"NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost",
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !strings.EqualFold(k, "NO_PROXY") && !strings.EqualFold(k, "HTTP_PROXY") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env,
+		"KMSTEST_KEYPAIR_CHILD="+result,
+		"SSL_CERT_FILE="+srv.CAFile(), "SSL_CERT_DIR="+dir,
+		"HTTPS_PROXY="+srv.ProxyURL(), "https_proxy="+srv.ProxyURL(),
 		"KMSTEST_KEY_ID="+ck.KeyID,
 		"KMSTEST_KEY_PEM="+pemFile,
 		"KMSTEST_KEY_PKCS8="+base64.StdEncoding.EncodeToString(pkcs8),
-		"KMSTEST_STS="+front.Listener.Addr().String(),
 		"KMSTEST_KMS="+srv.KMSTLSAddr(),
 		"KMSTEST_SECRET="+dkmsText,
 	)
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestClientKeySessionAccessKeyChild") {
-		t.Fatalf("child: %v\n%s", err, out)
+	b, rerr := os.ReadFile(result)
+	if err != nil || rerr != nil || string(b) != "ok" {
+		t.Fatalf("child: %v; result %q (%v)\n%s", err, b, rerr, out)
 	}
 	if n := srv.Calls("sts:GenerateSessionAccessKey", ""); n != 2 {
 		t.Errorf("GenerateSessionAccessKey calls = %d, want 2 (one per provider)", n)
@@ -377,24 +292,26 @@ func TestClientKeySessionAccessKey(t *testing.T) {
 	}
 }
 
-// TestClientKeySessionAccessKeyChild is the child half of TestClientKeySessionAccessKey.
+// TestClientKeySessionAccessKeyChild is the child half of TestClientKeySessionAccessKey. It writes "ok" or the
+// failures to the result file and exits before the leak check: the providers' cloned transports keep
+// keep-alive connections to the emulator, which runs in the parent.
 func TestClientKeySessionAccessKeyChild(t *testing.T) {
-	if os.Getenv("KMSTEST_KEYPAIR_CHILD") != "1" {
+	resultFile := os.Getenv("KMSTEST_KEYPAIR_CHILD")
+	if resultFile == "" {
 		t.Skip("runs only as the child of TestClientKeySessionAccessKey")
 	}
-	defer http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	keyID, kmsAddr, secret := os.Getenv("KMSTEST_KEY_ID"), os.Getenv("KMSTEST_KMS"), os.Getenv("KMSTEST_SECRET")
+	var problems []string
+	fail := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
 
-	fetch := func(t *testing.T, cred interface{}) string {
-		t.Helper()
+	fetch := func(what string, cred interface{}) string {
 		cfg := sdk.NewConfig()
 		cfg.AutoRetry = false
-		tr := &http.Transport{} // system roots (SSL_CERT_FILE); closed below so goleak sees no idle connection
-		defer tr.CloseIdleConnections()
-		cfg.HttpTransport = tr
+		cfg.HttpTransport = &http.Transport{} // system roots (SSL_CERT_FILE); proxy from HTTPS_PROXY (core SDK)
 		c, err := kms.NewClientWithOptions("cn-hangzhou", cfg, cred)
 		if err != nil {
-			t.Fatal(err)
+			fail("%s: %v", what, err)
+			return ""
 		}
 		defer c.Shutdown()
 		c.Domain = kmsAddr
@@ -403,35 +320,39 @@ func TestClientKeySessionAccessKeyChild(t *testing.T) {
 		req.SecretName = secret
 		resp, err := c.GetSecretValue(req)
 		if err != nil {
-			t.Fatalf("GetSecretValue: %v", err)
+			fail("%s: GetSecretValue: %v", what, err)
+			return ""
 		}
 		return resp.SecretData
 	}
 
-	t.Run("core-sdk-rsa-key-pair", func(t *testing.T) {
-		// What aliyun-secretsmanager-client-go builds for credentials type client_key.
-		got := fetch(t, sdkcred.NewRsaKeyPairCredential(os.Getenv("KMSTEST_KEY_PKCS8"), keyID, 0))
-		if got != "text value v1" {
-			t.Error("wrong secret value")
-		}
-	})
-	t.Run("credentials-go-rsa-key-pair", func(t *testing.T) {
-		cred, err := credgo.NewCredential(&credgo.Config{Type: tea.String("rsa_key_pair"),
-			PrivateKeyFile: tea.String(os.Getenv("KMSTEST_KEY_PEM")), PublicKeyId: tea.String(keyID),
-			STSEndpoint: tea.String(os.Getenv("KMSTEST_STS"))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := cred.GetCredential()
-		if err != nil {
-			t.Fatalf("GetCredential: %v", err)
-		}
+	// What aliyun-secretsmanager-client-go builds for credentials type client_key.
+	if got := fetch("core SDK RsaKeyPairCredential", sdkcred.NewRsaKeyPairCredential(os.Getenv("KMSTEST_KEY_PKCS8"), keyID, 0)); got != "text value v1" {
+		fail("core SDK RsaKeyPairCredential: wrong secret value")
+	}
+	cred, err := credgo.NewCredential(&credgo.Config{Type: tea.String("rsa_key_pair"),
+		PrivateKeyFile: tea.String(os.Getenv("KMSTEST_KEY_PEM")), PublicKeyId: tea.String(keyID),
+		// credentials-go's rsa_key_pair builds an &http.Transport{} of its own: it ignores HTTPS_PROXY and takes
+		// the proxy from its Config.
+		STSEndpoint: tea.String("sts.aliyuncs.com"), Proxy: tea.String(os.Getenv("HTTPS_PROXY"))})
+	if err != nil {
+		fail("credentials-go rsa_key_pair: %v", err)
+	} else if m, err := cred.GetCredential(); err != nil {
+		fail("credentials-go rsa_key_pair: GetCredential: %v", err)
+	} else {
 		ak, sk := tea.StringValue(m.AccessKeyId), tea.StringValue(m.AccessKeySecret)
 		if !strings.HasPrefix(ak, "TMPSK.") || sk == "" || tea.StringValue(m.SecurityToken) != "" {
-			t.Fatalf("session key %q (secret set: %v)", ak, sk != "")
+			fail("credentials-go rsa_key_pair: session key %q (secret set: %v)", ak, sk != "")
+		} else if got := fetch("credentials-go session key", sdkcred.NewAccessKeyCredential(ak, sk)); got != "text value v1" {
+			fail("credentials-go session key: wrong secret value")
 		}
-		if got := fetch(t, sdkcred.NewAccessKeyCredential(ak, sk)); got != "text value v1" {
-			t.Error("wrong secret value")
-		}
-	})
+	}
+	res := "ok"
+	if len(problems) > 0 {
+		res = strings.Join(problems, "\n")
+	}
+	if err := os.WriteFile(resultFile, []byte(res), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Exit(0)
 }

@@ -21,17 +21,19 @@ type accessKey struct {
 // AddAccessKey registers (or re-enables) a permanent AccessKey pair.
 func (s *Server) AddAccessKey(id, secret string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.keys[id] = &accessKey{id: id, secret: secret}
+	s.mu.Unlock()
+	s.persist()
 }
 
 // RevokeAccessKey makes an AccessKey (permanent or temporary) unknown to every endpoint from now on.
 func (s *Server) RevokeAccessKey(id string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if k := s.keys[id]; k != nil {
 		k.revoked = true
 	}
+	s.mu.Unlock()
+	s.persist()
 }
 
 var errKeyNotFound = &apiError{Status: http.StatusNotFound, Code: "InvalidAccessKeyId.NotFound",
@@ -92,6 +94,7 @@ func (s *Server) issueTemp(ttl time.Duration) tempCredential {
 	s.keys[c.AccessKeyID] = &accessKey{id: c.AccessKeyID, secret: c.AccessKeySecret, token: c.SecurityToken,
 		expires: c.Expiration}
 	s.mu.Unlock()
+	s.persist()
 	return c
 }
 
@@ -202,6 +205,10 @@ func (s *Server) assumeRoleResponse(roleARN, session string, c tempCredential, o
 func (s *Server) metadataHandler() http.Handler {
 	const credPrefix = "/latest/meta-data/ram/security-credentials/"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, adminPrefix) {
+			s.serveAdmin(w, r) // refuses absolute-form (proxied) requests
+			return
+		}
 		if r.Method == http.MethodConnect || (r.URL.IsAbs() && r.URL.Hostname() != "100.100.100.200" &&
 			r.URL.Host != lnAddr(s.metaLn)) {
 			http.Error(w, "kmstest: this proxy only serves http://100.100.100.200", http.StatusBadGateway)

@@ -28,8 +28,10 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -53,12 +55,15 @@ const (
 
 // dkmsState holds the client keys the dedicated gateway (and GenerateSessionAccessKey) accept.
 type dkmsState struct {
-	s    *Server
-	mu   sync.Mutex
-	keys map[string]*rsa.PublicKey // KeyId -> public key
+	s     *Server
+	mu    sync.Mutex
+	keys  map[string]*rsa.PublicKey // KeyId -> public key
+	files map[string]ClientKey      // KeyId -> the files it was registered from (no password)
 }
 
-func newDKMSState(s *Server) *dkmsState { return &dkmsState{s: s, keys: map[string]*rsa.PublicKey{}} }
+func newDKMSState(s *Server) *dkmsState {
+	return &dkmsState{s: s, keys: map[string]*rsa.PublicKey{}, files: map[string]ClientKey{}}
+}
 
 func (d *dkmsState) addKey(id string, pub *rsa.PublicKey) {
 	d.mu.Lock()
@@ -66,10 +71,40 @@ func (d *dkmsState) addKey(id string, pub *rsa.PublicKey) {
 	d.keys[id] = pub
 }
 
+// setFiles records the files of a registered client key (for ClientKeys and the state directory).
+func (d *dkmsState) setFiles(ck ClientKey) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.files[ck.KeyID] = ClientKey{KeyID: ck.KeyID, File: ck.File, PasswordFile: ck.PasswordFile}
+}
+
 func (d *dkmsState) removeKey(id string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.keys, id)
+	delete(d.files, id)
+}
+
+type registeredClientKey struct {
+	keyID, publicPEM string
+	files            ClientKey
+}
+
+// list returns the registered keys sorted by id.
+func (d *dkmsState) list() []registeredClientKey {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]registeredClientKey, 0, len(d.keys))
+	for id, pub := range d.keys {
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			continue
+		}
+		out = append(out, registeredClientKey{keyID: id, files: d.files[id],
+			publicPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].keyID < out[j].keyID })
+	return out
 }
 
 func (d *dkmsState) key(id string) (*rsa.PublicKey, bool) {

@@ -18,6 +18,30 @@
 // clone http.DefaultTransport and have no CA option: a test has to trust the CA there. The ECS RAM role
 // provider reaches the metadata service through HttpOptions{Proxy: srv.MetadataURL()}.
 //
+// # Proxy for fixed hosts
+//
+// ProxyURL is an HTTP proxy that tunnels CONNECT for sts.aliyuncs.com and sts.ap-northeast-1.aliyuncs.com (both
+// named by the leaf certificate) to the STS listener, and CONNECT or absolute-form requests for the emulator's own
+// listeners and http://100.100.100.200. With HTTPS_PROXY=ProxyURL and SSL_CERT_FILE=CAFile, Alibaba's secret
+// client with credentials type client_key reaches the emulator: its core SDK trades the client key for a session
+// AccessKey at the hard-coded https://sts.ap-northeast-1.aliyuncs.com over http.DefaultTransport (which honours
+// HTTPS_PROXY), and its KMS client applies HTTPS_PROXY to 127.0.0.1 too. credentials-go's rsa_key_pair ignores
+// HTTPS_PROXY: give it Config.Proxy. It is not an open proxy: other hosts get 403.
+//
+// # State across restarts
+//
+// WithStateDir keeps the CA, the OIDC token, access keys, client keys and secrets (every version and stage) in a
+// directory as JSON (mode 0600), rewritten after each change and reloaded on the next start: a client's saved CA
+// file and client key keep working, and rotations survive a restart. Without it everything lives in a temporary
+// directory removed by Close.
+//
+// # Admin endpoint
+//
+// AdminURL serves the test controls over plain HTTP on the metadata listener (rotate, inject and clear faults,
+// read and reset call counters, advance the clock, inspect a secret without its value, revoke keys), for shell
+// scripts and other languages; `kmsdb emulator-ctl` wraps it. The gateways never route it and the proxy refuses
+// it; it never returns a secret value.
+//
 // # Errors
 //
 // Errors carry the service's JSON body {RequestId, HostId, Code, Message, Recommend}: SignatureDoesNotMatch

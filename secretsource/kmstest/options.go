@@ -19,6 +19,9 @@ type config struct {
 	metadataRole   string
 	kmsAddr        string
 	kmsTLSAddr     string
+	metadataAddr   string
+	proxyAddr      string
+	stateDir       string
 	err            error
 }
 
@@ -88,4 +91,15 @@ func WithKMSAddr(addr string) Option {
 // certificate is valid for 127.0.0.1, ::1 and localhost only.
 func WithKMSTLSAddr(addr string) Option {
 	return func(c *config) { c.kmsTLSAddr = addr }
+}
+
+// WithMetadataAddr sets the listen address of the metadata listener (ECS metadata, credentials URI and the admin
+// endpoint; default "127.0.0.1:0").
+func WithMetadataAddr(addr string) Option {
+	return func(c *config) { c.metadataAddr = addr }
+}
+
+// WithProxyAddr sets the listen address of the HTTP proxy (ProxyURL; default "127.0.0.1:0").
+func WithProxyAddr(addr string) Option {
+	return func(c *config) { c.proxyAddr = addr }
 }

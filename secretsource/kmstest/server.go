@@ -10,12 +10,16 @@
 //   - s.now() is the emulator clock; s.logger the request logger (never log values).
 //   - s.tlsCert is the leaf shared by every TLS listener, s.caPEM / s.caCert its CA.
 //   - s.dkms is created with newDKMSState(s) and served by s.dkmsHandler().
+//   - s.persist() saves the state file when WithStateDir is set (state.go). Every change to access keys, client
+//     keys or secrets calls it after releasing s.mu (lock order: a secret's rotMu, then persistMu, then s.mu).
+//   - The metadata listener also serves the admin endpoint (admin.go); the proxy listener is proxy.go.
 
 package kmstest
 
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -51,20 +55,25 @@ type Server struct {
 	hooks        []func(RotationEvent)
 	imdsToken    map[string]time.Time // IMDSv2 token -> expiry
 
-	caCert  *x509.Certificate
-	caPEM   []byte
-	tlsCert tls.Certificate
-	dir     string // temp dir: CA file, OIDC token file; removed on Close
-	caFile  string
+	caCert    *x509.Certificate
+	caKey     *ecdsa.PrivateKey
+	caPEM     []byte
+	tlsCert   tls.Certificate
+	dir       string // CA file, OIDC token file, client keys: a temp dir removed on Close, or the state dir
+	removeDir bool
+	caFile    string
+	stateDir  string     // WithStateDir; "" = nothing persisted
+	persistMu sync.Mutex // serializes state file writes (see state.go)
 
 	oidcToken     string
 	oidcTokenFile string
 
-	kmsLn, kmsTLSLn, dkmsLn, stsLn, metaLn net.Listener
-	servers                                []*http.Server
-	closing                                chan struct{}
-	wg                                     sync.WaitGroup
-	closeOnce                              sync.Once
+	kmsLn, kmsTLSLn, dkmsLn, stsLn, metaLn, proxyLn net.Listener
+	servers                                         []*http.Server
+	closing                                         chan struct{}
+	wg                                              sync.WaitGroup
+	closeOnce                                       sync.Once
+	tunnels                                         tunnelSet // CONNECT tunnels of the proxy (proxy.go)
 
 	dkms *dkmsState
 }
@@ -98,28 +107,57 @@ func NewServer(opts ...Option) (*Server, error) {
 			s.Close()
 		}
 	}()
-	dir, err := os.MkdirTemp("", "kmstest-")
-	if err != nil {
-		return nil, fmt.Errorf("kmstest: temp dir: %w", err)
+	var state *persistedState
+	if cfg.stateDir != "" {
+		if err := os.MkdirAll(cfg.stateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("kmstest: state directory: %w", err)
+		}
+		s.dir = cfg.stateDir
+		var err error
+		if state, err = loadState(cfg.stateDir); err != nil {
+			return nil, err
+		}
+	} else {
+		dir, err := os.MkdirTemp("", "kmstest-")
+		if err != nil {
+			return nil, fmt.Errorf("kmstest: temp dir: %w", err)
+		}
+		s.dir, s.removeDir = dir, true
 	}
-	s.dir = dir
-	if err := s.initTLS(); err != nil {
+	statePath := filepath.Join(s.dir, stateFileName)
+	caDER, caKey, err := caFromState(statePath, state)
+	if err != nil {
 		return nil, err
 	}
+	if err := s.initTLS(caDER, caKey); err != nil {
+		return nil, err
+	}
+	s.dkms = newDKMSState(s)
 	s.oidcToken = "kmstest-oidc." + randomToken(24)
-	s.oidcTokenFile = filepath.Join(dir, "oidc-token")
-	if err := os.WriteFile(s.oidcTokenFile, []byte(s.oidcToken), 0o600); err != nil {
+	if state != nil {
+		if err := s.restoreState(statePath, state); err != nil {
+			return nil, err
+		}
+	}
+	s.oidcTokenFile = filepath.Join(s.dir, "oidc-token")
+	if err := writeFileAtomic(s.oidcTokenFile, []byte(s.oidcToken)); err != nil {
 		return nil, fmt.Errorf("kmstest: write OIDC token file: %w", err)
 	}
 	for _, k := range cfg.keys {
-		s.AddAccessKey(k.id, k.secret)
+		if _, kept := s.keys[k.id]; !kept {
+			s.AddAccessKey(k.id, k.secret)
+		}
 	}
 	for _, spec := range cfg.secrets {
+		if _, kept := s.secrets[spec.Name]; kept {
+			continue
+		}
 		if err := s.AddSecret(spec); err != nil {
 			return nil, err
 		}
 	}
-	s.dkms = newDKMSState(s)
+	s.stateDir = cfg.stateDir // from here on every change is saved
+	s.persist()
 
 	tlsCfg := &tls.Config{
 		Certificates: []tls.Certificate{s.tlsCert},
@@ -162,7 +200,10 @@ func NewServer(opts ...Option) (*Server, error) {
 	if s.stsLn, err = listen(s.logRequests("sts", s.stsHandler()), true, ""); err != nil {
 		return nil, err
 	}
-	if s.metaLn, err = listen(s.logRequests("metadata", s.metadataHandler()), false, ""); err != nil {
+	if s.metaLn, err = listen(s.logRequests("metadata", s.metadataHandler()), false, cfg.metadataAddr); err != nil {
+		return nil, err
+	}
+	if s.proxyLn, err = listen(s.logRequests("proxy", s.proxyHandler()), false, cfg.proxyAddr); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -180,10 +221,12 @@ func Start(tb testing.TB, opts ...Option) *Server {
 	return s
 }
 
-// Close stops every listener, waits for their goroutines and removes the temporary files. It is idempotent.
+// Close stops every listener (proxy tunnels included), waits for their goroutines and removes the temporary
+// files (with WithStateDir it saves the state and leaves the directory). It is idempotent.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.closing)
+		s.tunnels.closeAll() // first: a tunnelled connection would hold the Shutdown of the listener behind it
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		for _, srv := range s.servers {
@@ -192,7 +235,8 @@ func (s *Server) Close() {
 			}
 		}
 		s.wg.Wait()
-		if s.dir != "" {
+		s.persist()
+		if s.removeDir && s.dir != "" {
 			_ = os.RemoveAll(s.dir)
 		}
 	})

@@ -268,11 +268,12 @@ func (s *Server) AddSecret(spec SecretSpec) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if e.typ == typeRAM {
 		s.registerRAMKeyLocked(e.versions[0].data)
 	}
 	s.secrets[e.name] = e
+	s.mu.Unlock()
+	s.persist()
 	return nil
 }
 
@@ -401,11 +402,13 @@ func buildEntry(spec SecretSpec, now time.Time) (*secretEntry, error) {
 // DeleteSecret removes a secret at once (no recovery window).
 func (s *Server) DeleteSecret(name string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.secrets[name] == nil {
+		s.mu.Unlock()
 		return fmt.Errorf("kmstest: DeleteSecret: secret %q not found", name)
 	}
 	delete(s.secrets, name)
+	s.mu.Unlock()
+	s.persist()
 	return nil
 }
 
@@ -420,6 +423,14 @@ func (s *Server) PutSecretValue(name, data, versionID string, stages ...string) 
 }
 
 func (s *Server) putSecretValue(name, data, dataType, versionID string, stages []string) *apiError {
+	aerr := s.putSecretValueNoSave(name, data, dataType, versionID, stages)
+	if aerr == nil {
+		s.persist()
+	}
+	return aerr
+}
+
+func (s *Server) putSecretValueNoSave(name, data, dataType, versionID string, stages []string) *apiError {
 	if versionID == "" {
 		return &apiError{Status: http.StatusBadRequest, Code: "MissingParameter",
 			Message: "The parameter VersionId needed but no provided."}
@@ -565,6 +576,7 @@ func (s *Server) rotate(name, versionID string) (string, *apiError) {
 	for _, h := range hooks {
 		h(ev)
 	}
+	s.persist()
 	s.logger.Info("rotated secret", "secret", name, "type", e.typ, "oldVersion", oldID, "newVersion", versionID)
 	return versionID, nil
 }

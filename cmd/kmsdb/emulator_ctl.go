@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+func init() {
+	register("emulator-ctl", "drive a running `kmsdb emulator`: rotate, inject faults, read call counters", runEmulatorCtl)
+}
+
+const emulatorCtlUsage = `usage: kmsdb emulator-ctl [--admin URL | --info FILE] COMMAND [args]
+
+Drives a running ` + "`kmsdb emulator`" + ` through its admin endpoint (the "admin" URL of its
+JSON line; default $KMSDB_EMULATOR_ADMIN). --info reads that URL from a file
+holding the JSON line. Never prints a secret value.
+
+commands:
+  rotate SECRET                     rotate as RotateSecret does; prints the new version id
+  fault [--action A] [--secret S] [--code C] [--http-status N] [--times N]
+        [--latency D] [--drop] [--message M]
+                                    inject a fault (e.g. --action GetSecretValue
+                                    --code Rejected.Throttling --times 2)
+  clear-faults                      remove every fault
+  calls [--action A] [--secret S]   print how many requests were counted
+  reset-calls                       set every counter to zero
+  advance DURATION                  move the emulator clock forward (e.g. 2h)
+  secret NAME                       print the versions and stages of a secret (JSON, no value)
+  revoke-access-key ID              make an AccessKey unknown
+  revoke-client-key ID              make a client key unknown
+
+`
+
+// runEmulatorCtl implements `kmsdb emulator-ctl`.
+func runEmulatorCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("emulator-ctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	admin := fs.String("admin", os.Getenv("KMSDB_EMULATOR_ADMIN"), "admin URL of the emulator (its JSON line's \"admin\")")
+	infoFile := fs.String("info", "", "file holding the emulator's JSON line (instead of --admin)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, emulatorCtlUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *infoFile != "" {
+		b, err := os.ReadFile(*infoFile)
+		if err != nil {
+			return fmt.Errorf("--info: %w", err)
+		}
+		var info emulatorInfo
+		if err := json.Unmarshal(bytes.TrimSpace(b), &info); err != nil || info.Admin == "" {
+			return fmt.Errorf("--info %s: not the emulator's JSON line with an \"admin\" URL", *infoFile)
+		}
+		*admin = info.Admin
+	}
+	if *admin == "" {
+		fs.Usage()
+		return fmt.Errorf("--admin, --info or KMSDB_EMULATOR_ADMIN is required: %w", errUsage)
+	}
+	base, err := url.Parse(*admin)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return fmt.Errorf("--admin %q: not an http URL", *admin)
+	}
+	if !strings.HasSuffix(base.Path, "/") {
+		base.Path += "/"
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return fmt.Errorf("a command is required: %w", errUsage)
+	}
+	c := &adminClient{base: base, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}}
+	defer c.http.CloseIdleConnections()
+
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	one := func(what string) (string, error) {
+		if len(rest) != 1 || rest[0] == "" {
+			fs.Usage()
+			return "", fmt.Errorf("%s takes one argument, %s: %w", cmd, what, errUsage)
+		}
+		return rest[0], nil
+	}
+	switch cmd {
+	case "rotate":
+		name, err := one("the secret name")
+		if err != nil {
+			return err
+		}
+		var out struct{ VersionID string }
+		if err := c.do(ctx, http.MethodPost, "rotate", url.Values{"secret": {name}}, nil, &out); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, out.VersionID)
+		return err
+	case "fault":
+		ff := flag.NewFlagSet("emulator-ctl fault", flag.ContinueOnError)
+		ff.SetOutput(stderr)
+		var f struct {
+			Action     string `json:"action"`
+			Secret     string `json:"secret,omitempty"`
+			Code       string `json:"code,omitempty"`
+			HTTPStatus int    `json:"httpStatus,omitempty"`
+			Times      int    `json:"times,omitempty"`
+			Latency    string `json:"latency,omitempty"`
+			Drop       bool   `json:"drop,omitempty"`
+			Message    string `json:"message,omitempty"`
+		}
+		ff.StringVar(&f.Action, "action", "*", "action it hits (GetSecretValue, dkms:GetSecretValue, sts:AssumeRole, …; * = all)")
+		ff.StringVar(&f.Secret, "secret", "", "secret it hits (default any)")
+		ff.StringVar(&f.Code, "code", "", "error code to answer with (Rejected.Throttling, ServiceUnavailableTemporary, InternalFailure, …)")
+		ff.IntVar(&f.HTTPStatus, "http-status", 0, "HTTP status (default from the code)")
+		ff.IntVar(&f.Times, "times", 0, "how many requests it hits (0 = until clear-faults)")
+		latency := ff.Duration("latency", 0, "delay before answering")
+		ff.BoolVar(&f.Drop, "drop", false, "close the connection without an answer")
+		ff.StringVar(&f.Message, "message", "", "error message")
+		if err := ff.Parse(rest); err != nil {
+			return err
+		}
+		if ff.NArg() > 0 {
+			return fmt.Errorf("fault: unexpected argument %q: %w", ff.Arg(0), errUsage)
+		}
+		if *latency > 0 {
+			f.Latency = latency.String()
+		}
+		body, err := json.Marshal(f)
+		if err != nil {
+			return err
+		}
+		return c.do(ctx, http.MethodPost, "faults", nil, body, nil)
+	case "clear-faults":
+		return c.do(ctx, http.MethodDelete, "faults", nil, nil, nil)
+	case "calls":
+		cf := flag.NewFlagSet("emulator-ctl calls", flag.ContinueOnError)
+		cf.SetOutput(stderr)
+		action := cf.String("action", "", "count only this action (default all)")
+		secret := cf.String("secret", "", "count only this secret (default all)")
+		if err := cf.Parse(rest); err != nil {
+			return err
+		}
+		var out struct{ Calls int }
+		if err := c.do(ctx, http.MethodGet, "calls", url.Values{"action": {*action}, "secret": {*secret}}, nil, &out); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintln(stdout, out.Calls)
+		return err
+	case "reset-calls":
+		return c.do(ctx, http.MethodDelete, "calls", nil, nil, nil)
+	case "advance":
+		d, err := one("a duration such as 2h")
+		if err != nil {
+			return err
+		}
+		if _, err := time.ParseDuration(d); err != nil {
+			return fmt.Errorf("advance %q: not a duration such as 2h: %w", d, errUsage)
+		}
+		return c.do(ctx, http.MethodPost, "advance", url.Values{"by": {d}}, nil, nil)
+	case "secret":
+		name, err := one("the secret name")
+		if err != nil {
+			return err
+		}
+		var out json.RawMessage
+		if err := c.do(ctx, http.MethodGet, "secrets/"+url.PathEscape(name), nil, nil, &out); err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, out, "", "  "); err != nil {
+			return err
+		}
+		buf.WriteByte('\n')
+		_, err = stdout.Write(buf.Bytes())
+		return err
+	case "revoke-access-key", "revoke-client-key":
+		id, err := one("the key id")
+		if err != nil {
+			return err
+		}
+		return c.do(ctx, http.MethodPost, cmd, url.Values{"id": {id}}, nil, nil)
+	}
+	fs.Usage()
+	return fmt.Errorf("unknown command %q: %w", cmd, errUsage)
+}
+
+// adminClient calls the emulator's admin endpoint.
+type adminClient struct {
+	base *url.URL
+	http *http.Client
+}
+
+func (c *adminClient) do(ctx context.Context, method, op string, q url.Values, body []byte, out any) error {
+	u := c.base.JoinPath(op) // op is escaped: a secret name may hold '/', '?' or '%'
+	if q != nil {
+		u.RawQuery = q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("emulator admin: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("emulator admin %s %s: %w", method, op, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("emulator admin %s %s: HTTP %d", method, op, resp.StatusCode)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("emulator admin %s %s: answer is not JSON: %w", method, op, err)
+		}
+	}
+	return nil
+}
