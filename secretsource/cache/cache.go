@@ -368,6 +368,13 @@ func (c *Cache) flight(parent context.Context, s *slot, reason string, waitTok b
 				return e.secret, nil // someone already refreshed it
 			}
 		}
+		if reason == reasonCold {
+			// Re-check after winning the flight: a caller that missed the cache just
+			// before the previous flight stored its value must not fetch again.
+			if e := s.cur.Load(); e != nil && e.serve {
+				return e.secret, nil
+			}
+		}
 		ctx, cancel := c.fetchContext(parent)
 		defer cancel()
 		deadline := c.cfg.clock.Now().Add(c.cfg.fetchTimeout) // the fetch timeout on the cache's clock
