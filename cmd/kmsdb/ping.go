@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/drivers/mysqlkms"
+	"github.com/kmsdb/kmsdb/drivers/pgkms"
+)
+
+func init() {
+	register("ping", "log in to MySQL/MariaDB or PostgreSQL with a secret's credentials and print the server version", runPing)
+}
+
+const pingUsage = `usage: kmsdb ping --engine mysql|postgres [--dsn BASE-DSN] [--timeout 15s] SECRET
+
+Logs in to the database with the account in SECRET (an Rds secret, or a Generic JSON
+secret with user/password fields), through the same connector applications use, and
+prints the server version and the user. The secret source is configured as for
+Alibaba's secret client (credentials_type, cache_client_region_id, ... in the
+environment or ./secretsmanager.properties, or the file KMSDB_PROPERTIES_FILE names).
+
+BASE-DSN gives everything but the credentials (host, port, database, TLS):
+  mysql:    "tcp(db.example.com:3306)/app?tls=true"          (go-sql-driver/mysql form)
+  postgres: "postgres://db.example.com:5432/app?sslmode=verify-full"  (pgx form)
+An endpoint in the secret (host/port) wins over the DSN's. The password is never printed.
+
+`
+
+// runPing implements `kmsdb ping`.
+func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ping", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	engine := fs.String("engine", "", "database engine: mysql (also MariaDB) or postgres")
+	dsn := fs.String("dsn", "", "base connection string without credentials (see above)")
+	timeout := fs.Duration("timeout", 15*time.Second, "give up after this long")
+	grace := fs.Duration("grace", 2*time.Second, "how long a rejected password is retried while a rotation completes (0: not at all)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, pingUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return fmt.Errorf("ping: missing SECRET: %w", errUsage)
+	}
+	name := rest[0]
+	if err := fs.Parse(rest[1:]); err != nil { // flags may follow the secret name
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("ping: one SECRET expected, got %d arguments: %w", fs.NArg()+1, errUsage)
+	}
+	if strings.TrimSpace(name) == "" {
+		return fmt.Errorf("ping: empty SECRET name: %w", errUsage)
+	}
+	kind, err := pingEngine(*engine)
+	if err != nil {
+		fs.Usage()
+		return fmt.Errorf("ping: %w: %w", err, errUsage)
+	}
+	if *timeout <= 0 {
+		return fmt.Errorf("ping: --timeout must be positive, got %v: %w", *timeout, errUsage)
+	}
+
+	if *grace <= 0 {
+		*grace = -1 // the connectors read 0 as "default" and a negative value as "do not wait"
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	src, err := loadSource(ctx)
+	if err != nil {
+		return fmt.Errorf("ping: secret source: %w", err)
+	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
+	}
+
+	var c driver.Connector
+	var versionQuery, userQuery string
+	if kind == "mysql" {
+		opts := []mysqlkms.Option{mysqlkms.WithSource(src), mysqlkms.WithGracePeriod(*grace)}
+		if *dsn != "" {
+			opts = append(opts, mysqlkms.WithDSN(*dsn))
+		}
+		c = mysqlkms.NewConnector(name, opts...)
+		versionQuery, userQuery = "SELECT VERSION()", "SELECT CURRENT_USER()"
+	} else {
+		opts := []pgkms.Option{pgkms.WithSource(src), pgkms.WithGracePeriod(*grace)}
+		if *dsn != "" {
+			opts = append(opts, pgkms.WithDSN(*dsn))
+		}
+		c = pgkms.NewConnector(name, opts...)
+		versionQuery, userQuery = "SHOW server_version", "SELECT current_user"
+	}
+	db := sql.OpenDB(c) // closes the connector (and its cache) on Close
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+
+	start := time.Now()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("ping: secret %q: %w", name, err)
+	}
+	took := time.Since(start)
+	defer conn.Close()
+	var version, user string
+	if err := conn.QueryRowContext(ctx, versionQuery).Scan(&version); err != nil {
+		return fmt.Errorf("ping: secret %q: logged in, but %s failed: %w", name, versionQuery, err)
+	}
+	if err := conn.QueryRowContext(ctx, userQuery).Scan(&user); err != nil {
+		return fmt.Errorf("ping: secret %q: logged in, but %s failed: %w", name, userQuery, err)
+	}
+	secretVersion := "-"
+	if kc, ok := c.(*connector.Connector); ok {
+		if acct, err := kc.Login().Account(ctx); err == nil && acct.VersionID != "" {
+			secretVersion = acct.VersionID
+		}
+	}
+	fmt.Fprintf(stdout, "ok: %s %s, logged in as %s with secret %s (version %s) in %s\n",
+		kind, version, user, name, secretVersion, took.Round(time.Millisecond))
+	return nil
+}
+
+// pingEngine normalizes the --engine flag.
+func pingEngine(e string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(e)) {
+	case "mysql", "mariadb":
+		return "mysql", nil
+	case "postgres", "postgresql", "pg":
+		return "postgres", nil
+	case "":
+		return "", errors.New("--engine is required (mysql or postgres)")
+	}
+	return "", fmt.Errorf("--engine %q: want mysql (also for MariaDB) or postgres", e)
+}

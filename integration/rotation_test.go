@@ -1,0 +1,276 @@
+package integration
+
+// Rotation under load: 32 goroutines query without pause through each kind of
+// pool while the secret rotates, connections re-made all the time (short max
+// lifetime). Three orders of the secret and the database change:
+//
+//	secret-first:  the secret moves to the new version and the application's
+//	               cache learns it at once (forced refresh); the database
+//	               password changes a moment later. New connections meet a
+//	               rejected current version and must use ACSPrevious.
+//	db-first:      the database password changes first; the secret follows up
+//	               to a few seconds later (within the grace period). New
+//	               connections are rejected with every version KMS has and must
+//	               wait for the secret.
+//	double-users:  Rds DoubleUsers: two database accounts; each rotation gives
+//	               the account that becomes current a new password (as RDS
+//	               does) and makes it current. Old connections' account stays
+//	               valid until the rotation after.
+//
+// Every scenario fails on a single failed query. Figures (latency p50/p99 with
+// and without rotation, KMS calls, logins) are logged as KMSDB_FIGURES lines.
+// KMSDB_LOAD_ROTATIONS raises the number of rotations per scenario (default 10);
+// KMSDB_LOAD_REFRESH_EVERY sets the cache's refresh rate limit (default: the
+// cache's own, one per second) to see how much of the latency it accounts for;
+// KMSDB_LOAD_GAP sets the pause between rotations (see rotationGap).
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kmsdb/kmsdb/internal/testdb"
+	"github.com/kmsdb/kmsdb/secretsource/cache"
+	"github.com/kmsdb/kmsdb/secretsource/kmstest"
+)
+
+const (
+	loadWorkers = 32 // goroutines querying without pause
+	loadWarmup  = 500 * time.Millisecond
+	loadSteady  = time.Second
+)
+
+// loadPool is the pool size and connection max lifetime for kind k: short
+// enough that connections are re-made all the time (several logins per
+// second per connection), sized so that a 2-core machine keeps up: a
+// PostgreSQL login (backend fork + scram-sha-256) costs tens of milliseconds
+// of CPU, a MariaDB one well under a millisecond. The pool has a connection
+// per goroutine: database/sql hands a released connection straight to a
+// waiting query without checking its lifetime, so a smaller pool under this
+// load would hardly ever re-make connections.
+func loadPool(k targetKind) (conns int, lifetime time.Duration) {
+	if k == kindMariaDB {
+		return loadWorkers, 150 * time.Millisecond
+	}
+	return loadWorkers, time.Second
+}
+
+type rotationOrder string
+
+const (
+	orderSecretFirst rotationOrder = "secret-first"
+	orderDBFirst     rotationOrder = "db-first"
+	orderDoubleUsers rotationOrder = "double-users"
+)
+
+// dbFirstLags are how long the secret lags behind the database in the
+// db-first order, cycled over the rotations: "up to a few seconds".
+var dbFirstLags = []time.Duration{100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2 * time.Second}
+
+// secretFirstLag is how long the database lags behind the secret in the
+// secret-first order.
+const secretFirstLag = 300 * time.Millisecond
+
+// rotationGap is the pause between the end of one rotation (hook included)
+// and the next.
+//
+// Real rotations are hours apart; here they come every second or so. The
+// gap keeps two rotations further apart than the cache's default refresh
+// rate limit (one fetch per second per secret), else connections rejected
+// with one version can meet the next rotation before their refresh is
+// allowed and chase versions for several rotations (long tails of seconds).
+// KMSDB_LOAD_GAP (a duration) overrides it for every order.
+func rotationGap(o rotationOrder) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("KMSDB_LOAD_GAP")); err == nil && d > 0 {
+		return d
+	}
+	switch o {
+	case orderSecretFirst:
+		return 500 * time.Millisecond // its hook already takes a forced refresh and secretFirstLag
+	case orderDBFirst:
+		return time.Second
+	}
+	return 500 * time.Millisecond
+}
+
+func TestRotationUnderLoad(t *testing.T) {
+	rotations := envInt(t, "KMSDB_LOAD_ROTATIONS", 10)
+	for _, k := range allKinds {
+		for _, o := range []rotationOrder{orderSecretFirst, orderDBFirst, orderDoubleUsers} {
+			t.Run(string(k)+"/"+string(o), func(t *testing.T) {
+				runRotationScenario(t, k, o, rotations)
+			})
+		}
+	}
+}
+
+func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotations int) {
+	db := dbServer(t, k) // proves a wrong password is rejected first
+	const secretName = "rotation-db"
+	ctx := context.Background()
+
+	// Accounts and the secret's first value(s).
+	pw1 := "init-1-" + testdb.UniqueName("pw")
+	user1 := db.CreateUser(t, "rot", pw1)
+	spec := kmstest.SecretSpec{Name: secretName, Type: "Rds", Data: rdsValue(user1, pw1),
+		ExtendedConfig: map[string]any{"SecretSubType": "SingleUser"}}
+	var user2 string
+	if order == orderDoubleUsers {
+		// ACSPrevious names the second account, ACSCurrent the first: the
+		// emulator swaps between the two, as RDS does.
+		pw2 := "init-2-" + testdb.UniqueName("pw")
+		user2 = db.CreateUser(t, "rot2", pw2)
+		spec.Data = rdsValue(user2, pw2)
+		spec.ExtendedConfig = map[string]any{"SecretSubType": "DoubleUsers"}
+	}
+	stack := newKMSStack(t, rotationCacheOptions(t), spec)
+	if order == orderDoubleUsers {
+		if err := stack.srv.PutSecretValue(secretName, rdsValue(user1, pw1), "v-user1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The rotation hook changes the database in step with the secret.
+	var hookMu sync.Mutex
+	var hookErrs []error
+	setPassword := func(value string) {
+		u, p, err := decodeAccount(value)
+		if err == nil {
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err = db.SetPassword(sctx, u, p)
+			cancel()
+		}
+		if err != nil {
+			hookMu.Lock()
+			hookErrs = append(hookErrs, fmt.Errorf("set the password of %s: %w", u, err))
+			hookMu.Unlock()
+		}
+	}
+	var lag time.Duration // db-first: set before each rotation by the rotating goroutine
+	stack.srv.OnRotate(func(ev kmstest.RotationEvent) {
+		if ev.SecretName != secretName {
+			return
+		}
+		switch {
+		case order == orderSecretFirst && ev.Phase == "after":
+			// The database follows secretFirstLag after the secret moved;
+			// meanwhile the application learns the new version (a forced
+			// refresh: the worst case, every new connection meets it).
+			dbDone := make(chan struct{})
+			go func() {
+				defer close(dbDone)
+				time.Sleep(secretFirstLag)
+				setPassword(ev.NewValue)
+			}()
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, err := stack.cache.Refresh(rctx, secretName)
+			cancel()
+			if err != nil {
+				hookMu.Lock()
+				hookErrs = append(hookErrs, fmt.Errorf("refresh: %w", err))
+				hookMu.Unlock()
+			}
+			<-dbDone
+		case order == orderDBFirst && ev.Phase == "before":
+			setPassword(ev.NewValue)
+			time.Sleep(lag) // the secret's stages move when the hook returns
+		case order == orderDoubleUsers && ev.Phase == "before":
+			setPassword(ev.NewValue) // the account becoming current gets its new password
+		}
+	})
+
+	conns, lifetime := loadPool(k)
+	tg := openTarget(t, k, db, stack.cache, secretName, targetOptions{workers: conns, lifetime: lifetime})
+	load := startLoad(loadWorkers, tg.query)
+	stopped := false
+	defer func() {
+		if !stopped {
+			load.finish()
+		}
+	}()
+
+	time.Sleep(loadWarmup)
+	load.setPhase(phaseSteady)
+	steadyCalls0 := stack.srv.Calls("", "")
+	steadyLogins0 := tg.newConns()
+	steadyStart := time.Now()
+	time.Sleep(loadSteady)
+	steadyDur := time.Since(steadyStart)
+	steadyCalls := stack.srv.Calls("", "") - steadyCalls0
+	steadyLogins := tg.newConns() - steadyLogins0
+
+	load.setPhase(phaseRotating)
+	rotCalls0 := stack.srv.Calls("", "")
+	rotLogins0 := tg.newConns()
+	rotStart := time.Now()
+	accounts := map[string]bool{}
+	for i := range rotations {
+		lag = dbFirstLags[i%len(dbFirstLags)]
+		if _, err := stack.srv.RotateSecret(secretName); err != nil {
+			t.Fatal(err)
+		}
+		if st, ok := stack.srv.Secret(secretName); ok {
+			u, _ := account(t, st.CurrentValue)
+			accounts[u] = true
+		}
+		time.Sleep(rotationGap(order))
+	}
+	// Let connections made with the last version be re-made once more.
+	time.Sleep(2 * lifetime)
+	rotDur := time.Since(rotStart)
+	rotCalls := stack.srv.Calls("", "") - rotCalls0
+	getCalls := stack.srv.Calls("GetSecretValue", secretName)
+	stats := tg.stats()
+	rotLogins := tg.newConns() - rotLogins0
+
+	res := load.finish()
+	stopped = true
+
+	hookMu.Lock()
+	for _, err := range hookErrs {
+		t.Error(err)
+	}
+	hookMu.Unlock()
+	res.requireNoFailures(t)
+	if st, _ := stack.srv.Secret(secretName); st.Rotations < rotations {
+		t.Errorf("the secret rotated %d times, want %d", st.Rotations, rotations)
+	}
+	if order == orderDoubleUsers && (!accounts[user1] || !accounts[user2]) {
+		t.Errorf("DoubleUsers rotations did not alternate between the two accounts: %v", accounts)
+	}
+	if steadyLogins+rotLogins < int64(rotations) {
+		t.Errorf("only %d connections were made in the whole run: connections are not re-made, the test proves little",
+			steadyLogins+rotLogins)
+	}
+	if res.queries(phaseRotating) == 0 || res.queries(phaseSteady) == 0 {
+		t.Errorf("no queries ran (steady %d, rotating %d)", res.queries(phaseSteady), res.queries(phaseRotating))
+	}
+
+	figures(t, "kind=%s order=%s workers=%d conns=%d lifetime=%v rotations=%d failed=%d | "+
+		"steady: %d q in %.1fs (%.0f q/s) p50=%s p99=%s new_conns=%d kms_calls=%d | "+
+		"rotating: %d q in %.1fs (%.0f q/s) p50=%s p99=%s max=%s new_conns=%d auth_failures=%d previous_used=%d kms_calls=%d (GetSecretValue total %d)",
+		k, order, loadWorkers, conns, lifetime, rotations, res.failed(),
+		res.queries(phaseSteady), steadyDur.Seconds(), float64(res.queries(phaseSteady))/steadyDur.Seconds(),
+		ms(res.pct(phaseSteady, 0.50)), ms(res.pct(phaseSteady, 0.99)), steadyLogins, steadyCalls,
+		res.queries(phaseRotating), rotDur.Seconds(), float64(res.queries(phaseRotating))/rotDur.Seconds(),
+		ms(res.pct(phaseRotating, 0.50)), ms(res.pct(phaseRotating, 0.99)), ms(res.pct(phaseRotating, 1)),
+		rotLogins, stats.AuthFailures, stats.PreviousUsed, rotCalls, getCalls)
+}
+
+// rotationCacheOptions: the cache's defaults, unless KMSDB_LOAD_REFRESH_EVERY
+// (a duration) sets its per-secret refresh rate limit, to compare.
+func rotationCacheOptions(t *testing.T) []cache.Option {
+	v := os.Getenv("KMSDB_LOAD_REFRESH_EVERY")
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("KMSDB_LOAD_REFRESH_EVERY=%q: want a positive duration", v)
+	}
+	return []cache.Option{cache.WithRefreshLimit(d, cache.DefaultRefreshBurst)}
+}
