@@ -2,8 +2,10 @@ package ramsecret
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
@@ -220,3 +222,14 @@ func (e *ECS) String() string { return fmt.Sprintf("ramsecret.ECS(secret=%q)", e
 
 // GoString is the same as String, so %#v cannot dump the state.
 func (e *ECS) GoString() string { return e.String() }
+
+// Format prints String for every verb (%d or %x would otherwise walk the fields).
+func (e *ECS) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, e.String()) }
+
+// LogValue logs the secret's name, never the login.
+func (e *ECS) LogValue() slog.Value { return slog.StringValue(e.String()) }
+
+// MarshalJSON encodes the secret's name, never the login.
+func (e *ECS) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct{ ECS string }{e.name})
+}

@@ -2,6 +2,7 @@ package ramsecret
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -312,3 +313,14 @@ func (p *Provider) String() string { return fmt.Sprintf("ramsecret.Provider(secr
 
 // GoString is the same as String, so %#v cannot dump the provider's state.
 func (p *Provider) GoString() string { return p.String() }
+
+// Format prints String for every verb (%d or %x would otherwise walk the fields).
+func (p *Provider) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, p.String()) }
+
+// LogValue logs the secret's name, never a key.
+func (p *Provider) LogValue() slog.Value { return slog.StringValue(p.String()) }
+
+// MarshalJSON encodes the secret's name, never a key.
+func (p *Provider) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct{ Provider string }{p.name})
+}

@@ -1,9 +1,13 @@
 package ramsecret
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -426,10 +430,25 @@ func TestFormattingHidesSecret(t *testing.T) {
 	p, _ := New(c, "acs/ram/user/unit")
 	k, _ := p.AccessKey(context.Background())
 	rk := &RejectedKeyError{Secret: "acs/ram/user/unit", VersionID: "v1", Code: "InvalidAccessKeyId.NotFound", Err: rejectedErr()}
-	for _, s := range []string{fmt.Sprint(k), fmt.Sprintf("%+v %#v %v %s", k, k, p, p), rk.Error(), fmt.Sprintf("%+v", rk)} {
-		if containsSecret(s, "very-secret-value") {
-			t.Errorf("secret in %q", s)
+	e, _ := NewECS(c, "acs/ram/user/unit")
+	var out bytes.Buffer
+	for _, v := range []any{k, &k, p, e, rk, struct{ K, P, E any }{k, p, e}} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d", "%T"} {
+			fmt.Fprintf(&out, verb+"\n", v)
 		}
+		if b, err := json.Marshal(v); err == nil {
+			out.Write(b)
+		}
+		slog.New(slog.NewTextHandler(&out, nil)).Info("m", "v", v)
+		slog.New(slog.NewJSONHandler(&out, nil)).Info("m", "v", v)
+	}
+	for _, secret := range []string{"very-secret-value", fmt.Sprintf("%x", "very-secret-value")} {
+		if containsSecret(out.String(), secret) {
+			t.Errorf("secret in %q", out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "acs/ram/user/unit") {
+		t.Errorf("the output does not name the secret: %q", out.String())
 	}
 }
 

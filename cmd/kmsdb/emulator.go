@@ -305,7 +305,8 @@ func jsonProblem(err error) string {
 	case errors.As(err, &te):
 		return fmt.Sprintf("field %s: must be a JSON %s", te.Field, te.Type.Kind())
 	case errors.As(err, &se):
-		return fmt.Sprintf("not valid JSON at byte %d: %v", se.Offset, se)
+		// se's message quotes the offending character, which may be part of a secret value: only the offset.
+		return fmt.Sprintf("not valid JSON at byte %d", se.Offset)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "not valid JSON: unexpected end of file"
 	case strings.HasPrefix(err.Error(), "json: unknown field "):

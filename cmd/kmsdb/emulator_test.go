@@ -200,6 +200,8 @@ func TestEmulatorBadSeed(t *testing.T) {
 		{"subtype", `{"secrets":[{"name":"db","type":"Rds","data":"{\"AccountName\":\"a\",\"AccountPassword\":\"b\"}","extendedConfig":{"SecretSubType":"Three"}}]}`,
 			`secrets[0] (db): field extendedConfig.SecretSubType`},
 		{"not JSON", `{"secrets":[`, `not valid JSON`},
+		{"bad escape in a value", `{"secrets":[{"name":"db","data":"pw\Z7"}]}`, `not valid JSON at byte`},
+		{"bad character in a value", `{"accessKeys":[{"id":"LTAIx","secret":"sk"Q9}]}`, `not valid JSON at byte`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -210,6 +212,10 @@ func TestEmulatorBadSeed(t *testing.T) {
 			err := runEmulator(context.Background(), []string{"--seed", path}, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), "seed file "+path+": ") || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+			// The characters right after the value's start ("Z7", "Q9") are never quoted back.
+			if strings.Contains(err.Error(), "Z") || strings.Contains(err.Error(), "Q") {
+				t.Fatalf("the error quotes the seed's content: %v", err)
 			}
 		})
 	}

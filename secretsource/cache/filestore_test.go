@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -226,4 +229,31 @@ func FuzzFileStoreLoad(f *testing.F) {
 			t.Fatalf("Load accepted forged data: %d records, %v", len(recs), err)
 		}
 	})
+}
+
+// The key never shows when a FileStore is printed, logged or marshalled.
+func TestFileStoreNeverPrintsKey(t *testing.T) {
+	key := testKey(t)
+	st, err := NewFileStore(t.TempDir(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	for _, v := range []any{st, *st, struct{ S Store }{st}} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%X", "%d", "%q"} {
+			fmt.Fprintf(&out, verb+"\n", v)
+		}
+		if b, err := json.Marshal(v); err == nil {
+			out.Write(b)
+		}
+		slog.New(slog.NewTextHandler(&out, nil)).Info("m", "v", v)
+		slog.New(slog.NewJSONHandler(&out, nil)).Info("m", "v", v)
+	}
+	s := out.String()
+	for _, form := range []string{string(key), fmt.Sprintf("%x", key), fmt.Sprintf("%X", key), fmt.Sprint(key),
+		fmt.Sprintf("%d", key[:8]), base64.StdEncoding.EncodeToString(key)} {
+		if strings.Contains(s, strings.Trim(form, "[]")) {
+			t.Fatalf("the key appears in the output:\n%s", s)
+		}
+	}
 }
