@@ -408,10 +408,16 @@ func (r *run) succeeded() {
 	}
 }
 
-// refresh forces a refresh of the secret, bounded by the grace deadline; nil on failure.
+// refresh returns a version of the secret newer than every rejected one: the
+// cached value when another connection's refresh already brought one (no KMS
+// call, no wait for the rate limit), otherwise a forced refresh bounded by the
+// grace deadline; nil on failure.
 func (r *run) refresh(ctx context.Context) *secretsource.Secret {
 	ctx, cancel := r.bounded(ctx)
 	defer cancel()
+	if s, err := r.p.GetSecret(ctx, r.l.name); err == nil && !slices.Contains(r.rejectedVersions, s.VersionID()) {
+		return s
+	}
 	s, err := r.p.Refresh(ctx, r.l.name)
 	if err != nil {
 		r.l.log.LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: refresh after a rejected login failed",
