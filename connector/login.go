@@ -42,8 +42,8 @@ type Config struct {
 	GracePeriod time.Duration
 	// Classify tells what a driver error means. Required.
 	Classify func(error) Class
-	// Redact lists further strings to scrub from errors (for example a
-	// password in the base DSN).
+	// Redact lists further strings to scrub from errors, for example a
+	// password in the base DSN; empty strings are ignored.
 	Redact []string
 	// Logger receives retries at Debug and fallbacks and failures at Warn,
 	// never a password. Nil: discard.
@@ -146,7 +146,7 @@ func NewLogin(cfg Config) (*Login, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Login{
-		name: cfg.SecretName, classify: cfg.Classify, grace: grace, redact: slices.Clone(cfg.Redact), log: log,
+		name: cfg.SecretName, classify: cfg.Classify, grace: grace, redact: slices.DeleteFunc(slices.Clone(cfg.Redact), func(s string) bool { return s == "" }), log: log,
 		fixed: p, closer: closer,
 		now: time.Now, sleep: sleepCtx, rand: rand.Float64,
 	}, nil

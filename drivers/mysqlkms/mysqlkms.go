@@ -193,13 +193,9 @@ func newConnector(secretName string, opts ...Option) (*connector.Connector, erro
 	if err != nil {
 		return nil, err
 	}
-	var redact []string
-	if base.Passwd != "" {
-		redact = append(redact, base.Passwd)
-	}
 	l, err := connector.NewLogin(connector.Config{
 		SecretName: secretName, Provider: o.provider, Source: o.source, GracePeriod: o.grace,
-		Classify: Classify, Redact: redact, Logger: o.logger,
+		Classify: Classify, Redact: []string{base.Passwd}, Logger: o.logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mysqlkms: %w", err)

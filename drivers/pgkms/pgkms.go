@@ -213,15 +213,9 @@ func (o *options) login(secretName string, redact ...string) (*connector.Login, 
 	if secretName == "" {
 		return nil, errors.New("pgkms: the secret name is empty")
 	}
-	var list []string
-	for _, r := range redact {
-		if r != "" {
-			list = append(list, r)
-		}
-	}
 	l, err := connector.NewLogin(connector.Config{
 		SecretName: secretName, Provider: o.provider, Source: o.source, GracePeriod: o.grace,
-		Classify: Classify, Redact: list, Logger: o.logger,
+		Classify: Classify, Redact: redact, Logger: o.logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pgkms: %w", err)
