@@ -436,19 +436,12 @@ func kindOfCode(code string, status int) secretsource.Kind {
 	if k := kms.KindOfCode(code); k != secretsource.KindUnknown {
 		return k
 	}
-	switch {
-	case status == 429:
-		return secretsource.KindThrottled
-	case status == 401:
-		return secretsource.KindInvalidCredentials
-	case status == 403:
-		return secretsource.KindAccessDenied
-	case status == 502, status == 503, status == 504:
-		return secretsource.KindUnavailable
-	case status >= 500:
-		return secretsource.KindInternal
+	if status == 404 {
+		// The instance API answers 404 for an unknown client key too, so a 404
+		// without a known code does not say the secret is missing.
+		return secretsource.KindUnknown
 	}
-	return secretsource.KindUnknown
+	return kms.KindOfStatus(status)
 }
 
 // Close marks the source closed; calls afterwards return a KindConfig error.

@@ -17,7 +17,7 @@ import (
 
 // KindOfCode classifies a KMS (or STS) error code into the secretsource
 // taxonomy. Codes are the contract; the HTTP status is only a fallback for
-// codes this table does not know (see kindOfStatus).
+// codes this table does not know (see KindOfStatus).
 //
 //	Forbidden.ResourceNotFound, *.NotFound of a resource  -> NotFound
 //	InvalidAccessKeyId.*, SignatureDoesNotMatch,
@@ -69,8 +69,9 @@ func KindOfCode(code string) secretsource.Kind {
 	return secretsource.KindUnknown
 }
 
-// kindOfStatus is the fallback for unknown codes.
-func kindOfStatus(status int) secretsource.Kind {
+// KindOfStatus classifies an HTTP status: the fallback for error codes that
+// KindOfCode does not know.
+func KindOfStatus(status int) secretsource.Kind {
 	switch {
 	case status == 429:
 		return secretsource.KindThrottled
@@ -207,7 +208,7 @@ func mapError(ctx context.Context, err error, name, region string) *secretsource
 		e.Code, e.RequestID = se.ErrorCode(), se.RequestId()
 		e.Kind = KindOfCode(e.Code)
 		if e.Kind == secretsource.KindUnknown {
-			e.Kind = kindOfStatus(se.HttpStatus())
+			e.Kind = KindOfStatus(se.HttpStatus())
 		}
 		e.Message = serverMessage(e.Kind, e.Code, se.Message(), se.Recommend())
 		return e

@@ -55,8 +55,8 @@ func TestKindOfStatus(t *testing.T) {
 		403: secretsource.KindAccessDenied, 404: secretsource.KindNotFound, 503: secretsource.KindUnavailable,
 		500: secretsource.KindInternal, 400: secretsource.KindUnknown}
 	for status, want := range cases {
-		if got := kindOfStatus(status); got != want {
-			t.Errorf("kindOfStatus(%d) = %v, want %v", status, got, want)
+		if got := KindOfStatus(status); got != want {
+			t.Errorf("KindOfStatus(%d) = %v, want %v", status, got, want)
 		}
 	}
 }
