@@ -44,25 +44,9 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprint(stderr, getUsage)
 		fs.PrintDefaults()
 	}
-	// Flags may come before or after the secret name.
-	if err := fs.Parse(args); err != nil {
+	name, err := parseSecretArg(fs, "get", args)
+	if err != nil {
 		return err
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		fs.Usage()
-		return fmt.Errorf("get: missing SECRET: %w", errUsage)
-	}
-	name := rest[0]
-	if err := fs.Parse(rest[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("get: one SECRET expected, got %d arguments: %w", fs.NArg()+1, errUsage)
-	}
-	if strings.TrimSpace(name) == "" {
-		return fmt.Errorf("get: empty SECRET name: %w", errUsage)
 	}
 
 	src, err := loadSource(ctx)

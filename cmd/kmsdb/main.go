@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -92,4 +93,29 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run `kmsdb COMMAND -h` for a command's flags.")
+}
+
+// parseSecretArg parses args for a command that takes exactly one SECRET
+// argument, with flags before or after it, and returns the secret name.
+func parseSecretArg(fs *flag.FlagSet, cmd string, args []string) (string, error) {
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return "", fmt.Errorf("%s: missing SECRET: %w", cmd, errUsage)
+	}
+	name := rest[0]
+	if err := fs.Parse(rest[1:]); err != nil { // flags may follow the secret name
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return "", fmt.Errorf("%s: one SECRET expected, got %d arguments: %w", cmd, fs.NArg()+1, errUsage)
+	}
+	if strings.TrimSpace(name) == "" {
+		return "", fmt.Errorf("%s: empty SECRET name: %w", cmd, errUsage)
+	}
+	return name, nil
 }

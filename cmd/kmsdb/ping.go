@@ -47,24 +47,9 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprint(stderr, pingUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	name, err := parseSecretArg(fs, "ping", args)
+	if err != nil {
 		return err
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		fs.Usage()
-		return fmt.Errorf("ping: missing SECRET: %w", errUsage)
-	}
-	name := rest[0]
-	if err := fs.Parse(rest[1:]); err != nil { // flags may follow the secret name
-		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("ping: one SECRET expected, got %d arguments: %w", fs.NArg()+1, errUsage)
-	}
-	if strings.TrimSpace(name) == "" {
-		return fmt.Errorf("ping: empty SECRET name: %w", errUsage)
 	}
 	kind, err := pingEngine(*engine)
 	if err != nil {
