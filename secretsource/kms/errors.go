@@ -97,7 +97,8 @@ var (
 	reSensitive = regexp.MustCompile(`(?i)("?(?:AccessKeySecret|AccessKeyId|SecurityToken|Signature|` +
 		`SessionAccessKeySecret|SessionAccessKeyId|BearerToken|Password|PrivateKey|PrivateKeyData|` +
 		`Authorization|OIDCToken|Token)"?\s*[:=]\s*"?)[^\s"'&,;}]+`)
-	reBearer = regexp.MustCompile(`(?i)\b(Bearer)\s+[A-Za-z0-9+/=._~-]+`)
+	reStringToSign = regexp.MustCompile(`(?i)string to sign`)
+	reBearer       = regexp.MustCompile(`(?i)\b(Bearer)\s+[A-Za-z0-9+/=._~-]+`)
 )
 
 // Scrub removes from s what may identify or unlock an account: query strings of
@@ -108,8 +109,11 @@ var (
 // It is applied to every message that comes from an SDK or a server before it
 // reaches an error or a log line.
 func Scrub(s string) string {
-	if i := strings.Index(strings.ToLower(s), "string to sign"); i >= 0 {
-		s = strings.TrimRight(s[:i], " :") + " [string to sign redacted]"
+	// Located with a case-insensitive regexp, not strings.ToLower: lowering
+	// can change a string's length (invalid UTF-8, 'İ'), and an index into
+	// the lowered copy would then cut the original in the wrong place.
+	if loc := reStringToSign.FindStringIndex(s); loc != nil {
+		s = strings.TrimRight(s[:loc[0]], " :") + " [string to sign redacted]"
 	}
 	s = reURLQuery.ReplaceAllString(s, "$1?[REDACTED]")
 	s = reBearer.ReplaceAllString(s, "$1 [REDACTED]")
