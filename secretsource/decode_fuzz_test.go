@@ -45,13 +45,22 @@ func checkFuzzErr(t *testing.T, err error, inputs ...string) {
 	}
 	msg := err.Error()
 	var fixed strings.Builder
-	for _, v := range []string{"x", "{}", `{"AccountName":"a"}`, `{"AccessKeyId":"a"}`, `{"UserName":"a"}`} {
+	// One input per fixed message: each missing, mistyped or malformed field.
+	for _, v := range [][2]string{
+		{"x", ""}, {"{}", ""}, {`{"AccountName":"a"}`, ""}, {`{"AccessKeyId":"a"}`, ""}, {`{"UserName":"a"}`, ""},
+		{`{"AccountName":1}`, ""}, {`{"AccountName":"a","AccountPassword":"b","port":"x"}`, ""},
+		{`{"AccountName":"a","AccountPassword":"b"}`, "x"},
+		{`{"AccountName":"a","AccountPassword":"b"}`, `{"CustomData":"x"}`},
+		{`{"AccountName":"a","AccountPassword":"b"}`, `{"CustomData":{"port":"x"}}`},
+		{`{"AccessKeyId":"a","AccessKeySecret":"b","GenerateTimestamp":"x"}`, ""},
+		{`{"UserName":"a","PrivateKey":"x"}`, ""},
+	} {
 		for _, dec := range []func(*secretsource.Secret) error{
 			func(s *secretsource.Secret) error { _, err := secretsource.DecodeDBAccount(s); return err },
 			func(s *secretsource.Secret) error { _, err := secretsource.DecodeAccessKey(s); return err },
 			func(s *secretsource.Secret) error { _, err := secretsource.DecodeECSCredential(s); return err },
 		} {
-			if e := dec(secretWith("Rds", v, "")); e != nil {
+			if e := dec(secretWith("Rds", v[0], v[1])); e != nil {
 				fixed.WriteString(e.Error())
 			}
 		}
