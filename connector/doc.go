@@ -17,17 +17,14 @@
 //  1. the version used is invalidated in the provider (Invalidate acts only
 //     if it is still the cached version, so N connections failing on one
 //     version cause one fetch), and the secret is refreshed (forced, but
-//     rate-limited and joined by the cache; not asked again when the fetch
-//     Invalidate started already answered);
+//     rate-limited and joined by the cache);
 //  2. a new version is tried at once;
 //  3. if the version did not change, the ACSPrevious version is tried once
 //     (when the provider implements secretsource.VersionSource): during a
 //     rotation the secret may already name the new password while the
 //     database still has the old one;
 //  4. otherwise the login is retried with jittered exponential backoff
-//     (50 ms doubling to 1 s), asking for a refresh of the secret during
-//     each wait (a refresh the rate limit holds back does not delay the
-//     try, which then uses the cached version), until
+//     (50 ms doubling to 1 s), refreshing the secret before each try, until
 //     the rotation grace period (default 30 s, DefaultGracePeriod) has passed
 //     since the version was first rejected, or the caller's context ends: the
 //     database may have been changed before the secret, or the other way.

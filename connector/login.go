@@ -279,7 +279,7 @@ func Run[T any](ctx context.Context, l *Login, attempt func(ctx context.Context,
 		r.rejected(acct)
 		if !polled {
 			// 1. A newer current version: try it at once.
-			if next := r.refresh(ctx, r.fetching); next != nil {
+			if next := r.refresh(ctx); next != nil {
 				r.cur = next
 				if !slices.Contains(r.rejectedVersions, next.VersionID()) {
 					r.cand, r.usingPrev = next, false
@@ -307,24 +307,12 @@ func Run[T any](ctx context.Context, l *Login, attempt func(ctx context.Context,
 		d = min(d, r.deadline.Sub(l.now()))
 		l.log.LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: credentials rejected; waiting for the rotation",
 			slog.String("secret", l.name), slog.String("version", acct.VersionID), slog.Duration("wait", d))
-		// The refresh runs within the wait, not before it: when the rate limit
-		// holds it back (other connections just refreshed), the login is
-		// retried with the cached version on time (the database may have
-		// caught up) while the fetch goes on in the cache.
-		pollStart := l.now()
-		next, isNew := r.poll(ctx, d)
-		if next != nil {
-			r.cur = next
-		}
-		if rest := d - l.now().Sub(pollStart); !isNew && rest > 0 {
-			if err := l.sleep(ctx, rest); err != nil {
-				l.stats.failed.Add(1)
-				return zero, r.fail(ctx, AuthFailure, acct, r.lastErr)
-			}
-		}
-		if ctx.Err() != nil {
+		if err := l.sleep(ctx, d); err != nil {
 			l.stats.failed.Add(1)
 			return zero, r.fail(ctx, AuthFailure, acct, r.lastErr)
+		}
+		if next := r.refresh(ctx); next != nil {
+			r.cur = next
 		}
 		r.cand, r.usingPrev, polled = r.cur, false, true
 	}
@@ -343,7 +331,6 @@ type run struct {
 
 	rejectedVersions []string
 	invalidated      []string
-	fetching         bool // the last rejection's Invalidate acted: the provider is fetching the secret
 	deadline         time.Time
 	backoff          time.Duration
 	attempts         int
@@ -359,10 +346,9 @@ func (r *run) rejected(acct secretsource.DBAccount) {
 	}
 	// Invalidate acts on the cached ACSCurrent only if it is v, and drops a
 	// cached ACSPrevious that is v.
-	r.fetching = false
 	if !slices.Contains(r.invalidated, v) {
 		r.invalidated = append(r.invalidated, v)
-		r.fetching = r.p.Invalidate(l.name, v)
+		r.p.Invalidate(l.name, v)
 	}
 	if r.usingPrev {
 		if fb := l.fallback.Load(); fb != nil && fb.prev.VersionID() == v {
@@ -425,21 +411,14 @@ func (r *run) succeeded() {
 // refresh returns a version of the secret newer than every rejected one: the
 // cached value when another connection's refresh already brought one (no KMS
 // call, no wait for the rate limit), otherwise a forced refresh bounded by the
-// grace deadline; nil on failure. With fetched, the cached value comes from
-// the fetch that this run's Invalidate started: when it is still a rejected
-// version, KMS has just said there is no newer one, and refresh returns nil
-// without asking again.
-func (r *run) refresh(ctx context.Context, fetched bool) *secretsource.Secret {
+// grace deadline; nil on failure.
+func (r *run) refresh(ctx context.Context) *secretsource.Secret {
 	ctx, cancel := r.bounded(ctx)
 	defer cancel()
-	s, err := r.p.GetSecret(ctx, r.l.name)
-	if err == nil && !slices.Contains(r.rejectedVersions, s.VersionID()) {
+	if s, err := r.p.GetSecret(ctx, r.l.name); err == nil && !slices.Contains(r.rejectedVersions, s.VersionID()) {
 		return s
 	}
-	if err == nil && fetched {
-		return nil
-	}
-	s, err = r.p.Refresh(ctx, r.l.name)
+	s, err := r.p.Refresh(ctx, r.l.name)
 	if err != nil {
 		r.l.log.LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: refresh after a rejected login failed",
 			slog.String("secret", r.l.name), slog.Any("error", err))
@@ -449,24 +428,6 @@ func (r *run) refresh(ctx context.Context, fetched bool) *secretsource.Secret {
 		return nil
 	}
 	return s
-}
-
-// poll is the refresh of a polling step: the cached version when it is one
-// this run has not seen rejected, otherwise a forced refresh that waits at
-// most d (it goes on in the provider if it takes longer). It returns the
-// freshest version it saw (nil if none) and whether this run has not yet seen
-// it rejected.
-func (r *run) poll(ctx context.Context, d time.Duration) (*secretsource.Secret, bool) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	s, err := r.p.GetSecret(ctx, r.l.name)
-	if err == nil && !slices.Contains(r.rejectedVersions, s.VersionID()) {
-		return s, true
-	}
-	if next, err := r.p.Refresh(ctx, r.l.name); err == nil {
-		return next, !slices.Contains(r.rejectedVersions, next.VersionID())
-	}
-	return s, false
 }
 
 // previous fetches ACSPrevious when the provider can; nil otherwise.

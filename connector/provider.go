@@ -20,9 +20,7 @@ import (
 type Provider interface {
 	secretsource.Source
 	// Invalidate tells the provider that rejectedVersion of the secret was
-	// refused; it acts only if that version is the cached one. When it
-	// reports true, the next GetSecret returns a value fetched after the call
-	// (or an error), and the connector does not ask again at once.
+	// refused; it acts only if that version is the cached one.
 	Invalidate(name, rejectedVersion string) bool
 	// Refresh fetches the secret now (rate-limited, joining a fetch in progress).
 	Refresh(ctx context.Context, name string) (*secretsource.Secret, error)
