@@ -244,7 +244,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		select {
 		case <-ctx.Done():
 			interrupted = true
-		case now := <-tick.C:
+		case <-tick.C:
+			// The time read now, not the tick's: a tick that waited behind a
+			// rotation would print an earlier time than the rotation's line.
+			now := time.Now()
 			q, f := queries.Load(), failures.Load()
 			rate := float64(q-lastQ) / now.Sub(lastT).Seconds()
 			fmt.Fprintf(stdout, "%5.1fs  %7.0f queries/s  errors %d  secret version %s\n",
