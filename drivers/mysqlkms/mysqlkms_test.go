@@ -22,10 +22,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// hardPassword has every character that breaks naive DSN building or SQL
-// quoting, spaces and non-ASCII.
-const hardPassword = `p@ss:/?#%&=+'"\ w ö 密码 end`
-
 type env struct {
 	srv     *testdb.Server
 	secrets *testdb.Secrets
@@ -103,14 +99,14 @@ func TestConnectWithSecret(t *testing.T) {
 
 func TestHardPassword(t *testing.T) {
 	e := newEnv(t)
-	user := e.srv.CreateUser(t, "hard", hardPassword)
-	e.secrets.PutAccount("db", e.srv.Account(user, hardPassword))
+	user := e.srv.CreateUser(t, "hard", testdb.HardPassword)
+	e.secrets.PutAccount("db", e.srv.Account(user, testdb.HardPassword))
 	db := e.open(t, "db")
 	if got := currentUser(t, db); got != user {
 		t.Fatalf("CURRENT_USER = %q, want %q", got, user)
 	}
 	// Rotate to another hard password, database first, then the secret.
-	next := hardPassword + " 2"
+	next := testdb.HardPassword + " 2"
 	if err := e.srv.SetPassword(context.Background(), user, next); err != nil {
 		t.Fatal(err)
 	}

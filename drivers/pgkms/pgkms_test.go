@@ -25,10 +25,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// hardPassword has every character that breaks naive DSN building or SQL
-// quoting, spaces and non-ASCII.
-const hardPassword = `p@ss:/?#%&=+'"\ w ö 密码 end`
-
 type env struct {
 	srv     *testdb.Server
 	secrets *testdb.Secrets
@@ -136,8 +132,8 @@ func TestConnectWithSecret(t *testing.T) {
 
 func TestHardPassword(t *testing.T) {
 	e := newEnv(t)
-	user := e.srv.CreateUser(t, "hard", hardPassword)
-	e.secrets.PutAccount("db", e.srv.Account(user, hardPassword))
+	user := e.srv.CreateUser(t, "hard", testdb.HardPassword)
+	e.secrets.PutAccount("db", e.srv.Account(user, testdb.HardPassword))
 	db := e.open(t, "db")
 	p := e.pool(t, "db")
 	if got := currentUser(t, db); got != user {
@@ -146,7 +142,7 @@ func TestHardPassword(t *testing.T) {
 	if got := poolUser(t, p); got != user {
 		t.Fatalf("pool: current_user = %q, want %q", got, user)
 	}
-	next := hardPassword + " 2"
+	next := testdb.HardPassword + " 2"
 	must(t, e.srv.SetPassword(context.Background(), user, next))
 	e.secrets.PutAccount("db", e.srv.Account(user, next))
 	p.Pool.Reset()

@@ -51,6 +51,10 @@ const (
 // Database is the database test roles are granted on, on both engines.
 const Database = "kmsdb_test"
 
+// HardPassword has every character that breaks naive DSN building or SQL
+// quoting, spaces and non-ASCII: tests log in with it on both engines.
+const HardPassword = `p@ss:/?#%&=+'"\ w ö 密码 end`
+
 // PasswordGroup is the PostgreSQL role group whose members must give a
 // password (pg_hba.conf rule added by scripts/testdb.sh).
 const PasswordGroup = "kmsdb_password_auth"

@@ -19,8 +19,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const hard = `p@ss:/?#%&=+'"\ w ö 密码 end`
-
 func servers(t *testing.T) []*Server { return []*Server{Postgres(t), MariaDB(t)} }
 
 func TestPasswordEnforced(t *testing.T) {
@@ -33,11 +31,11 @@ func TestUsers(t *testing.T) {
 	ctx := context.Background()
 	for _, s := range servers(t) {
 		t.Run(string(s.Engine()), func(t *testing.T) {
-			u := s.CreateUser(t, "Some User!", hard)
+			u := s.CreateUser(t, "Some User!", HardPassword)
 			if !strings.HasPrefix(u, "kt_someuser_") {
 				t.Errorf("name %q", u)
 			}
-			if err := s.login(ctx, u, hard); err != nil {
+			if err := s.login(ctx, u, HardPassword); err != nil {
 				t.Fatalf("login with a hard password: %v", err)
 			}
 			// The DSN escapes the password for the engine's driver.
@@ -45,7 +43,7 @@ func TestUsers(t *testing.T) {
 			if s.Engine() == EngineMariaDB {
 				driverName = "mysql"
 			}
-			db, err := sql.Open(driverName, s.DSN(u, hard))
+			db, err := sql.Open(driverName, s.DSN(u, HardPassword))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,7 +55,7 @@ func TestUsers(t *testing.T) {
 			if err := s.SetPassword(ctx, u, "second-pass"); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.login(ctx, u, hard); !s.isAuthFailure(err) {
+			if err := s.login(ctx, u, HardPassword); !s.isAuthFailure(err) {
 				t.Errorf("old password after SetPassword: %v, want an auth failure", err)
 			}
 			if err := s.login(ctx, u, "second-pass"); err != nil {
