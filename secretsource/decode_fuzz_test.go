@@ -3,6 +3,7 @@ package secretsource_test
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kmsdb/kmsdb/secretsource"
@@ -35,17 +36,10 @@ func stringLeaves(data string) []string {
 	return out
 }
 
-// checkFuzzErr fails when err shows a string of the value long enough not to
-// be a field name or a word of the message by chance. Text that the
-// decoders' fixed messages contain anyway (their hints quote JSON keys) is
-// not a leak.
-func checkFuzzErr(t *testing.T, err error, inputs ...string) {
-	if err == nil {
-		return
-	}
-	msg := err.Error()
+// fixedMessages is the text of the decoders' fixed messages: one input per
+// message (each missing, mistyped or malformed field), decoded once.
+var fixedMessages = sync.OnceValue(func() string {
 	var fixed strings.Builder
-	// One input per fixed message: each missing, mistyped or malformed field.
 	for _, v := range [][2]string{
 		{"x", ""}, {"{}", ""}, {`{"AccountName":"a"}`, ""}, {`{"AccessKeyId":"a"}`, ""}, {`{"UserName":"a"}`, ""},
 		{`{"AccountName":1}`, ""}, {`{"AccountName":"a","AccountPassword":"b","port":"x"}`, ""},
@@ -65,15 +59,28 @@ func checkFuzzErr(t *testing.T, err error, inputs ...string) {
 			}
 		}
 	}
-	if strings.Contains(fixed.String(), msg) {
+	return fixed.String()
+})
+
+// checkFuzzErr fails when err shows a string of the value long enough not to
+// be a field name or a word of the message by chance. Text that the
+// decoders' fixed messages contain anyway (their hints quote JSON keys) is
+// not a leak.
+func checkFuzzErr(t *testing.T, err error, inputs ...string) {
+	if err == nil {
+		return
+	}
+	msg := err.Error()
+	fixed := fixedMessages()
+	if strings.Contains(fixed, msg) {
 		return
 	}
 	for _, in := range inputs {
-		if strings.Contains(fixed.String(), in) {
+		if strings.Contains(fixed, in) {
 			continue
 		}
 		for _, leaf := range stringLeaves(in) {
-			if len(leaf) >= 12 && strings.Contains(msg, leaf) && !strings.Contains(fixed.String(), leaf) {
+			if len(leaf) >= 12 && strings.Contains(msg, leaf) && !strings.Contains(fixed, leaf) {
 				t.Fatalf("error %q contains the value string %q", msg, leaf)
 			}
 		}
