@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/kmsdb/kmsdb/internal/syncbuf"
 	"github.com/kmsdb/kmsdb/ramsecret"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
@@ -137,12 +138,12 @@ func ed25519Login(t *testing.T, user string) string {
 type ecsEnv struct {
 	srv  *kmstest.Server
 	ecs  *ramsecret.ECS
-	logs *logBuf
+	logs *syncbuf.Buffer
 }
 
 func newECSEnv(t *testing.T, spec kmstest.SecretSpec) *ecsEnv {
 	t.Helper()
-	logs := &logBuf{}
+	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := kmstest.Start(t, kmstest.WithAccessKey(sourceAK, sourceSK), kmstest.WithSecret(spec), kmstest.WithLogger(logger))
 	src, err := kms.New(kms.Config{Regions: []kms.Region{{ID: region, Endpoint: srv.KMSAddr()}}, Scheme: "http",

@@ -1,7 +1,6 @@
 package ramsecret_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	kmssdk "github.com/aliyun/alibaba-cloud-sdk-go/services/kms"
 	credgo "github.com/aliyun/credentials-go/credentials"
 
+	"github.com/kmsdb/kmsdb/internal/syncbuf"
 	"github.com/kmsdb/kmsdb/ramsecret"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
@@ -38,29 +38,11 @@ const (
 	firstSK  = "ramsecret-first-key-secret-0000"
 )
 
-// logBuf collects every log line of a test, to grep for secrets.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type env struct {
 	srv   *kmstest.Server
 	cache *cache.Cache
 	p     *ramsecret.Provider
-	logs  *logBuf
+	logs  *syncbuf.Buffer
 
 	mu      sync.Mutex
 	secrets []string // every AccessKey secret the RAM secret ever held
@@ -85,7 +67,7 @@ func ramSpec(interval time.Duration) kmstest.SecretSpec {
 // real KMS source (alibaba-cloud-sdk-go) in front of it.
 func newEnv(t *testing.T, spec kmstest.SecretSpec, srvOpts []kmstest.Option, cacheOpts ...cache.Option) *env {
 	t.Helper()
-	logs := &logBuf{}
+	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := kmstest.Start(t, append([]kmstest.Option{kmstest.WithAccessKey(sourceAK, sourceSK), kmstest.WithSecret(spec),
 		kmstest.WithLogger(logger)}, srvOpts...)...)

@@ -22,6 +22,8 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
 	sdkcred "github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/kms"
+
+	"github.com/kmsdb/kmsdb/internal/syncbuf"
 )
 
 // emulatorChildEnv holds the JSON array of arguments when this test binary runs as `kmsdb emulator`.
@@ -48,7 +50,7 @@ func TestEmulatorProcessChild(t *testing.T) {
 type emulatorProcess struct {
 	cmd    *exec.Cmd
 	info   emulatorInfo
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	exited chan error
 }
 
@@ -61,7 +63,7 @@ func startEmulatorProcess(t *testing.T, args ...string) *emulatorProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &emulatorProcess{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &emulatorProcess{cmd: cmd, stderr: &syncbuf.Buffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

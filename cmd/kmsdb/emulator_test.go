@@ -13,21 +13,22 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
 	sdkcred "github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/kms"
+
+	"github.com/kmsdb/kmsdb/internal/syncbuf"
 )
 
 // startEmulator runs `kmsdb emulator` in process and returns the JSON line and the stderr log.
-func startEmulator(t *testing.T, args ...string) (emulatorInfo, *syncBuffer) {
+func startEmulator(t *testing.T, args ...string) (emulatorInfo, *syncbuf.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- runEmulator(ctx, args, pw, stderr)
@@ -226,22 +227,4 @@ func TestEmulatorBadSeed(t *testing.T) {
 	if err := runEmulator(context.Background(), nil, io.Discard, io.Discard); !errors.Is(err, errUsage) {
 		t.Fatalf("no --seed and no --state-dir: %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

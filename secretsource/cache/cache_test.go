@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdb/kmsdb/internal/syncbuf"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache/internal/clock"
 )
@@ -737,9 +737,8 @@ func TestOptionsValidation(t *testing.T) {
 // TestNoSecretInLogs drives every path with a Debug JSON logger and checks the
 // value never appears.
 func TestNoSecretInLogs(t *testing.T) {
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	h := slog.NewJSONHandler(&lockedWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug})
+	var buf syncbuf.Buffer
+	h := slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})
 	fc := clock.NewFake(t0)
 	src := newFakeSource(fc)
 	src.value = "hunter2-SECRET"
@@ -750,8 +749,6 @@ func TestNoSecretInLogs(t *testing.T) {
 	src.setErr(errUnavailable)
 	fc.Advance(2 * time.Hour)
 	_ = c.Close()
-	mu.Lock()
-	defer mu.Unlock()
 	out := buf.String()
 	if strings.Contains(out, "hunter2") {
 		t.Fatalf("secret value in logs:\n%s", out)
@@ -761,17 +758,6 @@ func TestNoSecretInLogs(t *testing.T) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // TestRaceEverything is the race test of every shared structure: 100

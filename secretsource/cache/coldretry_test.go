@@ -5,7 +5,6 @@ package cache
 // backoff and the rate limit, while a caller waits.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/kmsdb/kmsdb/internal/syncbuf"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache/internal/clock"
 )
@@ -490,9 +490,9 @@ func TestColdRetryRateLimitFloor(t *testing.T) {
 // cache's own formatting and the errors it makes never show the value.
 func TestNoSecretInColdRetryOutput(t *testing.T) {
 	const value = "hunter2-COLD-RETRY"
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	h := slog.NewJSONHandler(&lockedWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug})
+	var buf syncbuf.Buffer
+	var mu sync.Mutex // guards out
+	h := slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})
 	fc := clock.NewFake(t0)
 	inner := newFakeSource(nil)
 	inner.value = value

@@ -1,7 +1,6 @@
 package dkms_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/kmsdb/kmsdb/internal/syncbuf"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/dkms"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
@@ -25,23 +24,6 @@ const (
 )
 
 var rdsValue = `{"AccountName":"app","AccountPassword":"` + dbPassword + `"}`
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type instance struct {
 	srv *kmstest.Server
@@ -65,9 +47,9 @@ func (in instance) endpoint() dkms.Endpoint {
 		Password: in.key.Password, CAFile: in.srv.CAFile()}
 }
 
-func newSource(t *testing.T, cfg dkms.Config) (*dkms.Source, *logBuffer) {
+func newSource(t *testing.T, cfg dkms.Config) (*dkms.Source, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second

@@ -12,12 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aliyun/credentials-go/credentials"
 
+	"github.com/kmsdb/kmsdb/internal/syncbuf"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
@@ -82,27 +82,9 @@ func accessKey(t *testing.T) credentials.Credential {
 	return c
 }
 
-// logBuffer captures every log line at debug level, for the leak checks.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newSource(t *testing.T, cfg kms.Config) (*kms.Source, *logBuffer) {
+func newSource(t *testing.T, cfg kms.Config) (*kms.Source, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -1,7 +1,6 @@
 package kmstest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -14,25 +13,9 @@ import (
 	"github.com/alibabacloud-go/tea/tea"
 	credgo "github.com/aliyun/credentials-go/credentials"
 	"github.com/aliyun/credentials-go/credentials/providers"
+
+	"github.com/kmsdb/kmsdb/internal/syncbuf"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the server's concurrent handlers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRequestLogNeverHoldsSecrets drives every handler through the real SDKs (shared gateway with both signature
 // schemes over HTTP and HTTPS, a rejected signature, the dedicated gateway, STS AssumeRole and AssumeRoleWithOIDC,
@@ -41,7 +24,7 @@ func (l *lockedBuffer) String() string {
 // secrets (permanent, temporary, rotated RAM keys), security tokens, request signatures, the OIDC token and the
 // client key password.
 func TestRequestLogNeverHoldsSecrets(t *testing.T) {
-	var logBuf lockedBuffer
+	var logBuf syncbuf.Buffer
 	h := multiHandler{
 		slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}),
 		slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}),
