@@ -33,14 +33,24 @@ func getEnv(t *testing.T) *kmstest.Server {
 	if err := srv.PutSecretValue("db/app", `{"AccountName":"app","AccountPassword":"`+getTestPassword+`"}`, "v2"); err != nil {
 		t.Fatal(err)
 	}
+	useEmulator(t, srv, getTestAK, getTestSecret)
+	return srv
+}
+
+// useEmulator configures the CLI as a user would, by Alibaba's environment
+// variables only (an AccessKey, the emulator's HTTPS endpoint as the
+// region), with no credentials file, profile, ECS metadata or
+// secretsmanager.properties to fall back on; the CLI trusts the emulator's CA.
+func useEmulator(t *testing.T, srv *kmstest.Server, akID, akSecret string) {
+	t.Helper()
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
 	t.Setenv("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
 	t.Setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", filepath.Join(home, "none"))
 	t.Setenv("credentials_type", "ak")
-	t.Setenv("credentials_access_key_id", getTestAK)
-	t.Setenv("credentials_access_secret", getTestSecret)
+	t.Setenv("credentials_access_key_id", akID)
+	t.Setenv("credentials_access_secret", akSecret)
 	t.Setenv("cache_client_region_id", `[{"regionId":"cn-hangzhou","endpoint":"`+srv.KMSTLSAddr()+`"}]`)
 	t.Chdir(t.TempDir())
 	old := loadSource
@@ -48,7 +58,6 @@ func getEnv(t *testing.T) *kmstest.Server {
 		return config.Load(ctx, config.WithRootCAs(srv.CertPool()))
 	}
 	t.Cleanup(func() { loadSource = old })
-	return srv
 }
 
 func TestGet(t *testing.T) {

@@ -5,13 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/kmsdb/kmsdb/internal/testdb"
-	"github.com/kmsdb/kmsdb/secretsource"
-	"github.com/kmsdb/kmsdb/secretsource/config"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
 )
 
@@ -30,21 +27,7 @@ func pingEnv(t *testing.T, name, user, password string) *kmstest.Server {
 	v, _ := json.Marshal(map[string]string{"AccountName": user, "AccountPassword": password})
 	srv := kmstest.Start(t, kmstest.WithAccessKey(pingTestAK, pingTestSecret),
 		kmstest.WithSecret(kmstest.SecretSpec{Name: name, Type: "Rds", Data: string(v)}))
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-	t.Setenv("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
-	t.Setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", filepath.Join(home, "none"))
-	t.Setenv("credentials_type", "ak")
-	t.Setenv("credentials_access_key_id", pingTestAK)
-	t.Setenv("credentials_access_secret", pingTestSecret)
-	t.Setenv("cache_client_region_id", `[{"regionId":"cn-hangzhou","endpoint":"`+srv.KMSTLSAddr()+`"}]`)
-	t.Chdir(t.TempDir())
-	old := loadSource
-	loadSource = func(ctx context.Context) (secretsource.Source, error) {
-		return config.Load(ctx, config.WithRootCAs(srv.CertPool()))
-	}
-	t.Cleanup(func() { loadSource = old })
+	useEmulator(t, srv, pingTestAK, pingTestSecret)
 	return srv
 }
 
