@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/kmsdb/kmsdb/internal/credtest"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/config"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
@@ -43,11 +43,7 @@ func getEnv(t *testing.T) *kmstest.Server {
 // secretsmanager.properties to fall back on; the CLI trusts the emulator's CA.
 func useEmulator(t *testing.T, srv *kmstest.Server, akID, akSecret string) {
 	t.Helper()
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-	t.Setenv("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
-	t.Setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", filepath.Join(home, "none"))
+	credtest.Hermetic(t)
 	t.Setenv("credentials_type", "ak")
 	t.Setenv("credentials_access_key_id", akID)
 	t.Setenv("credentials_access_secret", akSecret)

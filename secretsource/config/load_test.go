@@ -5,13 +5,13 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kmsdb/kmsdb/internal/credtest"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/config"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
@@ -31,32 +31,10 @@ var rdsValue = `{"AccountName":"app","AccountPassword":"` + dbPassword + `"}`
 // configuration and from ./secretsmanager.properties.
 func hermetic(t *testing.T) {
 	t.Helper()
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-	t.Setenv("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
-	t.Setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", filepath.Join(home, "none"))
-	for _, k := range []string{"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN",
-		"ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_TOKEN_FILE", "ALIBABA_CLOUD_OIDC_TOKEN",
-		"ALIBABA_CLOUD_CREDENTIALS_URI", "ALIBABA_CLOUD_ECS_METADATA", "ALIBABA_CLOUD_STS_REGION", "ALIBABA_CLOUD_PROFILE",
-		"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "DEBUG",
-		"credentials_type", "credentials_access_key_id", "credentials_access_secret", "cache_client_region_id",
-		"cache_client_dkms_config_info", "client_key_password", config.EnvPropertiesFile, config.EnvLocal, config.EnvLocalSecretsFile} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
+	credtest.Hermetic(t, "credentials_type", "credentials_access_key_id", "credentials_access_secret", "cache_client_region_id",
+		"cache_client_dkms_config_info", "client_key_password", config.EnvPropertiesFile, config.EnvLocal, config.EnvLocalSecretsFile)
 	t.Chdir(t.TempDir())
 	t.Cleanup(config.ResetPropertiesCache)
-}
-
-// trustForSTS makes credentials-go's STS calls (always HTTPS, over a clone of
-// http.DefaultTransport) trust the emulator's CA during the test.
-func trustForSTS(t *testing.T, srv *kmstest.Server) {
-	t.Helper()
-	tr := http.DefaultTransport.(*http.Transport)
-	old := tr.TLSClientConfig
-	tr.TLSClientConfig = srv.TLSClientConfig()
-	t.Cleanup(func() { tr.TLSClientConfig = old; tr.CloseIdleConnections() })
 }
 
 func startEmulator(t *testing.T) *kmstest.Server {
@@ -152,7 +130,7 @@ func TestFileRegionsKeepCodeCredentials(t *testing.T) {
 func TestCredentialTypesAgainstEmulator(t *testing.T) {
 	hermetic(t)
 	srv := startEmulator(t)
-	trustForSTS(t, srv)
+	credtest.TrustForSTS(t, srv)
 	ck, err := srv.NewClientKey()
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/kmsdb/kmsdb/internal/credtest"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
@@ -63,7 +64,7 @@ func rsaVerifier(t *testing.T, keyID string, pub *rsa.PublicKey, hits *atomic.In
 // SDK builds the request, our transport signs it with the client key, and a
 // verifier written from the service's rules accepts it.
 func TestClientKeyWire(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	ck, err := kmstest.WriteClientKey(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +102,7 @@ func TestClientKeyWire(t *testing.T) {
 // Against the emulator: a client key signs shared-gateway requests until it
 // is revoked, then the failure is a permanent credential error.
 func TestClientKeySharedGateway(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	srv := startEmulator(t)
 	ck, err := srv.NewClientKey()
 	if err != nil {

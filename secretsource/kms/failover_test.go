@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdb/kmsdb/internal/credtest"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
@@ -21,7 +22,7 @@ func twoRegions(t *testing.T) (a, b *kmstest.Server) {
 }
 
 func TestRegionFailover(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	cases := []struct {
 		name  string
 		fault kmstest.Fault
@@ -54,7 +55,7 @@ func TestRegionFailover(t *testing.T) {
 }
 
 func TestRegionFailoverWhenDown(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	b := startEmulator(t)
 	src, _ := newSource(t, kms.Config{Regions: []kms.Region{{ID: "cn-a", Endpoint: deadAddr(t)}, tlsRegion(b, "cn-b")},
 		Credential: accessKey(t), RootCAs: b.CertPool()})
@@ -66,7 +67,7 @@ func TestRegionFailoverWhenDown(t *testing.T) {
 }
 
 func TestRegionFailoverOnTimeout(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	a, b := twoRegions(t)
 	a.InjectFault(kmstest.Fault{Action: "GetSecretValue", Latency: time.Minute})
 	src, logs := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(a, "cn-a"), tlsRegion(b, "cn-b")},
@@ -82,7 +83,7 @@ func TestRegionFailoverOnTimeout(t *testing.T) {
 }
 
 func TestNoFailoverOnPermanentError(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	cases := []struct {
 		name  string
 		setup func(a *kmstest.Server)
@@ -113,7 +114,7 @@ func TestNoFailoverOnPermanentError(t *testing.T) {
 }
 
 func TestAllRegionsFail(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	a, b := twoRegions(t)
 	a.InjectFault(kmstest.Fault{Action: "GetSecretValue", Code: "ServiceUnavailableTemporary"})
 	b.InjectFault(kmstest.Fault{Action: "GetSecretValue", Code: "Rejected.Throttling"})
@@ -135,7 +136,7 @@ func TestAllRegionsFail(t *testing.T) {
 // Failover across two Sources, the way a KMS source and a DKMS source (or two
 // KMS accounts) are combined.
 func TestFailoverFunction(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	a, b := twoRegions(t)
 	srcA, _ := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(a, "cn-a")}, Credential: accessKey(t), RootCAs: a.CertPool()})
 	srcB, _ := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(b, "cn-b")}, Credential: accessKey(t), RootCAs: b.CertPool()})
@@ -172,7 +173,7 @@ func TestFailoverFunction(t *testing.T) {
 }
 
 func TestCancelledContextReturnsAtOnce(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	srv := startEmulator(t)
 	srv.InjectFault(kmstest.Fault{Action: "GetSecretValue", Latency: time.Minute})
 	b := startEmulator(t)
@@ -206,7 +207,7 @@ func TestCancelledContextReturnsAtOnce(t *testing.T) {
 // The SDK may be blocked before any KMS request, in a credential provider
 // that has no context at all: the caller still returns at once.
 func TestCancelledContextDuringCredentialFetch(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	srv := startEmulator(t)
 	srv.InjectFault(kmstest.Fault{Action: "credentialsURI", Latency: time.Minute})
 	cred, err := kms.NewCredential(kms.CredentialOptions{Type: kms.CredentialCredentialsURI, URL: srv.CredentialsURI()})
@@ -230,7 +231,7 @@ func TestCancelledContextDuringCredentialFetch(t *testing.T) {
 }
 
 func TestClosedSource(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	srv := startEmulator(t)
 	src, _ := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: accessKey(t), RootCAs: srv.CertPool()})
 	if err := src.Close(); err != nil {
@@ -245,9 +246,9 @@ func TestClosedSource(t *testing.T) {
 }
 
 func TestConcurrentGetSecret(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	srv := startEmulator(t, kmstest.WithSecret(kmstest.SecretSpec{Name: "other", Data: "x"}))
-	trustForSTS(t, srv)
+	credtest.TrustForSTS(t, srv)
 	cred, err := kms.NewCredential(kms.CredentialOptions{Type: kms.CredentialRAMRoleARN, AccessKeyID: testAK,
 		AccessKeySecret: testSecret, RoleARN: srv.RoleARN(), STSEndpoint: srv.STSAddr()})
 	if err != nil {
@@ -275,7 +276,7 @@ func TestConcurrentGetSecret(t *testing.T) {
 // The core SDK's transport error quotes the signed URL, STS token included:
 // none of it may reach the error chain or the logs.
 func TestNetworkErrorHidesSignedURL(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	srv := startEmulator(t)
 	cred, err := kms.NewCredential(kms.CredentialOptions{Type: kms.CredentialCredentialsURI, URL: srv.CredentialsURI()})
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/aliyun/credentials-go/credentials"
 
+	"github.com/kmsdb/kmsdb/internal/credtest"
 	"github.com/kmsdb/kmsdb/internal/syncbuf"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
@@ -32,35 +32,6 @@ const (
 )
 
 var rdsValue = `{"AccountName":"app","AccountPassword":"` + dbPassword + `"}`
-
-// hermetic keeps credentials-go away from the machine's own configuration
-// (PROTOCOLS.md section 4).
-func hermetic(t *testing.T) {
-	t.Helper()
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-	t.Setenv("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
-	t.Setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", filepath.Join(home, "none"))
-	for _, k := range []string{"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN",
-		"ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_TOKEN_FILE", "ALIBABA_CLOUD_OIDC_TOKEN",
-		"ALIBABA_CLOUD_CREDENTIALS_URI", "ALIBABA_CLOUD_ECS_METADATA", "ALIBABA_CLOUD_STS_REGION", "ALIBABA_CLOUD_PROFILE",
-		"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "DEBUG"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
-}
-
-// trustForSTS makes credentials-go's own HTTP requests (it clones
-// http.DefaultTransport on every STS call, and STS is always HTTPS) trust the
-// emulator's CA for the duration of the test. Tests using it are not parallel.
-func trustForSTS(t *testing.T, srv *kmstest.Server) {
-	t.Helper()
-	tr := http.DefaultTransport.(*http.Transport)
-	old := tr.TLSClientConfig
-	tr.TLSClientConfig = srv.TLSClientConfig()
-	t.Cleanup(func() { tr.TLSClientConfig = old; tr.CloseIdleConnections() })
-}
 
 func startEmulator(t testing.TB, opts ...kmstest.Option) *kmstest.Server {
 	t.Helper()
@@ -124,7 +95,7 @@ func checkRds(t *testing.T, s *secretsource.Secret) {
 }
 
 func TestGetSecretHTTPS(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	srv := startEmulator(t)
 	src, logs := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: accessKey(t),
 		RootCAs: srv.CertPool(), FetchExtendedConfig: true})
@@ -143,7 +114,7 @@ func TestGetSecretHTTPS(t *testing.T) {
 }
 
 func TestGetSecretHTTPAndBinary(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	srv := startEmulator(t, kmstest.WithSecret(kmstest.SecretSpec{Name: "bin", DataType: "binary", Data: "AAEC/w=="}))
 	src, _ := newSource(t, kms.Config{Regions: []kms.Region{{ID: region, Endpoint: srv.KMSAddr()}},
 		Credential: accessKey(t), Scheme: "http"})
@@ -157,7 +128,7 @@ func TestGetSecretHTTPAndBinary(t *testing.T) {
 }
 
 func TestTLSVerifiedByDefault(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	srv := startEmulator(t)
 	src, _ := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: accessKey(t)})
 	_, err := src.GetSecret(context.Background(), secretName)
@@ -171,7 +142,7 @@ func TestTLSVerifiedByDefault(t *testing.T) {
 }
 
 func TestGetSecretVersion(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	srv := startEmulator(t)
 	before, _ := srv.Secret(secretName)
 	newID, err := srv.RotateSecret(secretName)
@@ -204,7 +175,7 @@ func TestGetSecretVersion(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	srv := startEmulator(t)
 	cases := []struct {
 		name   string
@@ -248,9 +219,9 @@ func TestErrors(t *testing.T) {
 }
 
 func TestCredentialTypes(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	srv := startEmulator(t)
-	trustForSTS(t, srv)
+	credtest.TrustForSTS(t, srv)
 	ck, err := srv.NewClientKey()
 	if err != nil {
 		t.Fatal(err)
@@ -316,9 +287,9 @@ func TestCredentialTypes(t *testing.T) {
 }
 
 func TestCredentialErrors(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	srv := startEmulator(t)
-	trustForSTS(t, srv)
+	credtest.TrustForSTS(t, srv)
 	cases := []struct {
 		name string
 		opts kms.CredentialOptions
@@ -355,7 +326,7 @@ func TestCredentialErrors(t *testing.T) {
 }
 
 func TestNewCredentialConfigErrors(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")
 	if err := os.WriteFile(bad, []byte("not json"), 0o600); err != nil {
@@ -397,7 +368,7 @@ func TestNewCredentialConfigErrors(t *testing.T) {
 }
 
 func TestNewConfigErrors(t *testing.T) {
-	hermetic(t)
+	credtest.Hermetic(t)
 	cred := accessKey(t)
 	cases := []struct {
 		name string
