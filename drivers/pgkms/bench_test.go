@@ -2,9 +2,7 @@ package pgkms
 
 import (
 	"context"
-	"database/sql/driver"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,7 +37,6 @@ func newBenchEnv(b *testing.B) *benchEnv {
 // two and reports their ratio (connector/raw); the target is under 1.05.
 func BenchmarkConnect(b *testing.B) {
 	e := newBenchEnv(b)
-	ctx := context.Background()
 	cfg, err := pgx.ParseConfig(e.srv.DSN(e.user, "bench-pass-1"))
 	if err != nil {
 		b.Fatal(err)
@@ -50,45 +47,7 @@ func BenchmarkConnect(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer kms.Close()
-	open := func(b *testing.B, c driver.Connector) time.Duration {
-		start := time.Now()
-		conn, err := c.Connect(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		d := time.Since(start)
-		_ = conn.Close()
-		return d
-	}
-	open(b, kms) // warm the cache
-
-	b.Run("raw", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			open(b, raw)
-		}
-	})
-	b.Run("connector", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			open(b, kms)
-		}
-	})
-	b.Run("paired", func(b *testing.B) {
-		var tr, tk time.Duration
-		for i := 0; b.Loop(); i++ {
-			if i%2 == 0 {
-				tr += open(b, raw)
-				tk += open(b, kms)
-			} else {
-				tk += open(b, kms)
-				tr += open(b, raw)
-			}
-		}
-		b.ReportMetric(float64(tr.Nanoseconds())/float64(b.N), "raw-ns/connect")
-		b.ReportMetric(float64(tk.Nanoseconds())/float64(b.N), "connector-ns/connect")
-		b.ReportMetric(float64(tk)/float64(tr), "ratio")
-	})
+	testdb.BenchmarkConnectors(b, raw, kms)
 }
 
 // BenchmarkPoolAcquire measures what the rotation loop adds to an Acquire
