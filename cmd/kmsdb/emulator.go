@@ -68,6 +68,10 @@ The seed file:
                 "data": "{\"AccountName\":\"app\",\"AccountPassword\":\"p@ss=w0rd\"}",
                 "extendedConfig": {"SecretSubType": "SingleUser"},
                 "dataType": "text", "automaticRotation": false, "rotationInterval": "168h"}]}
+type is Generic (default), Rds, PolarDB, Redis (these three hold AccountName and
+AccountPassword; SecretSubType SingleUser or DoubleUsers), RAMCredentials or ECS.
+As KMS does, the gateways serve only ACSCurrent and ACSPrevious of every type but
+Generic, and ignore a VersionId sent without a VersionStage for them.
 
 `
 

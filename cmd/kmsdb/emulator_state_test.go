@@ -284,3 +284,56 @@ func TestEmulatorCtl(t *testing.T) {
 		t.Errorf("no admin URL: %v", err)
 	}
 }
+
+// TestEmulatorPolarDBAndRedisSecrets: a seed file declares PolarDB and Redis secrets (the Rds value format);
+// the SDK reads them with their type, emulator-ctl rotates them as Rds (DoubleUsers swaps the accounts) and
+// shows their type, and a version id given alone is ignored as KMS ignores it for database secrets.
+func TestEmulatorPolarDBAndRedisSecrets(t *testing.T) {
+	seed := filepath.Join(t.TempDir(), "seed.json")
+	if err := os.WriteFile(seed, []byte(`{"accessKeys": [{"id": "LTAItest", "secret": "test-secret"}],
+ "secrets": [
+  {"name": "polar", "type": "PolarDB", "data": "{\"AccountName\":\"app\",\"AccountPassword\":\"polar-pw-1\"}",
+   "extendedConfig": {"SecretSubType": "DoubleUsers", "DBClusterId": "pc-test"}},
+  {"name": "redis", "type": "Redis", "data": "{\"AccountName\":\"app\",\"AccountPassword\":\"redis-pw-1\"}"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := startEmulator(t, "--seed", seed, "--tls")
+	c := coreKMS(t, info)
+	ctl := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := runEmulatorCtl(context.Background(), append([]string{"--admin", info.Admin}, args...), &out, io.Discard); err != nil {
+			t.Fatalf("emulator-ctl %v: %v", args, err)
+		}
+		return strings.TrimSpace(out.String())
+	}
+	account := func(value string) string {
+		t.Helper()
+		var a struct{ AccountName, AccountPassword string }
+		if err := json.Unmarshal([]byte(value), &a); err != nil || a.AccountPassword == "" {
+			t.Fatalf("value is not {AccountName, AccountPassword}: %v", err)
+		}
+		return a.AccountName
+	}
+	for _, tc := range []struct{ name, typ, account string }{{"polar", "PolarDB", "app_clone"}, {"redis", "Redis", "app"}} {
+		req := kms.CreateGetSecretValueRequest()
+		req.SecretName = tc.name
+		resp, err := c.GetSecretValue(req)
+		if err != nil || resp.SecretType != tc.typ {
+			t.Fatalf("%s: type %q, %v", tc.name, resp.SecretType, err)
+		}
+		first := resp.VersionId
+		vid := ctl("rotate", tc.name)
+		value, got := getValue(t, c, tc.name)
+		if got != vid || value == resp.SecretData || account(value) != tc.account {
+			t.Fatalf("%s after rotate: version %s (want %s), account %q (want %q)", tc.name, got, vid, account(value), tc.account)
+		}
+		if sec := ctl("secret", tc.name); !strings.Contains(sec, `"type": "`+tc.typ+`"`) || strings.Contains(sec, "-pw-") {
+			t.Fatalf("%s: secret output:\n%s", tc.name, sec)
+		}
+		req.VersionId = first // ignored: ACSCurrent is returned
+		if resp, err := c.GetSecretValue(req); err != nil || resp.VersionId != vid {
+			t.Fatalf("%s by the first version id alone: version %s, want ACSCurrent %s (%v)", tc.name, resp.VersionId, vid, err)
+		}
+	}
+}

@@ -93,7 +93,8 @@ func TestGet(t *testing.T) {
 		})
 	}
 	var out bytes.Buffer
-	if err := runGet(ctx, []string{"--json", "--version-id", state.PreviousVersionID, "db/app"}, &out, &out); err != nil {
+	// KMS ignores a version id given alone for an Rds secret: the id goes with the stage it carries.
+	if err := runGet(ctx, []string{"--json", "--stage", "ACSPrevious", "--version-id", state.PreviousVersionID, "db/app"}, &out, &out); err != nil {
 		t.Fatal(err)
 	}
 	var got map[string]any

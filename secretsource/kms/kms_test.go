@@ -164,11 +164,14 @@ func TestGetSecretVersion(t *testing.T) {
 	if prev.VersionID() != before.CurrentVersionID || prev.Text() != rdsValue || !prev.HasStage(secretsource.StagePrevious) {
 		t.Errorf("previous: version %s stages %v", prev.VersionID(), prev.VersionStages())
 	}
-	byID, err := src.GetSecretVersion(context.Background(), secretName, secretsource.VersionRef{VersionID: before.CurrentVersionID})
+	// secretName is an Rds secret: KMS checks a version id only together with a stage, and ignores it alone.
+	byID, err := src.GetSecretVersion(context.Background(), secretName,
+		secretsource.VersionRef{Stage: secretsource.StagePrevious, VersionID: before.CurrentVersionID})
 	if err != nil || byID.VersionID() != before.CurrentVersionID {
-		t.Errorf("by version id: %v %v", byID, err)
+		t.Errorf("by stage and version id: %v %v", byID, err)
 	}
-	_, err = src.GetSecretVersion(context.Background(), secretName, secretsource.VersionRef{VersionID: "no-such-version"})
+	_, err = src.GetSecretVersion(context.Background(), secretName,
+		secretsource.VersionRef{Stage: secretsource.StagePrevious, VersionID: "no-such-version"})
 	if !errors.Is(err, secretsource.ErrNotFound) {
 		t.Errorf("unknown version: %v", err)
 	}

@@ -42,6 +42,16 @@
 // scripts and other languages; `kmsdb emulator-ctl` wraps it. The gateways never route it and the proxy refuses
 // it; it never returns a secret value.
 //
+// # Secret types and versions
+//
+// Generic secrets hold any text or binary value, and GetSecretValue reads any of their versions, by stage
+// (ACSPending included) or by VersionId. Rds, PolarDB and Redis secrets hold {"AccountName","AccountPassword"},
+// RAMCredentials an AccessKey pair, ECS a password or an SSH key pair; these managed secrets are served on both
+// gateways as KMS serves them: only the versions marked ACSCurrent and ACSPrevious are readable (any other
+// VersionStage is Forbidden.ResourceNotFound, 404), a VersionId given alone is ignored (the ACSCurrent value is
+// returned), and a VersionStage with a VersionId is found only when that version carries that stage. Code that
+// pins a version id or reads ACSPending of a database secret therefore fails here as it would against KMS.
+//
 // # Errors
 //
 // Errors carry the service's JSON body {RequestId, HostId, Code, Message, Recommend}: SignatureDoesNotMatch

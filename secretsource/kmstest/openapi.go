@@ -105,7 +105,7 @@ func (s *Server) apiGetSecretValue(p map[string][]string) (any, *apiError) {
 		"CreateTime":     fmtTime(sv.CreateTime),
 		"VersionStages":  map[string]any{"VersionStage": sv.Stages},
 	}
-	// The service returns AutomaticRotation only for managed (Rds, RAM, ECS) secrets.
+	// The service returns AutomaticRotation only for managed (Rds, PolarDB, Redis, RAM, ECS) secrets.
 	if sv.Type != typeGeneric || sv.AutomaticRotation {
 		resp["AutomaticRotation"] = "Disabled"
 	}

@@ -73,7 +73,7 @@ func rotatedValue(e *secretEntry, cur, prev string, now time.Time) (string, erro
 			}
 		}
 		return randomAlnum(32, passwordChars), nil
-	case typeRds:
+	case typeRds, typePolarDB, typeRedis:
 		if err := parse(); err != nil {
 			return "", err
 		}

@@ -88,6 +88,36 @@ func TestRotateByType(t *testing.T) {
 			t.Fatalf("previous account %q", a)
 		}
 	})
+	// PolarDB and Redis secrets hold the same value as Rds and rotate as Rds does.
+	for _, typ := range []string{"PolarDB", "Redis"} {
+		t.Run(typ+" SingleUser", func(t *testing.T) {
+			name := strings.ToLower(typ) + "-single"
+			if err := srv.AddSecret(SecretSpec{Name: name, Type: typ, Data: rdsValue}); err != nil {
+				t.Fatal(err)
+			}
+			old, cur := rotate(name)
+			o, c := decodeObj(t, old.CurrentValue), decodeObj(t, cur.CurrentValue)
+			if cur.Type != typ || c["AccountName"] != o["AccountName"] || c["AccountPassword"] == o["AccountPassword"] {
+				t.Fatalf("%s SingleUser must keep the account and change the password", typ)
+			}
+		})
+		t.Run(typ+" DoubleUsers swaps accounts", func(t *testing.T) {
+			name := strings.ToLower(typ) + "-double"
+			if err := srv.AddSecret(SecretSpec{Name: name, Type: typ, Data: rdsValue,
+				ExtendedConfig: map[string]any{"SecretSubType": "DoubleUsers"}}); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"app_clone", "app", "app_clone"} {
+				old, cur := rotate(name)
+				if a := decodeObj(t, cur.CurrentValue)["AccountName"]; a != want {
+					t.Fatalf("current account %q, want %q", a, want)
+				}
+				if decodeObj(t, cur.PreviousValue)["AccountName"] != decodeObj(t, old.CurrentValue)["AccountName"] {
+					t.Fatal("the replaced account is not ACSPrevious")
+				}
+			}
+		})
+	}
 	t.Run("ECS password", func(t *testing.T) {
 		_, cur := rotate("acs/ecs/pw")
 		if m := decodeObj(t, cur.CurrentValue); m["UserName"] != "root" || m["Password"] == "old" {
@@ -200,6 +230,10 @@ func TestSecretSpecErrors(t *testing.T) {
 		{SecretSpec{Name: "a", DataType: "binary", Data: "%%%"}, "DataType"},
 		{SecretSpec{Name: "a", Data: "x", AutomaticRotation: true}, "RotationInterval"},
 		{SecretSpec{Name: "a", Type: "RAMCredentials", Data: `{"AccessKeyId":"x"}`}, "Data"},
+		{SecretSpec{Name: "a", Type: "PolarDB", Data: `{"AccountName":"x"}`}, "Data"},
+		{SecretSpec{Name: "a", Type: "Redis", Data: "not json"}, "Data"},
+		{SecretSpec{Name: "a", Type: "Redis", Data: rdsValue, ExtendedConfig: map[string]any{"SecretSubType": "Triple"}}, "ExtendedConfig.SecretSubType"},
+		{SecretSpec{Name: "a", Type: "Polardb", Data: rdsValue}, "Type"}, // the service spells it PolarDB
 	}
 	srv := newTestServer(t)
 	for _, c := range cases {

@@ -15,6 +15,8 @@ import (
 const (
 	typeGeneric = "Generic"
 	typeRds     = "Rds"
+	typePolarDB = "PolarDB"
+	typeRedis   = "Redis" // ApsaraDB for Redis/Tair
 	typeRAM     = "RAMCredentials"
 	typeECS     = "ECS"
 
@@ -28,16 +30,19 @@ const (
 
 // SecretSpec describes a secret to add to the emulator.
 type SecretSpec struct {
-	// Name of the secret. Type is Generic (default), Rds, RAMCredentials or ECS.
+	// Name of the secret. Type is Generic (default), Rds, PolarDB, Redis, RAMCredentials or ECS. Every type
+	// but Generic is a managed secret, read as KMS serves those: only ACSCurrent and ACSPrevious, VersionId
+	// alone ignored (see the package documentation).
 	Name, Type string
-	// Data is the text value: JSON {"AccountName","AccountPassword"} for Rds, {"AccessKeyId","AccessKeySecret"}
+	// Data is the text value: JSON {"AccountName","AccountPassword"} for Rds, PolarDB and Redis,
+	// {"AccessKeyId","AccessKeySecret"}
 	// for RAMCredentials (the pair is registered as an AccessKey the gateways accept), {"UserName","Password"} or
 	// {"UserName","PublicKey","PrivateKey"} for ECS, anything for Generic.
 	Data string
 	// DataType is "text" (default) or "binary"; for binary, Data is the base64 text KMS returns.
 	DataType string
 	// ExtendedConfig, returned with FetchExtendedConfig, e.g. {"SecretSubType":"SingleUser"|"DoubleUsers"} for
-	// Rds (default SingleUser), {"SecretSubType":"Password"|"SSHKey"} for ECS.
+	// Rds, PolarDB and Redis (default SingleUser), {"SecretSubType":"Password"|"SSHKey"} for ECS.
 	ExtendedConfig map[string]any
 	// AutomaticRotation and RotationInterval give the NextRotationDate the service reports (last rotation, or
 	// creation, plus the interval). The emulator never rotates on its own: call RotateSecret or Advance and rotate.
@@ -101,7 +106,8 @@ type RotationEvent struct {
 	OldVersionID, NewVersionID string
 	OldValue, NewValue         string
 	// Phase is "before" (the new version exists with ACSPending, stages not moved yet) or "after" (the new
-	// version is ACSCurrent, the old one ACSPrevious).
+	// version is ACSCurrent, the old one ACSPrevious). During "before" the gateways still serve the old
+	// version as ACSCurrent; the ACSPending version of a managed (non-Generic) secret cannot be read.
 	Phase string
 }
 
@@ -208,8 +214,8 @@ func (e *secretEntry) automaticRotationString() string {
 	switch {
 	case e.autoRotation:
 		return "Enabled"
-	case e.typ == typeGeneric:
-		return "" // the service returns AutomaticRotation only for managed (Rds, RAM, ECS) secrets
+	case !e.managed():
+		return "" // the service returns AutomaticRotation only for managed (Rds, PolarDB, Redis, RAM, ECS) secrets
 	default:
 		return "Disabled"
 	}
@@ -232,8 +238,25 @@ func errNotFound(name string) *apiError {
 		Message: "The resource you requested is not found: secret " + name + "."}
 }
 
-// getSecretValue reads one version: by versionID when given (which must also carry stage when both are given),
-// else by stage (default ACSCurrent).
+// errVersionNotFound is the answer for a stage or version id the secret has no (readable) version for.
+func errVersionNotFound(name, stage, versionID string) *apiError {
+	return &apiError{Status: http.StatusNotFound, Code: "Forbidden.ResourceNotFound",
+		Message: "The resource you requested is not found: secret " + name + " has no version " +
+			strings.TrimSpace(versionID+" "+stage) + "."}
+}
+
+// managed reports whether e is a managed secret (database, RAM or ECS). For these KMS returns only the versions
+// marked ACSCurrent and ACSPrevious, and ignores a VersionId given without a VersionStage.
+func (e *secretEntry) managed() bool { return e.typ != typeGeneric }
+
+// getSecretValue reads one version as GetSecretValue does on both gateways.
+//
+// Generic secrets: by versionID when given (which must also carry stage when both are given), else by stage
+// (default ACSCurrent); any stage can be read, ACSPending included.
+//
+// Managed secrets (Rds, PolarDB, Redis, RAMCredentials, ECS): only ACSCurrent and ACSPrevious can be read, any
+// other stage is not found; a versionID without a stage is ignored (ACSCurrent is returned); a versionID with a
+// stage must name the version that carries that stage.
 func (s *Server) getSecretValue(name, stage, versionID string, fetchExt bool) (secretView, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -242,21 +265,31 @@ func (s *Server) getSecretValue(name, stage, versionID string, fetchExt bool) (s
 		return secretView{}, errNotFound(name)
 	}
 	var v *version
-	if versionID != "" {
+	switch {
+	case e.managed():
+		if stage == "" {
+			stage, versionID = stageCurrent, ""
+		}
+		if stage != stageCurrent && stage != stagePrevious {
+			return secretView{}, errVersionNotFound(name, stage, versionID)
+		}
+		v = e.byStage(stage)
+		if v != nil && versionID != "" && v.id != versionID {
+			v = nil
+		}
+	case versionID != "":
 		v = e.byID(versionID)
 		if v != nil && stage != "" && !slices.Contains(v.stages, stage) {
 			v = nil
 		}
-	} else {
+	default:
 		if stage == "" {
 			stage = stageCurrent
 		}
 		v = e.byStage(stage)
 	}
 	if v == nil {
-		return secretView{}, &apiError{Status: http.StatusNotFound, Code: "Forbidden.ResourceNotFound",
-			Message: "The resource you requested is not found: secret " + name + " has no version " +
-				strings.TrimSpace(versionID+" "+stage) + "."}
+		return secretView{}, errVersionNotFound(name, stage, versionID)
 	}
 	return e.view(v, fetchExt), nil
 }
@@ -330,7 +363,7 @@ func buildEntry(spec SecretSpec, now time.Time) (*secretEntry, error) {
 	}
 	switch typ {
 	case typeGeneric:
-	case typeRds:
+	case typeRds, typePolarDB, typeRedis:
 		if err := needJSON("AccountName", "AccountPassword"); err != nil {
 			return nil, err
 		}
@@ -371,7 +404,7 @@ func buildEntry(spec SecretSpec, now time.Time) (*secretEntry, error) {
 			return nil, bad("ExtendedConfig.SecretSubType", fmt.Sprintf("%q is not Password or SSHKey", sub))
 		}
 	default:
-		return nil, bad("Type", fmt.Sprintf("%q is not Generic, Rds, RAMCredentials or ECS", spec.Type))
+		return nil, bad("Type", fmt.Sprintf("%q is not Generic, Rds, PolarDB, Redis, RAMCredentials or ECS", spec.Type))
 	}
 	if spec.RotationInterval < 0 {
 		return nil, bad("RotationInterval", "must not be negative")
@@ -489,9 +522,9 @@ func (s *Server) OnRotate(hook func(RotationEvent)) {
 // RotateSecret rotates a secret as the RotateSecret action does and returns the new version id.
 //   - Generic: a new random value (in a JSON object, only the password field — AccountPassword, password or
 //     Password — changes).
-//   - Rds SingleUser: a new AccountPassword for the same AccountName.
-//   - Rds DoubleUsers: the other account becomes current with a new password. The two accounts are the one in
-//     ACSPrevious, or else NAME and NAME_clone (app <-> app_clone).
+//   - Rds, PolarDB and Redis SingleUser: a new AccountPassword for the same AccountName.
+//   - Rds, PolarDB and Redis DoubleUsers: the other account becomes current with a new password. The two
+//     accounts are the one in ACSPrevious, or else NAME and NAME_clone (app <-> app_clone).
 //   - RAMCredentials: a new AccessKey pair, accepted at once; the old one is revoked after WithRAMKeyRevokeDelay.
 //   - ECS: a new Password, or a new ed25519 key pair for SSHKey.
 func (s *Server) RotateSecret(name string) (newVersionID string, err error) {
