@@ -201,7 +201,9 @@ type SourceFunc func(ctx context.Context, name string) (*Secret, error)
 func (f SourceFunc) GetSecret(ctx context.Context, name string) (*Secret, error) { return f(ctx, name) }
 
 // VersionRef selects one version of a secret: by stage, by version id, or both.
-// The zero value means ACSCurrent.
+// The zero value means ACSCurrent. For managed secrets (Rds, PolarDB, Redis,
+// RAMCredentials, ECS) KMS serves only ACSCurrent and ACSPrevious, and ignores
+// a VersionID given without a Stage (it answers with ACSCurrent): give both.
 type VersionRef struct {
 	Stage     string
 	VersionID string

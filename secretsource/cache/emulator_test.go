@@ -6,6 +6,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -335,4 +336,43 @@ func TestEmulatorColdThrottling(t *testing.T) {
 	}
 	checkGaps(t, times, delays, DefaultRefreshEvery)
 	t.Logf("cold start through %d throttled answers: value after %v of simulated time, %d KMS calls", throttled, moved, throttled+1)
+}
+
+// TestEmulatorVersionIDOfManagedSecret: KMS ignores a version id given alone for an Rds secret and answers
+// with ACSCurrent. The cache must not hand that answer out as the version asked for (nor keep it under that
+// version id for good); with the stage the version id is checked and served.
+func TestEmulatorVersionIDOfManagedSecret(t *testing.T) {
+	srv, src := emulator(t)
+	c := newTestCache(t, src)
+	first := currentVersion(t, srv)
+	if _, err := srv.RotateSecret(emuName); err != nil {
+		t.Fatal(err)
+	}
+	second := currentVersion(t, srv)
+	ctx := context.Background()
+	for range 2 { // the second ask must not be served from what the first one cached
+		s, err := c.GetSecretVersion(ctx, emuName, secretsource.VersionRef{VersionID: first})
+		if err == nil {
+			t.Fatalf("version id %s alone: got version %s, want an error", first, s.VersionID())
+		}
+		if !errors.Is(err, secretsource.ErrNotFound) {
+			t.Fatalf("version id %s alone: %v, want ErrNotFound", first, err)
+		}
+		for _, w := range []string{emuName, first, second, "Stage"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not name %q", err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "Pa55") {
+			t.Fatalf("error holds the password: %v", err)
+		}
+	}
+	s, err := c.GetSecretVersion(ctx, emuName, secretsource.VersionRef{Stage: secretsource.StagePrevious, VersionID: first})
+	if err != nil || s.VersionID() != first || s.Text() != emuValue {
+		t.Fatalf("ACSPrevious with version id %s: %v %v", first, s, err)
+	}
+	// The current version's id alone is what KMS answers anyway.
+	if s, err := c.GetSecretVersion(ctx, emuName, secretsource.VersionRef{VersionID: second}); err != nil || s.VersionID() != second {
+		t.Fatalf("current version id alone: %v %v", s, err)
+	}
 }

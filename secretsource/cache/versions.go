@@ -21,7 +21,10 @@ func matches(s *secretsource.Secret, ref secretsource.VersionRef) bool {
 
 // GetSecretVersion returns one version of the secret, by stage (for example
 // secretsource.StagePrevious during a rotation window), by version id, or
-// both. The zero VersionRef and the ACSCurrent stage are GetSecret. Other
+// both. KMS serves only ACSCurrent and ACSPrevious of managed secrets (Rds,
+// PolarDB, Redis, RAMCredentials, ECS) and ignores a version id given alone
+// for them: an answer whose version id is not the one asked for is returned
+// as a KindNotFound error, never as that version. The zero VersionRef and the ACSCurrent stage are GetSecret. Other
 // versions come from the source's secretsource.VersionSource capability
 // (ErrVersionsUnsupported without it), share the secret's rate limit and
 // single flight, and are cached: a version id for good, a stage until the
@@ -67,6 +70,13 @@ func (c *Cache) GetSecretVersion(ctx context.Context, name string, ref secretsou
 		if err == nil && sec == nil {
 			err = &secretsource.Error{Kind: secretsource.KindInternal, Secret: name, Source: "cache",
 				Message: "the source returned neither a secret nor an error"}
+		}
+		if err == nil && ref.VersionID != "" && sec.VersionID() != ref.VersionID {
+			// KMS ignores a version id given without a stage for managed secrets and answers with ACSCurrent.
+			err = &secretsource.Error{Kind: secretsource.KindNotFound, Secret: name, Source: "cache",
+				Message: fmt.Sprintf("asked for version %q, the source answered version %q: KMS ignores a version id "+
+					"without a stage for Rds, PolarDB, Redis, RAMCredentials and ECS secrets; set the Stage "+
+					"(ACSCurrent or ACSPrevious) with the VersionID", ref.VersionID, sec.VersionID())}
 		}
 		if err != nil {
 			if h := c.cfg.hooks.RefreshFailed; h != nil {
