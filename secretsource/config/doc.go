@@ -37,7 +37,8 @@
 //	client_key_password_from_env_variable   client_key: the NAME of an env var holding the password
 //	client_key_password_from_file_path      client_key: a file holding the password
 //	client_key_password (env only)          client_key and DKMS: last-resort password
-//	cache_client_region_id           [{"regionId":"cn-hangzhou","endpoint":"…","vpc":false}]  (or "cn-hangzhou,cn-shanghai")
+//	cache_client_region_id           [{"regionId":"cn-hangzhou","endpoint":"…","vpc":false,"caFilePath":"…"}]
+//	                                 (or "cn-hangzhou,cn-shanghai"; caFilePath: see TLS below)
 //	cache_client_dkms_config_info    [{"regionId","endpoint","clientKeyFile","passwordFromEnvVariable"|
 //	                                   "passwordFromFilePath","caFilePath","ignoreSslCerts"}]
 //	secret_names                     comma-separated; Settings.SecretNames (a cache may prefetch them)
@@ -61,6 +62,23 @@
 // (secretsource.Failover). Alibaba's client orders them the same way when it
 // parses them, then re-sorts every region by a TCP ping at start; kmsdb keeps
 // the configured order, so failover is predictable.
+//
+// # TLS
+//
+// The KMS endpoints are verified against the system roots (or WithRootCAs).
+// For an endpoint behind a private CA (a private gateway, the kmstest
+// emulator), name a PEM file in the region's entry:
+//
+//	cache_client_region_id=[{"regionId":"cn-hangzhou","endpoint":"kms.internal:443","caFilePath":"/etc/kms/ca.pem"}]
+//
+// Its certificates are added to a copy of the roots for that region only;
+// nothing process-wide changes, unlike SSL_CERT_FILE, which replaces the
+// roots of every TLS client in the process and which Go ignores on macOS and
+// Windows. The field is Alibaba's: its V2 secrets manager clients read
+// caFilePath in cache_client_region_id entries, for the KMS instance gateway
+// (<kst-…>.cryptoservice.kms.aliyuncs.com), where the file replaces the roots;
+// kmsdb honours it for any endpoint and keeps the roots. The same field of
+// cache_client_dkms_config_info serves the dedicated gateway.
 //
 // # Local development
 //

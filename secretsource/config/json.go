@@ -153,10 +153,13 @@ func checkHost(index int, key, host string) error {
 	return nil
 }
 
-var regionKeys = []string{"regionId", "endpoint", "vpc"}
+// regionKeys are the fields of a cache_client_region_id entry, as Alibaba's
+// V2 clients read them; caFilePath is a PEM file whose CA certificates verify
+// this region's endpoint, added to the roots (see the package doc, TLS).
+var regionKeys = []string{"regionId", "endpoint", "vpc", "caFilePath"}
 
 // parseRegions parses cache_client_region_id: a JSON array
-// [{"regionId":"cn-hangzhou","endpoint":"…","vpc":false}] as Alibaba's client
+// [{"regionId":"cn-hangzhou","endpoint":"…","vpc":false,"caFilePath":"…"}] as Alibaba's client
 // reads it (regionId required here: Alibaba's accepts a missing one and
 // fails at the first request), or, as a kmsdb convenience, a comma-separated
 // list of region ids.
@@ -200,6 +203,9 @@ func parseRegions(value string) ([]kms.Region, error) {
 			return nil, err
 		}
 		if r.VPC, err = e.boolean("vpc"); err != nil {
+			return nil, err
+		}
+		if r.CAFile, err = e.str("caFilePath"); err != nil {
 			return nil, err
 		}
 		out = append(out, r)

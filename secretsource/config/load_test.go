@@ -2,9 +2,11 @@ package config_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -299,4 +301,78 @@ func TestDKMSThenKMSFailover(t *testing.T) {
 	if n := srv.Calls("GetSecretValue", "no/such/secret"); n != 0 {
 		t.Errorf("a permanent DKMS error failed over to KMS (%d calls)", n)
 	}
+}
+
+// TestRegionCAFile: "caFilePath" in a cache_client_region_id entry, from the
+// environment or the properties file, makes the region's HTTPS endpoint
+// trusted with no code option and without touching the process's other TLS
+// clients; without it the TLS error names the setting to use.
+func TestRegionCAFile(t *testing.T) {
+	hermetic(t)
+	srv := startEmulator(t)
+	t.Setenv("credentials_type", "ak")
+	t.Setenv("credentials_access_key_id", testAK)
+	t.Setenv("credentials_access_secret", testSecret)
+	get := func(t *testing.T, opts ...config.Option) error {
+		t.Helper()
+		src, err := config.Load(context.Background(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.(io.Closer).Close()
+		_, err = src.GetSecret(context.Background(), secretName)
+		return err
+	}
+	withCA := `[{"regionId":"cn-hangzhou","endpoint":"` + srv.KMSTLSAddr() + `","caFilePath":"` + srv.CAFile() + `"}]`
+
+	t.Run("without", func(t *testing.T) {
+		t.Setenv("cache_client_region_id", regionJSON(srv))
+		err := get(t)
+		if !errors.Is(err, secretsource.ErrNetwork) || !strings.Contains(err.Error(), "caFilePath") ||
+			!strings.Contains(err.Error(), "cache_client_region_id") {
+			t.Fatalf("want a TLS error that names caFilePath in cache_client_region_id, got %v", err)
+		}
+	})
+	t.Run("environment", func(t *testing.T) {
+		t.Setenv("cache_client_region_id", withCA)
+		if err := get(t); err != nil {
+			t.Fatal(err)
+		}
+		// The CA reached the kms source's transport only.
+		if _, err := http.DefaultClient.Get("https://" + srv.KMSTLSAddr() + "/"); err == nil {
+			t.Error("the process-wide HTTP client trusts the emulator's CA")
+		}
+	})
+	t.Run("properties file", func(t *testing.T) {
+		if err := os.WriteFile(config.DefaultPropertiesFile, []byte("cache_client_region_id="+withCA+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		config.ResetPropertiesCache() // the earlier subtests found no file
+		t.Cleanup(config.ResetPropertiesCache)
+		if err := get(t); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("with WithRootCAs", func(t *testing.T) {
+		// The file adds to a code pool too: an unrelated pool plus the file trusts the emulator.
+		t.Setenv("cache_client_region_id", withCA)
+		if err := get(t, config.WithRootCAs(x509.NewCertPool())); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("bad file", func(t *testing.T) {
+		dir := t.TempDir()
+		notPEM := filepath.Join(dir, "ca.txt")
+		if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for path, want := range map[string]string{filepath.Join(dir, "missing.pem"): "does not exist", notPEM: "holds no PEM certificate"} {
+			t.Setenv("cache_client_region_id", `[{"regionId":"cn-hangzhou","endpoint":"`+srv.KMSTLSAddr()+`","caFilePath":"`+path+`"}]`)
+			_, err := config.LoadSettings(context.Background())
+			if !errors.Is(err, secretsource.ErrConfig) || !strings.Contains(err.Error(), "cache_client_region_id[0].caFilePath") ||
+				!strings.Contains(err.Error(), want) {
+				t.Errorf("%s: want a config error naming cache_client_region_id[0].caFilePath and %q, got %v", path, want, err)
+			}
+		}
+	})
 }

@@ -497,6 +497,13 @@ func loadRegions(s *Settings, r *resolver) error {
 	if err != nil {
 		return keyError(KeyRegions, origin, err.Error()+`; expected e.g. [{"regionId":"cn-hangzhou","endpoint":"","vpc":false}]`)
 	}
+	for i, reg := range regions {
+		if reg.CAFile != "" {
+			if err := checkCAFile(fmt.Sprintf("%s[%d].caFilePath", KeyRegions, i), reg.CAFile); err != nil {
+				return err
+			}
+		}
+	}
 	s.Regions, s.RegionsOrigin = regions, origin
 	return nil
 }

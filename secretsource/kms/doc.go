@@ -28,8 +28,11 @@
 //
 // # TLS and timeouts
 //
-// HTTPS is the default and certificates are always verified (RootCAs for a
-// private CA). Each request to a region is bounded by Config.Timeout,
+// HTTPS is the default and certificates are always verified, against the
+// system roots or Config.RootCAs. A region's CAFile adds a private CA for that
+// region only, to a copy of those roots (config: "caFilePath" in the region's
+// cache_client_region_id entry); nothing process-wide changes, unlike
+// SSL_CERT_FILE (which Go ignores on macOS and Windows). Each request to a region is bounded by Config.Timeout,
 // connection included; the SDK's own retries are off.
 //
 // # Context

@@ -285,7 +285,8 @@ func mapTransportError(e *secretsource.Error, ue *url.Error) *secretsource.Error
 		// A certificate problem will not heal by retrying the same endpoint, but
 		// another region may have a good one: report it as a network error with
 		// a clear message so the configuration can be fixed.
-		e.Kind, e.Message = secretsource.KindNetwork, "TLS verification of the KMS endpoint failed (set RootCAs for a private CA)"
+		e.Kind, e.Message = secretsource.KindNetwork, "TLS verification of the KMS endpoint failed (for a private CA: caFilePath in the region's "+
+			"cache_client_region_id entry, or Region.CAFile / Config.RootCAs in code)"
 	default:
 		e.Kind, e.Message = secretsource.KindNetwork, "request to KMS failed"
 		var ne net.Error

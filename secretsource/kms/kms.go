@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -33,6 +34,11 @@ type Region struct {
 	ID       string
 	Endpoint string
 	VPC      bool
+	// CAFile names a PEM file of CA certificates that verify this region's
+	// endpoint (a private gateway, an emulator), in addition to the system
+	// roots (or to Config.RootCAs). The process's other TLS clients are not
+	// affected.
+	CAFile string
 }
 
 // Host is the host[:port] requests to r go to.
@@ -74,15 +80,15 @@ type Config struct {
 // alibaba-cloud-sdk-go. It implements secretsource.Source and
 // secretsource.VersionSource and is safe for concurrent use.
 type Source struct {
-	regions   []Region
-	scheme    string
-	timeout   time.Duration
-	extended  bool
-	logger    *slog.Logger
-	provider  *providerAdapter
-	transport http.RoundTripper // base transport, shared by every request
-	base      *http.Transport
-	closed    atomic.Bool
+	regions    []Region
+	scheme     string
+	timeout    time.Duration
+	extended   bool
+	logger     *slog.Logger
+	provider   *providerAdapter
+	transports []http.RoundTripper // per region (regions with the same roots share one), shared by every request
+	bases      []*http.Transport   // the distinct transports, for Close
+	closed     atomic.Bool
 }
 
 var reRegionID = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
@@ -139,17 +145,33 @@ func New(cfg Config) (*Source, error) {
 		IdleConnTimeout:       90 * time.Second,
 	}
 	s := &Source{
-		regions:   append([]Region(nil), cfg.Regions...),
-		scheme:    scheme,
-		timeout:   timeout,
-		extended:  cfg.FetchExtendedConfig,
-		logger:    logger,
-		provider:  newProviderAdapter(cred),
-		transport: base,
-		base:      base,
+		regions:  append([]Region(nil), cfg.Regions...),
+		scheme:   scheme,
+		timeout:  timeout,
+		extended: cfg.FetchExtendedConfig,
+		logger:   logger,
+		provider: newProviderAdapter(cred),
+		bases:    []*http.Transport{base},
 	}
-	if key, ok := clientKeyOf(cred); ok {
-		s.transport = &rsaSigningTransport{key: key, next: base}
+	byCAFile := map[string]*http.Transport{"": base}
+	key, signed := clientKeyOf(cred)
+	for _, r := range s.regions {
+		tr, ok := byCAFile[r.CAFile]
+		if !ok {
+			pool, err := rootsWithCAFile(cfg.RootCAs, r.CAFile)
+			if err != nil {
+				return nil, configError(fmt.Sprintf("region %q: CA file %q: %v", r.ID, r.CAFile, err), nil)
+			}
+			tr = base.Clone()
+			tr.TLSClientConfig.RootCAs = pool
+			byCAFile[r.CAFile] = tr
+			s.bases = append(s.bases, tr)
+		}
+		var rt http.RoundTripper = tr
+		if signed {
+			rt = &rsaSigningTransport{key: key, next: tr}
+		}
+		s.transports = append(s.transports, rt)
 	}
 	return s, nil
 }
@@ -172,7 +194,7 @@ func (s *Source) GetSecretVersion(ctx context.Context, name string, ref secretso
 	}
 	var errs []error
 	for i, r := range s.regions {
-		sec, err := s.fetch(ctx, r, name, ref)
+		sec, err := s.fetch(ctx, r, s.transports[i], name, ref)
 		if err == nil {
 			return sec, nil
 		}
@@ -216,7 +238,7 @@ type result struct {
 // wire and the goroutine ends with it, while the caller returns at once even
 // if the SDK is still busy elsewhere (for example a credential provider
 // talking to STS, which has no context either and ends on its own timeout).
-func (s *Source) fetch(ctx context.Context, r Region, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
+func (s *Source) fetch(ctx context.Context, r Region, transport http.RoundTripper, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
@@ -227,7 +249,7 @@ func (s *Source) fetch(ctx context.Context, r Region, name string, ref secretsou
 	cfg := sdk.NewConfig()
 	cfg.AutoRetry = false // retries belong to the caller (cache, Failover)
 	cfg.Scheme = strings.ToUpper(s.scheme)
-	cfg.Transport = &ctxTransport{ctx: rctx, next: s.transport}
+	cfg.Transport = &ctxTransport{ctx: rctx, next: transport}
 	client, err := kms.NewClientWithOptions(r.ID, cfg, s.provider)
 	if err != nil {
 		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "kms", Region: r.ID,
@@ -286,7 +308,9 @@ func (s *Source) fetch(ctx context.Context, r Region, name string, ref secretsou
 // calls return a KindConfig error. Close is idempotent.
 func (s *Source) Close() error {
 	if s.closed.CompareAndSwap(false, true) {
-		s.base.CloseIdleConnections()
+		for _, b := range s.bases {
+			b.CloseIdleConnections()
+		}
 	}
 	return nil
 }
@@ -298,6 +322,25 @@ func (s *Source) String() string {
 		ids[i] = r.ID
 	}
 	return fmt.Sprintf("kms(%s)", strings.Join(ids, ","))
+}
+
+// rootsWithCAFile returns a new pool: a copy of base (the system roots when
+// base is nil) plus the certificates of the PEM file at path.
+func rootsWithCAFile(base *x509.CertPool, path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, errors.Unwrap(err) // the *PathError repeats the path
+	}
+	var pool *x509.CertPool
+	if base != nil {
+		pool = base.Clone()
+	} else if pool, err = x509.SystemCertPool(); err != nil {
+		pool = x509.NewCertPool() // no system roots on this platform: the file's only
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("holds no PEM certificate")
+	}
+	return pool, nil
 }
 
 // ctxTransport binds each request to the caller's context. The core SDK builds
