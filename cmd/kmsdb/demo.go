@@ -74,15 +74,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprint(stderr, demoUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
-		return fmt.Errorf("demo: unexpected argument %q: %w", fs.Arg(0), errUsage)
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *rotations < 0 || *every <= 0 || *workers <= 0 || *lifetime < 0 {
-		return fmt.Errorf("demo: --rotations, --every, --workers and --lifetime must be positive: %w", errUsage)
+		return usagef("--rotations, --every, --workers and --lifetime must be positive")
 	}
 
 	// 1. A database with password authentication enforced.
@@ -301,7 +301,7 @@ func demoDatabase(ctx context.Context, engine string) (*testdb.Server, []string,
 	case "mysql", "mariadb":
 		engines = []testdb.Engine{testdb.EngineMariaDB}
 	default:
-		return nil, nil, fmt.Errorf("demo: --engine %q: want auto, postgres or mysql: %w", engine, errUsage)
+		return nil, nil, usagef("--engine %q: want auto, postgres or mysql", engine)
 	}
 	var notes []string
 	for _, e := range engines {

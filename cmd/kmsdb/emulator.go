@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -21,7 +22,7 @@ func init() {
 	register("emulator", "run the local KMS emulator (shared + dedicated gateways, STS, ECS metadata) from a seed file", runEmulator)
 }
 
-const emulatorUsage = `usage: kmsdb emulator --seed seed.json [--addr 127.0.0.1:0] [--tls] [--state-dir DIR]
+const emulatorUsage = `usage: kmsdb emulator --seed seed.json [--addr 127.0.0.1:0] [--tls] [--state-dir DIR] [--print-env]
                        [--ram-revoke-delay D] [--token-ttl D] [--metadata-addr A] [--proxy-addr A]
 
 Runs the KMS emulator until SIGINT or SIGTERM. On start it prints one JSON line on
@@ -31,6 +32,17 @@ stdout with what a client needs:
    "proxy":"http://…","caFile":"…","clientKeyId":"KAAP.…","clientKeyFile":"…",
    "clientKeyPasswordFile":"…"}
 and logs one line per request on stderr (never a secret value or a key secret).
+
+--print-env prints, instead of the JSON line, the sh lines that point an
+unchanged application (kmsdb's default configuration, read from the
+environment) at this emulator: credentials_type=ak with the seed's first
+AccessKey (or a new one), cache_client_region_id with the HTTPS endpoint and
+the CA file ("caFilePath"), and KMSDB_EMULATOR_ADMIN for emulator-ctl:
+  kmsdb emulator --seed seed.json --print-env > emulator.env &
+  until [ -s emulator.env ]; do sleep 0.1; done; . ./emulator.env
+  go run ./your-app        # fetches from the emulator, nothing else configured
+It implies --tls. With a fixed --addr and --state-dir the lines stay valid
+across restarts.
 --addr is the shared gateway's address (HTTPS with --tls, plain HTTP without); the
 other endpoints listen on 127.0.0.1 at free ports unless --metadata-addr or
 --proxy-addr name one.
@@ -123,20 +135,21 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	tokenTTL := fs.Duration("token-ttl", time.Hour, "lifetime of STS, ECS metadata, credentials URI and client key session credentials")
 	metaAddr := fs.String("metadata-addr", "127.0.0.1:0", "listen address of the ECS metadata service, credentials URI and admin endpoint")
 	proxyAddr := fs.String("proxy-addr", "127.0.0.1:0", "listen address of the HTTP proxy to STS and ECS metadata")
+	printEnv := fs.Bool("print-env", false, "print sh export lines for an application configured by the environment, instead of the JSON line (implies --tls)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, emulatorUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
-		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *seedPath == "" && *stateDir == "" {
 		fs.Usage()
-		return fmt.Errorf("--seed is required (or --state-dir of an earlier run): %w", errUsage)
+		return usagef("--seed is required (or --state-dir of an earlier run)")
 	}
 	if *revokeDelay < 0 {
 		return fmt.Errorf("--ram-revoke-delay %v: must not be negative", *revokeDelay)
@@ -145,12 +158,17 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("--token-ttl %v: must be positive", *tokenTTL)
 	}
 	var opts []kmstest.Option
+	var envKey seedKey
 	if *seedPath != "" {
 		seed, err := loadSeed(*seedPath)
 		if err != nil {
 			return err
 		}
 		opts = seed
+		envKey = firstSeedKey(*seedPath)
+	}
+	if *printEnv {
+		*useTLS = true
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	opts = append(opts, kmstest.WithLogger(logger), kmstest.WithRAMKeyRevokeDelay(*revokeDelay),
@@ -192,11 +210,24 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *useTLS {
 		info.KMS = "https://" + srv.KMSTLSAddr()
 	}
-	line, err := json.Marshal(info)
-	if err != nil {
-		return err
+	var out []byte
+	if *printEnv {
+		if envKey.ID == "" {
+			envKey = seedKey{ID: "LTAIkmsdbEmulatorEnv", Secret: rand.Text()}
+		}
+		// Registered again, so that it works whatever a --state-dir says about it.
+		srv.AddAccessKey(envKey.ID, envKey.Secret)
+		if out, err = envLines(srv, envKey, info.Admin); err != nil {
+			return err
+		}
+	} else {
+		line, err := json.Marshal(info)
+		if err != nil {
+			return err
+		}
+		out = append(line, '\n')
 	}
-	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
+	if _, err := stdout.Write(out); err != nil { // one write: a reader polling a file sees all of it or nothing
 		return fmt.Errorf("write endpoints: %w", err)
 	}
 	logger.Info("emulator ready", "kms", info.KMS, "dkms", info.DKMS, "sts", info.STS, "metadata", info.Metadata,
@@ -226,6 +257,49 @@ func emulatorClientKey(srv *kmstest.Server) (kmstest.ClientKey, error) {
 		return kmstest.ClientKey{}, fmt.Errorf("client key: %w", err)
 	}
 	return ck, nil
+}
+
+// envRegionID is the region id --print-env names (the emulator answers for any).
+const envRegionID = "cn-hangzhou"
+
+// envLines are the sh lines of --print-env: the settings config.Load reads from the environment, and the unsetting
+// of those that would take precedence over them.
+func envLines(srv *kmstest.Server, key seedKey, admin string) ([]byte, error) {
+	region, err := json.Marshal([]struct {
+		RegionID string `json:"regionId"`
+		Endpoint string `json:"endpoint"`
+		CAFile   string `json:"caFilePath"`
+	}{{envRegionID, srv.KMSTLSAddr(), srv.CAFile()}})
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	b.WriteString("# kmsdb emulator: `. FILE` (sh) points kmsdb's default configuration at this emulator\n")
+	b.WriteString("unset KMSDB_LOCAL_SECRETS_FILE KMSDB_LOCAL_SECRETS cache_client_dkms_config_info\n")
+	for _, kv := range [][2]string{
+		{"credentials_type", "ak"},
+		{"credentials_access_key_id", key.ID},
+		{"credentials_access_secret", key.Secret},
+		{"cache_client_region_id", string(region)},
+		{"KMSDB_EMULATOR_ADMIN", admin},
+	} {
+		fmt.Fprintf(&b, "export %s=%s\n", kv[0], shellQuote(kv[1]))
+	}
+	return []byte(b.String()), nil
+}
+
+// shellQuote quotes s for sh: inside single quotes, with each ' written as '\”.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// firstSeedKey returns the first access key of a seed file that loadSeed accepted.
+func firstSeedKey(path string) seedKey {
+	var seed seedFile
+	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &seed) == nil && len(seed.AccessKeys) > 0 {
+		return seed.AccessKeys[0]
+	}
+	return seedKey{}
 }
 
 // loadSeed reads the seed file into server options. Errors name the file, the entry and the field, never a value.

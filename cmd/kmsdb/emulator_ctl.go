@@ -51,7 +51,7 @@ func runEmulatorCtl(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprint(stderr, emulatorCtlUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *infoFile != "" {
@@ -67,7 +67,7 @@ func runEmulatorCtl(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	if *admin == "" {
 		fs.Usage()
-		return fmt.Errorf("--admin, --info or KMSDB_EMULATOR_ADMIN is required: %w", errUsage)
+		return usagef("--admin, --info or KMSDB_EMULATOR_ADMIN is required")
 	}
 	base, err := url.Parse(*admin)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
@@ -78,7 +78,7 @@ func runEmulatorCtl(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
-		return fmt.Errorf("a command is required: %w", errUsage)
+		return usagef("a command is required")
 	}
 	c := &adminClient{base: base, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}}
 	defer c.http.CloseIdleConnections()
@@ -87,7 +87,7 @@ func runEmulatorCtl(ctx context.Context, args []string, stdout, stderr io.Writer
 	one := func(what string) (string, error) {
 		if len(rest) != 1 || rest[0] == "" {
 			fs.Usage()
-			return "", fmt.Errorf("%s takes one argument, %s: %w", cmd, what, errUsage)
+			return "", usagef("%s takes one argument, %s", cmd, what)
 		}
 		return rest[0], nil
 	}
@@ -124,11 +124,11 @@ func runEmulatorCtl(ctx context.Context, args []string, stdout, stderr io.Writer
 		latency := ff.Duration("latency", 0, "delay before answering")
 		ff.BoolVar(&f.Drop, "drop", false, "close the connection without an answer")
 		ff.StringVar(&f.Message, "message", "", "error message")
-		if err := ff.Parse(rest); err != nil {
+		if err := parseFlags(ff, rest); err != nil {
 			return err
 		}
 		if ff.NArg() > 0 {
-			return fmt.Errorf("fault: unexpected argument %q: %w", ff.Arg(0), errUsage)
+			return usagef("fault: unexpected argument %q", ff.Arg(0))
 		}
 		if *latency > 0 {
 			f.Latency = latency.String()
@@ -145,7 +145,7 @@ func runEmulatorCtl(ctx context.Context, args []string, stdout, stderr io.Writer
 		cf.SetOutput(stderr)
 		action := cf.String("action", "", "count only this action (default all)")
 		secret := cf.String("secret", "", "count only this secret (default all)")
-		if err := cf.Parse(rest); err != nil {
+		if err := parseFlags(cf, rest); err != nil {
 			return err
 		}
 		var out struct{ Calls int }
@@ -162,7 +162,7 @@ func runEmulatorCtl(ctx context.Context, args []string, stdout, stderr io.Writer
 			return err
 		}
 		if _, err := time.ParseDuration(d); err != nil {
-			return fmt.Errorf("advance %q: not a duration such as 2h: %w", d, errUsage)
+			return usagef("advance %q: not a duration such as 2h", d)
 		}
 		return c.do(ctx, http.MethodPost, "advance", url.Values{"by": {d}}, nil, nil)
 	case "secret":
@@ -189,7 +189,7 @@ func runEmulatorCtl(ctx context.Context, args []string, stdout, stderr io.Writer
 		return c.do(ctx, http.MethodPost, cmd, url.Values{"id": {id}}, nil, nil)
 	}
 	fs.Usage()
-	return fmt.Errorf("unknown command %q: %w", cmd, errUsage)
+	return usagef("unknown command %q", cmd)
 }
 
 // adminClient calls the emulator's admin endpoint.

@@ -20,7 +20,7 @@ func init() {
 	register("get", "print a secret's metadata, configured like Alibaba's client (value redacted unless --show-value)", runGet)
 }
 
-const getUsage = `usage: kmsdb get [--show-value] [--stage STAGE] [--version-id ID] [--json] SECRET
+const getUsage = `usage: kmsdb get [--show-value] [--stage STAGE] [--version-id ID] [--json] [--timeout 15s] SECRET
 
 Fetches SECRET with the configuration Alibaba's secret client reads (environment
 variables credentials_type, cache_client_region_id, ... and ./secretsmanager.properties,
@@ -40,14 +40,23 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	stage := fs.String("stage", "", "version stage to fetch, e.g. ACSPrevious (default ACSCurrent)")
 	versionID := fs.String("version-id", "", "version id to fetch")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	timeout := fs.Duration("timeout", 15*time.Second, "give up after this long")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, getUsage)
 		fs.PrintDefaults()
 	}
-	name, err := parseSecretArg(fs, "get", args)
+	name, err := parseSecretArg(fs, args)
 	if err != nil {
 		return err
 	}
+	if *timeout <= 0 {
+		fs.Usage()
+		return usagef("--timeout must be positive, got %v", *timeout)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	stopNotice := noticeWait(stderr, "get", "KMS to answer for secret %q (--timeout %s)", name, *timeout)
+	defer stopNotice()
 
 	src, err := loadSource(ctx)
 	if err != nil {
@@ -66,7 +75,11 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	} else {
 		s, err = src.GetSecret(ctx, name)
 	}
+	stopNotice()
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("get: no answer within --timeout %s: %w", *timeout, err)
+		}
 		return fmt.Errorf("get: %w", err)
 	}
 	if *asJSON {

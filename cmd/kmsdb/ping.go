@@ -33,6 +33,15 @@ BASE-DSN gives everything but the credentials (host, port, database, TLS):
   postgres: "postgres://db.example.com:5432/app?sslmode=verify-full"  (pgx form)
 An endpoint in the secret (host/port) wins over the DSN's. The password is never printed.
 
+Exit status:
+  0  "ok: ..." on stdout: logged in with the secret's current version (ACSCurrent).
+  3  "previous: ..." on stdout, the problem on stderr: the database rejects
+     ACSCurrent and the ACSPrevious version logged in instead. Applications
+     still connect, but only until ACSPrevious changes: a rotation is half
+     done (the new password is not on the database). Finish or repair it.
+  1  failed: no login; the reason is on stderr.
+  2  usage error.
+
 `
 
 // runPing implements `kmsdb ping`.
@@ -47,17 +56,17 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprint(stderr, pingUsage)
 		fs.PrintDefaults()
 	}
-	name, err := parseSecretArg(fs, "ping", args)
+	name, err := parseSecretArg(fs, args)
 	if err != nil {
 		return err
 	}
 	kind, err := pingEngine(*engine)
 	if err != nil {
 		fs.Usage()
-		return fmt.Errorf("ping: %w: %w", err, errUsage)
+		return usagef("%v", err)
 	}
 	if *timeout <= 0 {
-		return fmt.Errorf("ping: --timeout must be positive, got %v: %w", *timeout, errUsage)
+		return usagef("--timeout must be positive, got %v", *timeout)
 	}
 
 	if *grace <= 0 {
@@ -66,6 +75,8 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	stopNotice := noticeWait(stderr, "ping", "the login to %s with secret %q (KMS, then the database; --timeout %s)", kind, name, *timeout)
+	defer stopNotice()
 	src, err := loadSource(ctx)
 	if err != nil {
 		return fmt.Errorf("ping: secret source: %w", err)
@@ -109,16 +120,31 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := conn.QueryRowContext(ctx, userQuery).Scan(&user); err != nil {
 		return fmt.Errorf("ping: secret %q: logged in, but %s failed: %w", name, userQuery, err)
 	}
-	secretVersion := "-"
+	stopNotice()
+	secretVersion, previousUsed := "-", false
 	if kc, ok := c.(*connector.Connector); ok {
 		if acct, err := kc.Login().Account(ctx); err == nil && acct.VersionID != "" {
 			secretVersion = acct.VersionID
 		}
+		previousUsed = kc.Stats().PreviousUsed > 0
 	}
-	fmt.Fprintf(stdout, "ok: %s %s, logged in as %s with secret %s (version %s) in %s\n",
-		kind, version, user, name, secretVersion, took.Round(time.Millisecond))
-	return nil
+	if !previousUsed {
+		fmt.Fprintf(stdout, "ok: %s %s, logged in as %s with secret %s (version %s) in %s\n",
+			kind, version, user, name, secretVersion, took.Round(time.Millisecond))
+		return nil
+	}
+	current := "-"
+	if s, err := src.GetSecret(ctx, name); err == nil {
+		current = s.VersionID()
+	}
+	fmt.Fprintf(stdout, "previous: %s %s, logged in as %s with secret %s's ACSPrevious version %s in %s; ACSCurrent (version %s) is rejected\n",
+		kind, version, user, name, secretVersion, took.Round(time.Millisecond), current)
+	return &exitError{code: exitPreviousOnly, err: fmt.Errorf("secret %q: the database rejects the current version %s and accepts "+
+		"only ACSPrevious (%s): a rotation is half done; set the current version's password on the database, or rotate again", name, current, secretVersion)}
 }
+
+// exitPreviousOnly is ping's exit status when only ACSPrevious logs in.
+const exitPreviousOnly = 3
 
 // pingEngine normalizes the --engine flag.
 func pingEngine(e string) (string, error) {
