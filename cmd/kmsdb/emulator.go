@@ -288,7 +288,7 @@ func envLines(srv *kmstest.Server, key seedKey, admin string) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// shellQuote quotes s for sh: inside single quotes, with each ' written as '\”.
+// shellQuote quotes s for sh: inside single quotes, a single quote ends the quoting, is escaped and reopens it.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -114,3 +114,12 @@ func TestPrintEnvChild(t *testing.T) {
 	}
 	t.Logf("fetched %s as %s (version %s)", s.Name(), acct.Username, s.VersionID())
 }
+
+func TestShellQuote(t *testing.T) {
+	for _, s := range []string{"", "plain", `it's "a" $HOME \n`, "/tmp/dir with space/ca.pem", `[{"a":"b"}]`} {
+		out, err := exec.Command("sh", "-c", `printf %s `+shellQuote(s)).Output()
+		if err != nil || string(out) != s {
+			t.Errorf("%q: sh read %q (%v)", s, out, err)
+		}
+	}
+}
