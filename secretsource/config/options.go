@@ -130,8 +130,9 @@ func WithLookupEnv(lookup func(key string) (string, bool)) Option {
 func WithoutEnvironment() Option { return WithLookupEnv(nil) }
 
 // WithRootCAs verifies the KMS endpoints' certificates against pool instead
-// of the system roots. (Dedicated KMS instances take their CA from
-// caFilePath.)
+// of the system roots; a region's "caFilePath" adds its CA to a copy of pool.
+// Configuration outside code names a CA file with that caFilePath instead.
+// (Dedicated KMS instances take their CA from their own caFilePath.)
 func WithRootCAs(pool *x509.CertPool) Option {
 	return func(o *options) { o.rootCAs = pool }
 }
