@@ -51,7 +51,8 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	engine := fs.String("engine", "", "database engine: mysql (also MariaDB) or postgres")
 	dsn := fs.String("dsn", "", "base connection string without credentials (see above)")
 	timeout := fs.Duration("timeout", 15*time.Second, "give up after this long")
-	grace := fs.Duration("grace", 2*time.Second, "how long a rejected password is retried while a rotation completes (0: not at all)")
+	grace := fs.Duration("grace", 5*time.Second, "how long a rejected password is retried while a rotation completes (0: not at all); "+
+		"telling ACSPrevious standing in (exit 3) from a failure takes about 2 s, the secret's refreshes being rate-limited")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, pingUsage)
 		fs.PrintDefaults()
