@@ -41,8 +41,9 @@ the CA file ("caFilePath"), and KMSDB_EMULATOR_ADMIN for emulator-ctl:
   kmsdb emulator --seed seed.json --print-env > emulator.env &
   until [ -s emulator.env ]; do sleep 0.1; done; . ./emulator.env
   go run ./your-app        # fetches from the emulator, nothing else configured
-It implies --tls. With a fixed --addr and --state-dir the lines stay valid
-across restarts.
+It implies --tls. The lines stay valid across restarts with a fixed --addr and
+--metadata-addr, --state-dir (the CA) and a seed with an AccessKey; without one,
+a new AccessKey is made at each start.
 --addr is the shared gateway's address (HTTPS with --tls, plain HTTP without); the
 other endpoints listen on 127.0.0.1 at free ports unless --metadata-addr or
 --proxy-addr name one.

@@ -123,3 +123,41 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// TestEmulatorPrintEnvWithoutSeedKey: with no AccessKey in a seed, --print-env makes one, and prints its secret
+// only on stdout (the log on stderr never shows it).
+func TestEmulatorPrintEnvWithoutSeedKey(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	stderr := &syncbuf.Buffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- runEmulator(ctx, []string{"--state-dir", t.TempDir(), "--print-env"}, pw, stderr)
+		pw.Close()
+	}()
+	var env []string
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		env = append(env, sc.Text())
+		if strings.HasPrefix(sc.Text(), "export KMSDB_EMULATOR_ADMIN=") {
+			break
+		}
+	}
+	cancel()
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var secret string
+	for _, l := range env {
+		if v, ok := strings.CutPrefix(l, "export credentials_access_secret="); ok {
+			secret = strings.Trim(v, "'")
+		}
+	}
+	if !strings.Contains(strings.Join(env, "\n"), "export credentials_access_key_id='LTAIkmsdbEmulatorEnv'") || len(secret) < 16 {
+		t.Fatalf("no generated AccessKey in:\n%s", strings.Join(env, "\n"))
+	}
+	if strings.Contains(stderr.String(), secret) {
+		t.Error("the log shows the AccessKey secret")
+	}
+}
