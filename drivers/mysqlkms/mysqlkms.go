@@ -14,11 +14,25 @@
 // Everything but the credentials comes from a base configuration: WithDSN
 // (a go-sql-driver DSN without user and password, e.g.
 // "tcp(db.example.com:3306)/app?parseTime=true"), or WithConfig (a
-// *mysql.Config, cloned: the caller's value is never modified). With
-// neither, the address and database come from the secret. User and password
-// always come from the secret; when the secret carries an endpoint
-// (host/port, Endpoint/Port), it replaces the base address, unless
-// WithoutSecretEndpoint; a database name in the secret fills an empty one.
+// *mysql.Config, cloned: the caller's value is never modified). User and
+// password always come from the secret; a database name in the secret fills
+// an empty one.
+//
+// # Security: a secret never moves a pinned address
+//
+// A secret can carry an endpoint (host/port, Endpoint/Port, or the same keys
+// in its ExtendedConfig.CustomData, which anyone allowed to call
+// UpdateSecret can change without the right to read the value). The secret's
+// endpoint is used only when the base configuration names no address at
+// all: no WithDSN or WithConfig, a DSN without "(address)" such as "/app" or
+// "tcp/app", or a Config whose Addr is empty. It then fills the address the
+// way the AWS wrappers do (the secret fills what the DSN leaves out). An
+// address the user wrote (any "(host:port)", any network other than tcp
+// such as a unix socket, a Config with Addr set) is never changed by a
+// secret: not its host, not its port, not the TLS server name. A secret
+// whose host was pointed at a server of the attacker's therefore cannot
+// make the connector send it the password. WithEndpointFromSecret opts in to
+// the secret's endpoint replacing a pinned address.
 //
 // # Errors the connector classifies
 //
@@ -83,15 +97,17 @@ func init() { sql.Register(DriverName, Driver{}) }
 type Option func(*options)
 
 type options struct {
-	provider   connector.Provider
-	source     secretsource.Source
-	dsn        string
-	dsnSet     bool
-	cfg        *mysql.Config
-	grace      time.Duration
-	logger     *slog.Logger
-	noEndpoint bool
-	errs       []error
+	provider connector.Provider
+	source   secretsource.Source
+	dsn      string
+	dsnSet   bool
+	cfg      *mysql.Config
+	grace    time.Duration
+	logger   *slog.Logger
+	// endpointFromSecret lets the secret's endpoint replace an address the
+	// base configuration names (WithEndpointFromSecret).
+	endpointFromSecret bool
+	errs               []error
 }
 
 // WithProvider sets the provider of the secret, typically a shared
@@ -148,10 +164,15 @@ func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }
 
-// WithoutSecretEndpoint keeps the base address even when the secret carries
-// an endpoint (for example to go through a proxy).
-func WithoutSecretEndpoint() Option {
-	return func(o *options) { o.noEndpoint = true }
+// WithEndpointFromSecret lets the endpoint a secret carries (host, port)
+// replace the address of the base configuration, and the TLS server name
+// follow it when it was derived from that address. Without it, the secret's
+// endpoint only fills a base configuration that names no address (see the
+// package documentation): use it only when whoever can change the secret,
+// its ExtendedConfig included, may also choose the server that receives the
+// password.
+func WithEndpointFromSecret() Option {
+	return func(o *options) { o.endpointFromSecret = true }
 }
 
 // NewConnector returns a driver.Connector for sql.OpenDB whose connections
@@ -189,7 +210,7 @@ func newConnector(secretName string, opts ...Option) (*connector.Connector, erro
 	if secretName == "" {
 		return nil, errors.New("mysqlkms: the secret name is empty")
 	}
-	base, err := o.baseConfig()
+	base, pinned, err := o.baseConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -200,40 +221,77 @@ func newConnector(secretName string, opts ...Option) (*connector.Connector, erro
 	if err != nil {
 		return nil, fmt.Errorf("mysqlkms: %w", err)
 	}
-	d := &dialer{base: base, useEndpoint: !o.noEndpoint}
-	d.baseHost, _, _ = net.SplitHostPort(base.Addr)
-	return connector.New(Driver{}, l, d.dial), nil
+	return connector.New(Driver{}, l, newDialer(base, !pinned || o.endpointFromSecret).dial), nil
 }
 
-func (o *options) baseConfig() (*mysql.Config, error) {
-	var base *mysql.Config
+// baseConfig returns the base configuration and whether it pins an address
+// (names one the user wrote, as opposed to the driver's default).
+func (o *options) baseConfig() (base *mysql.Config, pinned bool, err error) {
 	switch {
 	case o.dsnSet && o.cfg != nil:
-		return nil, errors.New("mysqlkms: WithDSN and WithConfig both given; use one")
+		return nil, false, errors.New("mysqlkms: WithDSN and WithConfig both given; use one")
 	case o.dsnSet:
 		cfg, err := mysql.ParseDSN(o.dsn)
 		if err != nil {
-			return nil, fmt.Errorf("mysqlkms: WithDSN: %w", connector.Scrub(err, o.dsn))
+			return nil, false, fmt.Errorf("mysqlkms: WithDSN: %w", connector.Scrub(err, o.dsn))
 		}
-		base = cfg
+		// ParseDSN fills 127.0.0.1:3306 in for a DSN without address: decide
+		// from the text what the user wrote.
+		netw, addr := dsnAddress(o.dsn)
+		base, pinned = cfg, namesAddress(netw, addr)
 	case o.cfg != nil:
-		base = o.cfg
+		base, pinned = o.cfg, namesAddress(o.cfg.Net, o.cfg.Addr)
 	default:
 		base = mysql.NewConfig()
 	}
 	// Validate now (TLS config names, server public keys...) on a throwaway copy.
 	probe := base.Clone()
 	if _, err := mysql.NewConnector(probe); err != nil {
-		return nil, fmt.Errorf("mysqlkms: invalid base configuration: %w", err)
+		return nil, false, fmt.Errorf("mysqlkms: invalid base configuration: %w", err)
 	}
-	return base, nil
+	return base, pinned, nil
+}
+
+// namesAddress reports whether a base configuration with this network and
+// address names where to connect: any address, or a network other than TCP
+// (a unix socket's default path, a dialer registered by name).
+func namesAddress(netw, addr string) bool {
+	return addr != "" || (netw != "" && netw != "tcp")
+}
+
+// dsnAddress returns the network and address written in a go-sql-driver DSN
+// ([user[:password]@][net[(addr)]]/dbname[?params]), "" for parts it
+// leaves out, following mysql.ParseDSN's own splitting: the last '/', the
+// last '@' before it, the first '(' after that.
+func dsnAddress(dsn string) (netw, addr string) {
+	slash := strings.LastIndexByte(dsn, '/')
+	if slash <= 0 {
+		return "", ""
+	}
+	head := dsn[:slash]
+	if at := strings.LastIndexByte(head, '@'); at >= 0 {
+		head = head[at+1:]
+	}
+	netw, rest, hasAddr := strings.Cut(head, "(")
+	if hasAddr {
+		addr = strings.TrimSuffix(rest, ")")
+	}
+	return netw, addr
 }
 
 // dialer builds the per-connection configuration and connects.
 type dialer struct {
-	base        *mysql.Config // never modified after construction
-	baseHost    string
+	base     *mysql.Config // never modified after construction
+	baseHost string
+	// useEndpoint: the secret's endpoint sets the address (the base names
+	// none, or WithEndpointFromSecret).
 	useEndpoint bool
+}
+
+func newDialer(base *mysql.Config, useEndpoint bool) *dialer {
+	d := &dialer{base: base, useEndpoint: useEndpoint}
+	d.baseHost, _, _ = net.SplitHostPort(base.Addr)
+	return d
 }
 
 func (d *dialer) config(acct secretsource.DBAccount) *mysql.Config {

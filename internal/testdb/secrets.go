@@ -72,6 +72,12 @@ func (st *Secrets) PutAccount(name string, a Account) string {
 // value, makes it ACSCurrent and the previous current ACSPrevious, and
 // returns its version id.
 func (st *Secrets) Put(name, secretType, value string) string {
+	return st.PutExtended(name, secretType, value, "")
+}
+
+// PutExtended is Put with an ExtendedConfig (raw JSON, as KMS returns it),
+// where Rds secrets keep their endpoint in CustomData.
+func (st *Secrets) PutExtended(name, secretType, value, extendedConfig string) string {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.seq++
@@ -79,6 +85,7 @@ func (st *Secrets) Put(name, secretType, value string) string {
 	vs := st.versions[name]
 	st.versions[name] = append(vs, secretsource.New(secretsource.Fields{
 		Name: name, VersionID: id, SecretType: secretType, DataType: secretsource.DataText, Value: []byte(value),
+		ExtendedConfig: extendedConfig,
 	}))
 	return id
 }
