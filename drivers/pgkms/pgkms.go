@@ -39,10 +39,31 @@
 // WithConfig (a *pgx.ConnConfig made by pgx.ParseConfig, copied: the caller's
 // value is never modified), or for NewPool WithPoolConfig. With none, pgx's
 // defaults and PG* environment variables apply. User and password always
-// come from the secret; when the secret carries an endpoint (host/port), it
-// replaces the base host and port (every fallback keeps its TLS setting),
-// unless WithoutSecretEndpoint; a database name in the secret fills an empty
-// one.
+// come from the secret; a database name in the secret fills an empty one.
+//
+// # Security: a secret never moves a pinned host
+//
+// A secret can carry an endpoint (host/port, Endpoint/Port, or the same keys
+// in its ExtendedConfig.CustomData, which anyone allowed to call
+// UpdateSecret can change without the right to read the value). The
+// secret's endpoint is used only when the user named no host at all: no
+// host in the connection string (keyword host=, URL authority or ?host=),
+// no PGHOST, no service (service=, PGSERVICE), no host set in code on a
+// WithConfig/WithPoolConfig/ConfigurePool configuration. It then fills what
+// the user left out, as the AWS wrappers do: the host, and the port unless
+// one was named (port=, URL, PGPORT). The filled host gets the TLS settings
+// pgx derives from the connection string for it (sslmode, sslrootcert, SNI
+// and the server name for verify-full), exactly as if the user had written
+// it. A host the user named, its port, its fallback hosts, a unix socket
+// directory and the TLS server name are never changed by a secret, so a
+// secret pointed at a server of the attacker's cannot make the connector
+// send it the password. WithEndpointFromSecret opts in to the secret's
+// endpoint replacing a named host (all fallbacks collapse onto it, each TLS
+// mode kept).
+//
+// Errors from parsing a connection string never show it, nor any spelling
+// of a password in it (keyword/value with any spacing or quoting, URL
+// userinfo or query, percent-encoded): pgx's own masking is best-effort.
 //
 // # Errors the connector classifies
 //
@@ -75,7 +96,6 @@ package pgkms
 
 import (
 	"context"
-	"crypto/tls"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -102,16 +122,18 @@ func init() { sql.Register(DriverName, Driver{}) }
 type Option func(*options)
 
 type options struct {
-	provider   connector.Provider
-	source     secretsource.Source
-	dsn        string
-	dsnSet     bool
-	cfg        *pgx.ConnConfig
-	poolCfg    *pgxpool.Config
-	grace      time.Duration
-	logger     *slog.Logger
-	noEndpoint bool
-	errs       []error
+	provider connector.Provider
+	source   secretsource.Source
+	dsn      string
+	dsnSet   bool
+	cfg      *pgx.ConnConfig
+	poolCfg  *pgxpool.Config
+	grace    time.Duration
+	logger   *slog.Logger
+	// endpointFromSecret lets the secret's endpoint replace a host the
+	// user named (WithEndpointFromSecret).
+	endpointFromSecret bool
+	errs               []error
 }
 
 // WithProvider sets the provider of the secret, typically a shared
@@ -181,10 +203,15 @@ func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }
 
-// WithoutSecretEndpoint keeps the base host and port even when the secret
-// carries an endpoint (for example to go through PgBouncer).
-func WithoutSecretEndpoint() Option {
-	return func(o *options) { o.noEndpoint = true }
+// WithEndpointFromSecret lets the endpoint a secret carries (host, port)
+// replace the host and port the base configuration names, its fallbacks
+// collapsing onto it and the TLS server name following it when it was the
+// base host's. Without it, the secret's endpoint only fills a configuration
+// that names no host (see the package documentation): use it only when
+// whoever can change the secret, its ExtendedConfig included, may also
+// choose the server that receives the password.
+func WithEndpointFromSecret() Option {
+	return func(o *options) { o.endpointFromSecret = true }
 }
 
 func collect(opts []Option) (*options, error) {
@@ -262,7 +289,7 @@ func newConnector(secretName string, opts ...Option) (*connector.Connector, erro
 	if err != nil {
 		return nil, err
 	}
-	a := newApplier(base.Host, !o.noEndpoint, l)
+	a := &applier{endpoint: newEndpoint(base, o.endpointFromSecret), login: l}
 	sc := stdlib.GetConnector(*base, stdlib.OptionBeforeConnect(func(ctx context.Context, cfg *pgx.ConnConfig) error {
 		return a.apply(ctx, cfg)
 	}))
@@ -282,8 +309,7 @@ func (o *options) baseConfig() (*pgx.ConnConfig, error) {
 	}
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		// pgx redacts the password in its parse errors.
-		return nil, fmt.Errorf("pgkms: WithDSN: %w", err)
+		return nil, fmt.Errorf("pgkms: WithDSN: %w", scrubParseError(err, dsn))
 	}
 	return cfg, nil
 }
@@ -301,16 +327,11 @@ func withAccount(ctx context.Context, acct secretsource.DBAccount) context.Conte
 	return context.WithValue(ctx, accountKey{}, &ctxAccount{acct})
 }
 
-// applier sets the credentials (and the secret's endpoint) on a connection
-// configuration.
+// applier sets the credentials (and the secret's endpoint, when the rules
+// allow it) on a connection configuration.
 type applier struct {
-	baseHost    string
-	useEndpoint bool
-	login       *connector.Login
-}
-
-func newApplier(baseHost string, useEndpoint bool, l *connector.Login) *applier {
-	return &applier{baseHost: baseHost, useEndpoint: useEndpoint, login: l}
+	endpoint *endpoint
+	login    *connector.Login
 }
 
 // apply sets cfg (a copy owned by this connection) from the account in ctx,
@@ -327,39 +348,13 @@ func (a *applier) apply(ctx context.Context, cfg *pgx.ConnConfig) error {
 		}
 	}
 	cfg.User, cfg.Password = acct.Username, acct.Password
-	if a.useEndpoint && acct.Host != "" {
-		port := uint16(acct.Port)
-		if port == 0 {
-			port = 5432
-		}
-		cfg.Host, cfg.Port = acct.Host, port
-		cfg.TLSConfig = a.retarget(cfg.TLSConfig, acct.Host)
-		// The secret names one endpoint: other hosts are dropped, but the
-		// TLS modes are kept (sslmode=prefer is a TLS attempt then a plain
-		// fallback; allow the other way round).
-		var fbs []*pgconn.FallbackConfig
-		for _, fb := range cfg.Fallbacks {
-			if (fb.TLSConfig == nil) != (cfg.TLSConfig == nil) {
-				fbs = append(fbs, &pgconn.FallbackConfig{Host: acct.Host, Port: port, TLSConfig: a.retarget(fb.TLSConfig, acct.Host)})
-				break
-			}
-		}
-		cfg.Fallbacks = fbs
+	if err := a.endpoint.apply(cfg, acct); err != nil {
+		return err
 	}
 	if cfg.Database == "" {
 		cfg.Database = acct.DBName
 	}
 	return nil
-}
-
-// retarget returns t for host: a copy with ServerName set when it named the base host.
-func (a *applier) retarget(t *tls.Config, host string) *tls.Config {
-	if t == nil || t.InsecureSkipVerify || (t.ServerName != "" && t.ServerName != a.baseHost) {
-		return t
-	}
-	t = t.Clone()
-	t.ServerName = host
-	return t
 }
 
 // Classify tells what a pgx connection error means for the rotation

@@ -480,7 +480,7 @@ func TestWithConfigIsNotModified(t *testing.T) {
 	e := newEnv(t)
 	user := e.srv.CreateUser(t, "cfg", "pass-cfg-1")
 	e.secrets.PutAccount("db", e.srv.Account(user, "pass-cfg-1"))
-	cfg, err := pgx.ParseConfig("host=127.0.0.1 port=1 sslmode=disable dbname=" + testdb.Database)
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d sslmode=disable dbname=%s", e.srv.Host(), e.srv.Port(), testdb.Database))
 	must(t, err)
 	before := fmt.Sprintf("%s %d %s %q", cfg.Host, cfg.Port, cfg.User, cfg.Password)
 	c, err := newConnector("db", WithProvider(e.cache), WithConfig(cfg))

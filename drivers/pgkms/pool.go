@@ -85,7 +85,7 @@ func (o *options) poolConfig() (*pgxpool.Config, error) {
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("pgkms: WithDSN: %w", err)
+		return nil, fmt.Errorf("pgkms: WithDSN: %w", scrubParseError(err, dsn))
 	}
 	if o.cfg != nil {
 		cfg.ConnConfig = o.cfg
@@ -99,7 +99,7 @@ func (o *options) configure(cfg *pgxpool.Config, secretName string) (*connector.
 	if err != nil {
 		return nil, err
 	}
-	a := newApplier(cfg.ConnConfig.Host, !o.noEndpoint, l)
+	a := &applier{endpoint: newEndpoint(cfg.ConnConfig, o.endpointFromSecret), login: l}
 	next := cfg.BeforeConnect
 	cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
 		if err := a.apply(ctx, cc); err != nil {

@@ -27,12 +27,17 @@ type Decoy struct {
 	passwords []string
 }
 
-// StartDecoy listens on 127.0.0.1 (a free port) until the test ends. With
+// StartDecoy listens on a free port of 127.0.0.2 (127.0.0.1 where that
+// address is not there), so that its host differs from the real servers',
+// until the test ends. With
 // postgres set it speaks enough of the PostgreSQL protocol to receive a
 // password; otherwise it closes every connection at once.
 func StartDecoy(t testing.TB, postgres bool) *Decoy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +47,7 @@ func StartDecoy(t testing.TB, postgres bool) *Decoy {
 	return d
 }
 
-// Host is the decoy's address without port ("127.0.0.1").
+// Host is the decoy's IP address.
 func (d *Decoy) Host() string { return d.ln.Addr().(*net.TCPAddr).IP.String() }
 
 // Port is the decoy's port.
