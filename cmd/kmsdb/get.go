@@ -25,7 +25,9 @@ const getUsage = `usage: kmsdb get [--show-value] [--stage STAGE] [--version-id 
 Fetches SECRET with the configuration Alibaba's secret client reads (environment
 variables credentials_type, cache_client_region_id, ... and ./secretsmanager.properties,
 or the file named by KMSDB_PROPERTIES_FILE) and prints its metadata. The value is
-shown only with --show-value.
+shown only with --show-value; so are the values in ExtendedConfig (CustomData can
+hold anything) but those of SecretSubType, DBInstanceId, RegionId, InstanceId and
+UserName, which are shown as REDACTED.
 
 `
 
@@ -98,6 +100,62 @@ func valueText(s *secretsource.Secret, show bool) string {
 	return s.Text()
 }
 
+// harmlessExtendedKeys are the ExtendedConfig keys (at any depth, in
+// CustomData too) whose values kmsdb get shows without --show-value: what
+// KMS itself puts there to describe the secret. Anything else may be a
+// password (CustomData is free-form) and is shown as REDACTED.
+var harmlessExtendedKeys = map[string]bool{
+	"SecretSubType": true, "DBInstanceId": true, "RegionId": true, "InstanceId": true, "UserName": true,
+}
+
+const redacted = "REDACTED"
+
+// extendedConfigText is the secret's ExtendedConfig, in full with show, and
+// otherwise with every value not known to be harmless redacted (keys stay,
+// so the structure can be seen).
+func extendedConfigText(s *secretsource.Secret, show bool) string {
+	ec := s.ExtendedConfig()
+	if show || strings.TrimSpace(ec) == "" {
+		return ec
+	}
+	dec := json.NewDecoder(strings.NewReader(ec))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return fmt.Sprintf("%s (not JSON, %d bytes; --show-value prints it)", redacted, len(ec))
+	}
+	b, err := json.Marshal(redactExtended(v, false))
+	if err != nil {
+		return redacted
+	}
+	return string(b)
+}
+
+// redactExtended keeps the shape of v and the values of harmless keys.
+func redactExtended(v any, harmless bool) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = redactExtended(e, harmlessExtendedKeys[k])
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = redactExtended(e, harmless)
+		}
+		return out
+	case nil:
+		return nil
+	default:
+		if harmless {
+			return v
+		}
+		return redacted
+	}
+}
+
 func timeText(t time.Time) string {
 	if t.IsZero() {
 		return "-"
@@ -122,7 +180,7 @@ func printText(w io.Writer, s *secretsource.Secret, show bool) error {
 		{"RotationInterval", interval},
 		{"LastRotationDate", timeText(s.LastRotationDate())},
 		{"NextRotationDate", timeText(s.NextRotationDate())},
-		{"ExtendedConfig", orDash(s.ExtendedConfig())},
+		{"ExtendedConfig", orDash(extendedConfigText(s, show))},
 		{"SecretData", valueText(s, show)},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
@@ -165,7 +223,7 @@ func printJSON(w io.Writer, s *secretsource.Secret, show bool) error {
 	if t := s.NextRotationDate(); !t.IsZero() {
 		out.NextRotationDate = timeText(t)
 	}
-	if ec := s.ExtendedConfig(); ec != "" && json.Valid([]byte(ec)) {
+	if ec := extendedConfigText(s, show); ec != "" && json.Valid([]byte(ec)) {
 		out.ExtendedConfig = json.RawMessage(ec)
 	}
 	enc := json.NewEncoder(w)

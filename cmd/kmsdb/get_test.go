@@ -136,3 +136,57 @@ func TestGetErrors(t *testing.T) {
 		t.Error("AccessKey secret printed")
 	}
 }
+
+// TestGetRedactsExtendedConfig: CustomData is free-form and can hold a
+// password; without --show-value only values known to be harmless show.
+func TestGetRedactsExtendedConfig(t *testing.T) {
+	const (
+		inCustomData = "Pa55-in-custom-data"
+		nested       = "Pa55-nested-deeper"
+		inList       = "Pa55-in-a-list"
+		topLevel     = "Pa55-top-level-key"
+	)
+	srv := kmstest.Start(t, kmstest.WithAccessKey(getTestAK, getTestSecret),
+		kmstest.WithSecret(kmstest.SecretSpec{Name: "db/ext", Type: "Rds",
+			Data: `{"AccountName":"app","AccountPassword":"` + getTestPassword + `"}`,
+			ExtendedConfig: map[string]any{
+				"SecretSubType": "SingleUser", "DBInstanceId": "rm-harmless-id", "Token": topLevel,
+				"CustomData": map[string]any{
+					"password": inCustomData, "UserName": "bob-harmless", "port": 3306, "enabled": true,
+					"deeper": map[string]any{"token": nested, "RegionId": "cn-harmless-1"},
+					"list":   []any{inList},
+				},
+			}}))
+	useEmulator(t, srv, getTestAK, getTestSecret)
+	secrets := []string{inCustomData, nested, inList, topLevel, getTestPassword}
+	for _, args := range [][]string{{"db/ext"}, {"--json", "db/ext"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if err := runGet(context.Background(), args, &out, &errOut); err != nil {
+				t.Fatalf("%v\nstderr: %s", err, errOut.String())
+			}
+			for _, s := range secrets {
+				if strings.Contains(out.String()+errOut.String(), s) {
+					t.Errorf("printed %q without --show-value:\n%s", s, out.String())
+				}
+			}
+			for _, w := range []string{"SingleUser", "rm-harmless-id", "bob-harmless", "cn-harmless-1", "CustomData", "deeper", "REDACTED"} {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			if strings.Contains(out.String(), "3306") {
+				t.Errorf("a value of an unknown key (port) shown:\n%s", out.String())
+			}
+		})
+	}
+	var out bytes.Buffer
+	if err := runGet(context.Background(), []string{"--show-value", "db/ext"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secrets {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("--show-value does not print %q:\n%s", s, out.String())
+		}
+	}
+}
