@@ -31,7 +31,8 @@ environment or ./secretsmanager.properties, or the file KMSDB_PROPERTIES_FILE na
 BASE-DSN gives everything but the credentials (host, port, database, TLS):
   mysql:    "tcp(db.example.com:3306)/app?tls=true"          (go-sql-driver/mysql form)
   postgres: "postgres://db.example.com:5432/app?sslmode=verify-full"  (pgx form)
-An endpoint in the secret (host/port) wins over the DSN's. The password is never printed.
+An endpoint in the secret (host/port) is used only when BASE-DSN names no host; a host
+the DSN names is never changed by the secret. The password is never printed.
 
 Exit status:
   0  "ok: ..." on stdout: logged in with the secret's current version (ACSCurrent).
