@@ -141,7 +141,10 @@ func WithDSN(dsn string) Option {
 }
 
 // WithConfig sets the base configuration. It is cloned; the caller's value
-// is never modified. User and Passwd are replaced by the secret's.
+// is never modified. User and Passwd are replaced by the secret's. A
+// non-empty Addr (or a Net other than tcp) pins the address against the
+// secret's endpoint; note that mysql.ParseDSN fills 127.0.0.1:3306 in for a
+// DSN without address, so give such a DSN to WithDSN to let the secret fill it.
 func WithConfig(cfg *mysql.Config) Option {
 	return func(o *options) {
 		if cfg == nil {

@@ -168,6 +168,9 @@ func WithDSN(dsn string) Option {
 
 // WithConfig sets the base configuration of each connection. It must come
 // from pgx.ParseConfig; it is copied, the caller's value is never modified.
+// Its host counts as named (pinned against the secret's endpoint) when its
+// connection string or PGHOST names one, or when code changed its hosts or
+// ports after parsing.
 func WithConfig(cfg *pgx.ConnConfig) Option {
 	return func(o *options) {
 		if cfg == nil {
