@@ -22,10 +22,17 @@ const (
 	KindInternal                       // KMS failed internally (retryable)
 	KindNetwork                        // the request did not complete (retryable)
 	KindTimeout                        // the request or the caller's context timed out (retryable)
+	// KindInvalidAnswer: the service answered something that is not a usable
+	// secret (an empty or malformed body, no version id or value, another
+	// secret's name, not the stage asked for, a redirect, an oversized body).
+	// It is retryable with backoff: such answers come from a broken gateway,
+	// proxy or load balancer far more often than from KMS itself, and heal
+	// when the path does. A cache keeps serving its last good value meanwhile.
+	KindInvalidAnswer
 )
 
 var kindNames = [...]string{"unknown", "not found", "access denied", "invalid credentials", "configuration",
-	"throttled", "unavailable", "internal", "network", "timeout"}
+	"throttled", "unavailable", "internal", "network", "timeout", "invalid answer"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -37,7 +44,7 @@ func (k Kind) String() string {
 // Retryable reports whether a failure of this kind may succeed if tried again.
 func (k Kind) Retryable() bool {
 	switch k {
-	case KindThrottled, KindUnavailable, KindInternal, KindNetwork, KindTimeout, KindUnknown:
+	case KindThrottled, KindUnavailable, KindInternal, KindNetwork, KindTimeout, KindUnknown, KindInvalidAnswer:
 		return true
 	}
 	return false
@@ -54,12 +61,13 @@ var (
 	ErrInternal           = errors.New("secretsource: internal service error")
 	ErrNetwork            = errors.New("secretsource: network error")
 	ErrTimeout            = errors.New("secretsource: timeout")
+	ErrInvalidAnswer      = errors.New("secretsource: invalid answer from the service")
 )
 
 var kindSentinel = map[Kind]error{
 	KindNotFound: ErrNotFound, KindAccessDenied: ErrAccessDenied, KindInvalidCredentials: ErrInvalidCredentials,
 	KindConfig: ErrConfig, KindThrottled: ErrThrottled, KindUnavailable: ErrUnavailable,
-	KindInternal: ErrInternal, KindNetwork: ErrNetwork, KindTimeout: ErrTimeout,
+	KindInternal: ErrInternal, KindNetwork: ErrNetwork, KindTimeout: ErrTimeout, KindInvalidAnswer: ErrInvalidAnswer,
 }
 
 // Error is a failure to fetch a secret. It carries the secret's name, the KMS
@@ -136,4 +144,40 @@ func IsRetryable(err error) bool {
 		return false
 	}
 	return KindOf(err).Retryable()
+}
+
+// CheckAnswer reports whether s is a usable answer to a request for the
+// version ref of the secret name: a secret with name's name, a version id,
+// and, when ref asks for one, that version id and stage (the zero ref asks for
+// ACSCurrent). A gateway that answers HTTP 200 with an empty body, "{}" or an
+// error document, or a proxy that serves another secret's answer, fails here
+// instead of replacing a good value. The error is a *Error of
+// KindInvalidAnswer naming what is missing; it never holds the value.
+//
+// Sources check their answers with it; a cache in front of any Source checks
+// at least the name and the version id.
+func CheckAnswer(s *Secret, name string, ref VersionRef) error {
+	bad := func(msg string) error {
+		return &Error{Kind: KindInvalidAnswer, Secret: name, Message: msg}
+	}
+	switch {
+	case s == nil:
+		return bad("the answer holds no secret")
+	case s.Name() == "":
+		return bad("the answer names no secret")
+	case s.Name() != name:
+		return bad(fmt.Sprintf("the answer is for another secret (%q)", s.Name()))
+	case s.VersionID() == "":
+		return bad("the answer has no version id")
+	case ref.VersionID != "" && s.VersionID() != ref.VersionID:
+		return bad(fmt.Sprintf("the answer is version %q, not the version %q asked for", s.VersionID(), ref.VersionID))
+	}
+	stage := ref.Stage
+	if stage == "" && ref.VersionID == "" {
+		stage = StageCurrent
+	}
+	if stage != "" && !s.HasStage(stage) {
+		return bad(fmt.Sprintf("version %q does not carry the stage %s asked for (stages %q)", s.VersionID(), stage, s.VersionStages()))
+	}
+	return nil
 }

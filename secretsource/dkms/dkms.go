@@ -12,15 +12,25 @@
 // cache above, and failover to the next endpoint happens here only on
 // retryable errors (throttled, unavailable, internal, network, timeout).
 //
-// The Tea runtime under the SDK shares one http.Client per endpoint for the
-// whole process and writes its timeout on every call; to stay free of data
-// races, requests to one endpoint are serialized process-wide. With a cache in
-// front this costs nothing; it also keeps a misbehaving endpoint from piling
-// up connections.
+// The request itself is sent by this package on its own HTTP client, one per
+// endpoint of each Source, with the SDK's signer and wire messages: the Tea
+// runtime under the SDK keeps one http.Client per host for the whole process
+// (so a second source for the same host got the first one's CA), follows
+// redirects with the signed request, reads answers of any size and quotes
+// undecodable error bodies in its errors, and none of that can be configured.
+// Here each endpoint has its own transport (its CA, its client certificate),
+// redirects are refused, bodies are read up to 1 MiB, the whole exchange is
+// bounded by Config.Timeout and the caller's context, and errors carry the
+// service's code, message and request id only.
 package dkms
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -28,19 +38,22 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/alibabacloud-go/tea/tea"
-	dopenapi "github.com/aliyun/alibabacloud-dkms-gcs-go-sdk/openapi"
+	dcred "github.com/aliyun/alibabacloud-dkms-gcs-go-sdk/openapi-credential"
 	dutil "github.com/aliyun/alibabacloud-dkms-gcs-go-sdk/openapi-util"
-	dsdk "github.com/aliyun/alibabacloud-dkms-gcs-go-sdk/sdk"
+	"github.com/aliyun/alibabacloud-dkms-gcs-go-sdk/openapi-util/protobuf/api"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 )
 
@@ -121,16 +134,9 @@ type Source struct {
 type endpoint struct {
 	region string
 	host   string
-	client *dsdk.Client
-	sem    chan struct{}
-}
-
-// Process-wide: one semaphore per endpoint host (see the package comment).
-var hostSems sync.Map // host -> chan struct{}
-
-func hostSem(host string) chan struct{} {
-	s, _ := hostSems.LoadOrStore(host, make(chan struct{}, 1))
-	return s.(chan struct{})
+	cred   *dcred.Client // the SDK's signer for the client key
+	client *http.Client  // this endpoint's own: its CA, client certificate, no redirects
+	base   *http.Transport
 }
 
 func configError(msg string) *secretsource.Error {
@@ -199,16 +205,7 @@ func newEndpoint(i int, e Endpoint, timeout time.Duration) (ep *endpoint, err er
 	if err != nil {
 		return nil, configError(fmt.Sprintf("%s: client key file %q cannot be read", name, e.ClientKeyFile))
 	}
-	c := &dopenapi.Config{
-		Protocol:         tea.String("https"),
-		Endpoint:         tea.String(host),
-		RegionId:         nilIfEmpty(e.RegionID),
-		ClientKeyContent: tea.String(string(content)),
-		Password:         tea.String(e.Password),
-		ReadTimeout:      tea.Int(int(timeout / time.Millisecond)),
-		ConnectTimeout:   tea.Int(int(timeout / time.Millisecond)),
-		IgnoreSSL:        tea.Bool(e.IgnoreSSLCerts),
-	}
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: e.IgnoreSSLCerts} //nolint:gosec // only when asked, with a warning
 	if e.CAFile != "" && !e.IgnoreSSLCerts {
 		ca, err := os.ReadFile(e.CAFile)
 		if err != nil {
@@ -217,26 +214,45 @@ func newEndpoint(i int, e Endpoint, timeout time.Duration) (ep *endpoint, err er
 		if b, _ := pem.Decode(ca); b == nil || b.Type != "CERTIFICATE" {
 			return nil, configError(fmt.Sprintf("%s: CA file %q holds no PEM certificate", name, e.CAFile))
 		}
-		c.Ca = tea.String(string(ca))
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, configError(fmt.Sprintf("%s: CA file %q holds no certificate this client can parse", name, e.CAFile))
+		}
+		tlsConf.RootCAs = pool
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			ep, err = nil, configError(fmt.Sprintf("%s: the SDK cannot load client key file %q", name, e.ClientKeyFile))
 		}
 	}()
-	client, err := dsdk.NewClient(c)
+	cred, err := dcred.NewClient(&dcred.Config{Type: tea.String("rsa_key_pair"),
+		ClientKeyContent: tea.String(string(content)), Password: tea.String(e.Password)})
 	if err != nil {
 		return nil, configError(fmt.Sprintf("%s: the SDK cannot load client key file %q: %s", name, e.ClientKeyFile,
 			kms.Scrub(sdkText(err))))
 	}
-	return &endpoint{region: e.RegionID, host: host, client: client, sem: hostSem(host)}, nil
-}
-
-func nilIfEmpty(s string) *string {
-	if s == "" {
-		return nil
+	// The instance asks for the client key's certificate as a TLS client
+	// certificate, as the SDK presents it.
+	if cert, key := tea.StringValue(cred.GetPrivateKeyCert()), tea.StringValue(cred.GetAccessKeySecret()); cert != "" && key != "" {
+		pair, err := tls.X509KeyPair([]byte(cert), []byte(key))
+		if err != nil {
+			return nil, configError(fmt.Sprintf("%s: the certificate in client key file %q does not match its key", name, e.ClientKeyFile))
+		}
+		tlsConf.Certificates = []tls.Certificate{pair}
 	}
-	return &s
+	base := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: timeout,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+	}
+	return &endpoint{region: e.RegionID, host: host, cred: cred, base: base,
+		client: &http.Client{Transport: base, CheckRedirect: wire.NoRedirect}}, nil
 }
 
 // sdkText is a one-line description of an SDK error without its data dump.
@@ -289,70 +305,70 @@ func (s *Source) GetSecretVersion(ctx context.Context, name string, ref secretso
 		Err:     errors.Join(errs...)}
 }
 
-type result struct {
-	resp *dsdk.GetSecretValueResponse
-	err  error
-}
+// Wire constants of the instance API (PROTOCOLS.md, section 3).
+const (
+	apiVersion      = "dkms-gcs-0.2"
+	signatureMethod = "RSA_PKCS1_SHA_256"
+	protobufType    = "application/x-protobuf"
+)
 
-// fetch asks one endpoint. The SDK has no context: the call runs in a
-// goroutine and the caller returns as soon as ctx ends; the goroutine ends on
-// the SDK's own timeout.
+// userAgent is the SDK's, so the service sees the same client.
+var userAgent = tea.StringValue(dutil.GetUserAgent(nil))
+
+// fetch asks one endpoint: one signed POST, bounded by the source's timeout
+// and ctx, on the endpoint's own client.
 func (s *Source) fetch(ctx context.Context, ep *endpoint, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
 	where := ep.host
 	if ep.region != "" {
 		where = ep.region + " (" + ep.host + ")"
 	}
-	select {
-	case ep.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctxError(ctx, name, where)
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	body, err := proto.Marshal(&api.GetSecretValueRequest{SecretName: name, VersionStage: ref.Stage,
+		VersionId: ref.VersionID, FetchExtendedConfig: s.extended})
+	if err != nil {
+		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "dkms", Region: where,
+			Message: "cannot encode the request"}
 	}
-	req := &dsdk.GetSecretValueRequest{SecretName: tea.String(name), FetchExtendedConfig: tea.Bool(s.extended)}
-	if ref.Stage != "" {
-		req.VersionStage = tea.String(ref.Stage)
+	req, err := ep.request(rctx, "GetSecretValue", body)
+	if err != nil {
+		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "dkms", Region: where,
+			Message: "cannot sign the request with the client key: " + kms.Scrub(sdkText(err))}
 	}
-	if ref.VersionID != "" {
-		req.VersionId = tea.String(ref.VersionID)
+	resp, err := ep.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx, name, where)
+		}
+		return nil, mapError(err, name, where)
 	}
-	ms := int(s.timeout / time.Millisecond)
-	rt := &dutil.RuntimeOptions{Autoretry: tea.Bool(false), ReadTimeout: tea.Int(ms), ConnectTimeout: tea.Int(ms)}
-	done := make(chan result, 1)
-	go func() {
-		defer func() { <-ep.sem }()
-		defer func() {
-			if r := recover(); r != nil {
-				done <- result{err: fmt.Errorf("dkms SDK panic: %v", r)}
-			}
-		}()
-		resp, err := ep.client.GetSecretValueWithOptions(req, rt)
-		done <- result{resp, err}
-	}()
-	var res result
-	select {
-	case res = <-done:
-	case <-ctx.Done():
-		return nil, ctxError(ctx, name, where)
+	defer resp.Body.Close()
+	data, err := wire.ReadBody(resp.Body)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx, name, where)
+		}
+		return nil, mapError(err, name, where)
 	}
-	if res.err != nil {
-		return nil, mapError(res.err, name, where)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, errorAnswer(resp.StatusCode, data, name, where)
 	}
-	r := res.resp
-	stages := make([]string, 0, len(r.VersionStages))
-	for _, st := range r.VersionStages {
-		stages = append(stages, tea.StringValue(st))
+	var r api.GetSecretValueResponse
+	if err := proto.Unmarshal(data, &r); err != nil {
+		return nil, &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name, Source: "dkms", Region: where,
+			Message: fmt.Sprintf("the dedicated KMS answered HTTP %d with a body that is not a GetSecretValue answer (%d bytes, not shown)",
+				resp.StatusCode, len(data))}
 	}
 	sec, warnings, err := kms.Response{
-		SecretName: tea.StringValue(r.SecretName), SecretType: tea.StringValue(r.SecretType),
-		SecretDataType: tea.StringValue(r.SecretDataType), SecretData: tea.StringValue(r.SecretData),
-		VersionID: tea.StringValue(r.VersionId), VersionStages: stages, CreateTime: tea.StringValue(r.CreateTime),
-		AutomaticRotation: tea.StringValue(r.AutomaticRotation), RotationInterval: tea.StringValue(r.RotationInterval),
-		NextRotationDate: tea.StringValue(r.NextRotationDate), LastRotationDate: tea.StringValue(r.LastRotationDate),
-		ExtendedConfig: tea.StringValue(r.ExtendedConfig),
-	}.Secret(name)
+		SecretName: r.SecretName, SecretType: r.SecretType, SecretDataType: r.SecretDataType, SecretData: r.SecretData,
+		VersionID: r.VersionId, VersionStages: r.VersionStages, CreateTime: r.CreateTime,
+		AutomaticRotation: r.AutomaticRotation, RotationInterval: r.RotationInterval,
+		NextRotationDate: r.NextRotationDate, LastRotationDate: r.LastRotationDate, ExtendedConfig: r.ExtendedConfig,
+	}.Secret(name, ref)
 	if err != nil {
 		var e *secretsource.Error
 		if errors.As(err, &e) {
-			e.Source, e.Region, e.RequestID = "dkms", where, tea.StringValue(r.RequestId)
+			e.Source, e.Region, e.RequestID = "dkms", where, token(r.RequestId)
 		}
 		return nil, err
 	}
@@ -361,6 +377,89 @@ func (s *Source) fetch(ctx context.Context, ep *endpoint, name string, ref secre
 			slog.String("secret", name), slog.String("endpoint", ep.host), slog.String("detail", w))
 	}
 	return sec, nil
+}
+
+// request builds the signed POST the SDK would send: the same headers, the
+// SDK's string to sign and its RSA signer.
+func (ep *endpoint) request(ctx context.Context, apiName string, body []byte) (*http.Request, error) {
+	sum := sha256.Sum256(body)
+	headers := map[string]*string{
+		"accept":                tea.String(protobufType),
+		"host":                  tea.String(ep.host),
+		"date":                  tea.String(time.Now().UTC().Format(http.TimeFormat)),
+		"user-agent":            tea.String(userAgent),
+		"x-kms-apiversion":      tea.String(apiVersion),
+		"x-kms-apiname":         tea.String(apiName),
+		"x-kms-signaturemethod": tea.String(signatureMethod),
+		"x-kms-acccesskeyid":    ep.cred.GetAccessKeyId(), // sic, as the SDK spells it
+		"content-type":          tea.String(protobufType),
+		"content-length":        tea.String(strconv.Itoa(len(body))),
+		"content-sha256":        tea.String(strings.ToUpper(hex.EncodeToString(sum[:]))),
+	}
+	toSign, err := dutil.GetStringToSign(tea.String(http.MethodPost), tea.String("/"), headers, nil)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := ep.cred.GetSignature(toSign)
+	if err != nil {
+		return nil, err
+	}
+	headers["authorization"] = sig
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+ep.host+"/", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range headers {
+		switch k {
+		case "host", "content-length":
+		default:
+			req.Header[k] = []string{tea.StringValue(v)} // lower-case keys, as the SDK sends them
+		}
+	}
+	return req, nil
+}
+
+// errorAnswer maps an error answer (4xx/5xx). Only the service's protobuf
+// error document is read: its code, message (scrubbed, bounded) and request
+// id. Any other body is counted, never shown.
+func errorAnswer(status int, body []byte, name, where string) *secretsource.Error {
+	e := &secretsource.Error{Secret: name, Source: "dkms", Region: where}
+	var ae api.Error
+	if err := proto.Unmarshal(body, &ae); err != nil {
+		e.Kind = kindOfCode("", status)
+		if e.Kind == secretsource.KindUnknown {
+			e.Kind = secretsource.KindInvalidAnswer
+		}
+		e.Message = fmt.Sprintf("HTTP %d with a body that is not the service's error document (%d bytes, not shown)", status, len(body))
+		return e
+	}
+	e.Code, e.RequestID = token(ae.ErrorCode), token(ae.RequestId)
+	e.Kind = kindOfCode(e.Code, status)
+	if e.Code == "" && e.Kind == secretsource.KindUnknown {
+		e.Kind = secretsource.KindInvalidAnswer
+	}
+	e.Message = kms.Scrub(strings.TrimSpace(ae.ErrorMessage))
+	if len(e.Message) > 200 {
+		e.Message = strings.ToValidUTF8(e.Message[:200], "") + "…"
+	}
+	if e.Message == "" {
+		e.Message = "HTTP " + strconv.Itoa(status)
+	}
+	return e
+}
+
+// token keeps a code or request id only if it looks like one: at most 128
+// letters, digits, '.', '-' and '_'.
+func token(s string) string {
+	if len(s) > 128 {
+		return ""
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return ""
+		}
+	}
+	return s
 }
 
 func ctxError(ctx context.Context, name, where string) *secretsource.Error {
@@ -373,54 +472,29 @@ func ctxError(ctx context.Context, name, where string) *secretsource.Error {
 	return e
 }
 
-// mapError classifies an SDK error. Server errors carry the service's code and
-// request id (in the SDKError's Data JSON); transport errors keep their cause,
-// never the raw text of the SDK's error dump.
+// mapError classifies a failed exchange: a refused redirect or oversized
+// body, a timeout, a TLS failure or another network error. The URL (no
+// secret on this gateway, but no use either) is dropped; the cause is kept.
 func mapError(err error, name, where string) *secretsource.Error {
 	e := &secretsource.Error{Secret: name, Source: "dkms", Region: where}
-	var te *tea.SDKError
+	if msg, ok := wire.Describe(err); ok {
+		e.Kind, e.Message = secretsource.KindInvalidAnswer, "dedicated KMS answer refused: "+msg
+		return e
+	}
+	cause := err
 	var ue *url.Error
+	if errors.As(err, &ue) {
+		cause = ue.Err
+	}
+	e.Err = cause
+	var ne net.Error
 	switch {
-	case errors.As(err, &te):
-		e.Code = tea.StringValue(te.Code)
-		var data struct {
-			HTTPCode  int    `json:"httpCode"`
-			RequestID string `json:"requestId"`
-		}
-		_ = json.Unmarshal([]byte(tea.StringValue(te.Data)), &data)
-		e.RequestID = data.RequestID
-		e.Kind = kindOfCode(e.Code, data.HTTPCode)
-		e.Message = kms.Scrub(strings.TrimSpace(tea.StringValue(te.Message)))
-		if len(e.Message) > 300 {
-			e.Message = strings.ToValidUTF8(e.Message[:300], "") + "…"
-		}
-		if e.Code == "" && e.Kind == secretsource.KindUnknown {
-			// Not a service answer: a local failure inside the SDK.
-			e.Kind = secretsource.KindNetwork
-		}
-	case errors.As(err, &ue):
-		e.Err = ue.Err // the URL is https://host/ with no secret, but the cause is what matters
-		var ne net.Error
-		switch {
-		case ue.Timeout(), errors.Is(ue.Err, context.DeadlineExceeded), errors.As(ue.Err, &ne) && ne.Timeout():
-			e.Kind, e.Message = secretsource.KindTimeout, "request to the dedicated KMS timed out"
-		case strings.Contains(ue.Err.Error(), "x509:") || strings.Contains(ue.Err.Error(), "tls:"):
-			e.Kind, e.Message = secretsource.KindNetwork, "TLS verification of the dedicated KMS endpoint failed (set caFilePath to the instance CA)"
-		default:
-			e.Kind, e.Message = secretsource.KindNetwork, "request to the dedicated KMS failed"
-		}
+	case errors.Is(cause, context.DeadlineExceeded), errors.As(cause, &ne) && ne.Timeout():
+		e.Kind, e.Message = secretsource.KindTimeout, "request to the dedicated KMS timed out"
+	case strings.Contains(cause.Error(), "x509:") || strings.Contains(cause.Error(), "tls:"):
+		e.Kind, e.Message = secretsource.KindNetwork, "TLS verification of the dedicated KMS endpoint failed (set caFilePath to the instance CA)"
 	default:
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			e.Kind = secretsource.KindTimeout
-		} else {
-			e.Kind = secretsource.KindNetwork
-		}
-		msg := kms.Scrub(err.Error())
-		if len(msg) > 300 {
-			msg = strings.ToValidUTF8(msg[:300], "") + "…"
-		}
-		e.Message = "request to the dedicated KMS failed: " + msg
+		e.Kind, e.Message = secretsource.KindNetwork, "request to the dedicated KMS failed"
 	}
 	return e
 }
@@ -444,10 +518,14 @@ func kindOfCode(code string, status int) secretsource.Kind {
 	return kms.KindOfStatus(status)
 }
 
-// Close marks the source closed; calls afterwards return a KindConfig error.
-// It is idempotent. (The Tea runtime's connection pool is process-wide.)
+// Close marks the source closed and releases its idle connections; calls
+// afterwards return a KindConfig error. It is idempotent.
 func (s *Source) Close() error {
-	s.closed.Store(true)
+	if s.closed.CompareAndSwap(false, true) {
+		for _, ep := range s.endpoints {
+			ep.base.CloseIdleConnections()
+		}
+	}
 	return nil
 }
 

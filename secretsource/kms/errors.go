@@ -13,6 +13,7 @@ import (
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
 // KindOfCode classifies a KMS (or STS) error code into the secretsource
@@ -205,6 +206,10 @@ func mapError(ctx context.Context, err error, name, region string) *secretsource
 	var ce *credentialError
 	var ue *url.Error
 	var cl *sdkerrors.ClientError
+	if msg, ok := wire.Describe(err); ok { // a redirect or an oversized body
+		e.Kind, e.Message = secretsource.KindInvalidAnswer, "KMS answer refused: "+msg
+		return e
+	}
 	switch {
 	case errors.As(err, &ce):
 		return mapCredentialError(e, ce)

@@ -227,10 +227,7 @@ func codeOf(err error) string {
 	return ""
 }
 
-type result struct {
-	resp *kms.GetSecretValueResponse
-	err  error
-}
+type result struct{ err error }
 
 // fetch asks one region. The core SDK takes no context, so the call runs in
 // its own goroutine, with a transport that binds every HTTP request to ctx
@@ -249,7 +246,8 @@ func (s *Source) fetch(ctx context.Context, r Region, transport http.RoundTrippe
 	cfg := sdk.NewConfig()
 	cfg.AutoRetry = false // retries belong to the caller (cache, Failover)
 	cfg.Scheme = strings.ToUpper(s.scheme)
-	cfg.Transport = &ctxTransport{ctx: rctx, next: transport}
+	x := &exchange{ctx: rctx, next: transport}
+	cfg.Transport = x
 	client, err := kms.NewClientWithOptions(r.ID, cfg, s.provider)
 	if err != nil {
 		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "kms", Region: r.ID,
@@ -270,8 +268,13 @@ func (s *Source) fetch(ctx context.Context, r Region, transport http.RoundTrippe
 
 	done := make(chan result, 1)
 	go func() {
-		resp, err := client.GetSecretValue(req)
-		done <- result{resp, err}
+		defer func() {
+			if p := recover(); p != nil { // the SDK must not take the process down on an odd answer
+				done <- result{err: fmt.Errorf("alibaba-cloud-sdk-go panicked: %s", Scrub(fmt.Sprint(p)))}
+			}
+		}()
+		_, err := client.GetSecretValue(req)
+		done <- result{err}
 	}()
 	var res result
 	select {
@@ -279,21 +282,23 @@ func (s *Source) fetch(ctx context.Context, r Region, transport http.RoundTrippe
 	case <-ctx.Done():
 		return nil, mapError(ctx, ctx.Err(), name, r.ID)
 	}
-	if res.err != nil {
+	// The exchange parsed the answer itself (see exchange); the SDK's own
+	// outcome matters only when no answer came back.
+	switch {
+	case x.fail != nil:
+		return nil, x.fail.toSecretError(&secretsource.Error{Secret: name, Source: "kms", Region: r.ID})
+	case res.err != nil:
 		// rctx covers the per-request timeout as well as the caller's context.
 		return nil, mapError(rctx, res.err, name, r.ID)
+	case x.answer == nil:
+		return nil, &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name, Source: "kms", Region: r.ID,
+			Message: "the SDK reported success without an answer from KMS"}
 	}
-	sec, warnings, err := Response{
-		SecretName: res.resp.SecretName, SecretType: res.resp.SecretType, SecretDataType: res.resp.SecretDataType,
-		SecretData: res.resp.SecretData, VersionID: res.resp.VersionId, VersionStages: res.resp.VersionStages.VersionStage,
-		CreateTime: res.resp.CreateTime, AutomaticRotation: res.resp.AutomaticRotation,
-		RotationInterval: res.resp.RotationInterval, NextRotationDate: res.resp.NextRotationDate,
-		LastRotationDate: res.resp.LastRotationDate, ExtendedConfig: res.resp.ExtendedConfig,
-	}.Secret(name)
+	sec, warnings, err := x.answer.response().Secret(name, ref)
 	if err != nil {
 		var e *secretsource.Error
 		if errors.As(err, &e) {
-			e.Source, e.Region, e.RequestID = "kms", r.ID, res.resp.RequestId
+			e.Source, e.Region, e.RequestID = "kms", r.ID, boundedToken(x.answer.RequestID)
 		}
 		return nil, err
 	}
@@ -341,18 +346,6 @@ func rootsWithCAFile(base *x509.CertPool, path string) (*x509.CertPool, error) {
 		return nil, errors.New("holds no PEM certificate")
 	}
 	return pool, nil
-}
-
-// ctxTransport binds each request to the caller's context. The core SDK builds
-// its requests with http.NewRequest (no context), so this is where
-// cancellation reaches the wire.
-type ctxTransport struct {
-	ctx  context.Context
-	next http.RoundTripper
-}
-
-func (t *ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.next.RoundTrip(req.WithContext(t.ctx))
 }
 
 var (

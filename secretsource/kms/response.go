@@ -57,12 +57,16 @@ func (r Response) MarshalJSON() ([]byte, error) {
 	return json.Marshal(p)
 }
 
-// Secret converts r into a *secretsource.Secret. Binary data that is not
-// base64 is an error (KindInternal: the service answered something we cannot
-// use); a malformed date or interval is not, it is left zero and reported in
-// the returned warnings so the caller can log it, since the value itself is
-// still good. requested is the name asked for, used when the answer has none.
-func (r Response) Secret(requested string) (*secretsource.Secret, []string, error) {
+// Secret checks that r answers the request for version ref of the secret
+// name and converts it into a *secretsource.Secret. An answer that names no
+// secret or another one, has no version id or no value, lacks the version id
+// or stage asked for (the zero ref asks for ACSCurrent, see
+// secretsource.CheckAnswer), or carries binary data that is not base64, is a
+// *secretsource.Error of KindInvalidAnswer that never holds the value. A
+// malformed date or interval is not an error: it is left zero and reported
+// in the returned warnings so the caller can log it, since the value itself
+// is still good.
+func (r Response) Secret(name string, ref secretsource.VersionRef) (*secretsource.Secret, []string, error) {
 	f := secretsource.Fields{
 		Name:              r.SecretName,
 		VersionID:         r.VersionID,
@@ -72,8 +76,12 @@ func (r Response) Secret(requested string) (*secretsource.Secret, []string, erro
 		AutomaticRotation: strings.EqualFold(r.AutomaticRotation, "Enabled"),
 		ExtendedConfig:    r.ExtendedConfig,
 	}
-	if f.Name == "" {
-		f.Name = requested
+	if err := secretsource.CheckAnswer(secretsource.New(f), name, ref); err != nil {
+		return nil, nil, err
+	}
+	if r.SecretData == "" {
+		return nil, nil, &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name,
+			Message: fmt.Sprintf("version %q has no secret data", r.VersionID)}
 	}
 	if f.DataType == "" {
 		f.DataType = secretsource.DataText
@@ -81,7 +89,7 @@ func (r Response) Secret(requested string) (*secretsource.Secret, []string, erro
 	if f.DataType == secretsource.DataBinary {
 		v, err := decodeBase64(r.SecretData)
 		if err != nil {
-			return nil, nil, &secretsource.Error{Kind: secretsource.KindInternal, Secret: f.Name,
+			return nil, nil, &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name,
 				Message: "binary secret data is not valid base64"}
 		}
 		f.Value = v

@@ -59,7 +59,7 @@ func TestResponseSecret(t *testing.T) {
 		VersionID: "v2", VersionStages: []string{"ACSCurrent"}, CreateTime: "2020-02-21T15:39:26Z",
 		AutomaticRotation: "Enabled", RotationInterval: "604800s", NextRotationDate: "2020-02-28T15:39:26Z",
 		LastRotationDate: "bogus", ExtendedConfig: `{"SecretSubType":"SingleUser"}`}
-	s, warnings, err := r.Secret("db")
+	s, warnings, err := r.Secret("db", secretsource.VersionRef{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,12 +72,15 @@ func TestResponseSecret(t *testing.T) {
 		t.Errorf("warnings = %q", warnings)
 	}
 
-	b, _, err := Response{SecretDataType: "binary", SecretData: "AAEC/w=="}.Secret("bin")
+	cur := []string{secretsource.StageCurrent}
+	b, _, err := Response{SecretName: "bin", VersionID: "v1", VersionStages: cur, SecretDataType: "binary",
+		SecretData: "AAEC/w=="}.Secret("bin", secretsource.VersionRef{})
 	if err != nil || !bytes.Equal(b.Bytes(), []byte{0, 1, 2, 255}) || b.Name() != "bin" || b.DataType() != "binary" {
 		t.Errorf("binary: %v %v", b, err)
 	}
-	_, _, err = Response{SecretDataType: "binary", SecretData: "%%%not base64 hunter2"}.Secret("bin")
-	if secretsource.KindOf(err) != secretsource.KindInternal || strings.Contains(err.Error(), "hunter2") {
+	_, _, err = Response{SecretName: "bin", VersionID: "v1", VersionStages: cur, SecretDataType: "binary",
+		SecretData: "%%%not base64 hunter2"}.Secret("bin", secretsource.VersionRef{})
+	if secretsource.KindOf(err) != secretsource.KindInvalidAnswer || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("bad binary: %v", err)
 	}
 }
@@ -116,10 +119,11 @@ func FuzzResponseSecret(f *testing.F) {
 	f.Add("text", "hello", "604800s", "2020-02-21T15:39:26Z")
 	f.Add("binary", "AAEC", "", "")
 	f.Fuzz(func(t *testing.T, dataType, data, interval, created string) {
-		s, _, err := Response{SecretDataType: dataType, SecretData: data, RotationInterval: interval, CreateTime: created}.Secret("n")
+		s, _, err := Response{SecretName: "n", VersionID: "v1", VersionStages: []string{secretsource.StageCurrent},
+			SecretDataType: dataType, SecretData: data, RotationInterval: interval, CreateTime: created}.Secret("n", secretsource.VersionRef{})
 		if err != nil {
 			msg := err.Error()
-			if strings.Contains(msg, data) && !strings.Contains(`secretsource: secret "n": internal: binary secret data is not valid base64`, data) {
+			if strings.Contains(msg, data) && !strings.Contains(`secretsource: secret "n": invalid answer: version "v1" has no secret data: binary secret data is not valid base64`, data) {
 				t.Fatalf("error shows the data: %v", err)
 			}
 			return
