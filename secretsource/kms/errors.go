@@ -94,10 +94,12 @@ var (
 	// A URL with a query string: the core SDK puts AccessKeyId, SecurityToken and
 	// Signature in the query, and net/http errors quote the whole URL.
 	reURLQuery = regexp.MustCompile(`(?i)((?:https?://)?[A-Za-z0-9.\-:\[\]]*/[^\s"'?]*)\?[^\s"']*`)
-	// key=value, key: value and "key":"value" pairs whose value is sensitive.
-	reSensitive = regexp.MustCompile(`(?i)("?(?:AccessKeySecret|AccessKeyId|SecurityToken|Signature|` +
+	// A sensitive key and its separator, in key=value, key: value, "key":"value"
+	// and JSON escaped inside JSON (\"key\":\"value\"), at any depth; the value
+	// after it is found by sensitiveValueEnd.
+	reSensitive = regexp.MustCompile(`(?i)(?:AccessKeySecret|AccessKeyId|SecurityToken|Signature|` +
 		`SessionAccessKeySecret|SessionAccessKeyId|BearerToken|Password|PrivateKey|PrivateKeyData|` +
-		`Authorization|OIDCToken|Token)"?\s*[:=]\s*"?)[^\s"'&,;}]+`)
+		`Authorization|OIDCToken|Token|SecretData)(?:\\*")?\s*[:=]\s*`)
 	reStringToSign = regexp.MustCompile(`(?i)string to sign`)
 	reBearer       = regexp.MustCompile(`(?i)\b(Bearer)\s+[A-Za-z0-9+/=._~-]+`)
 )
@@ -118,8 +120,69 @@ func Scrub(s string) string {
 	}
 	s = reURLQuery.ReplaceAllString(s, "$1?[REDACTED]")
 	s = reBearer.ReplaceAllString(s, "$1 [REDACTED]")
-	s = reSensitive.ReplaceAllString(s, "$1[REDACTED]")
-	return s
+	return redactSensitive(s)
+}
+
+// redactSensitive replaces the value after every sensitive key with
+// [REDACTED]. A quoted value may sit in JSON escaped n levels deep: its
+// opening quote follows 2^n-1 backslashes, and its closing quote is the first
+// one whose run of backslashes r satisfies r ≡ 2^n-1 (mod 2^(n+1)); any other
+// quote is escaped content. An unquoted value runs to a space or one of
+// "'&,;}.
+func redactSensitive(s string) string {
+	locs := reSensitive.FindAllStringIndex(s, -1)
+	if locs == nil {
+		return s
+	}
+	var b strings.Builder
+	done := 0
+	for _, loc := range locs {
+		if loc[0] < done {
+			continue // inside a value already redacted
+		}
+		start := loc[1]
+		end := sensitiveValueEnd(s, &start)
+		if end <= start {
+			continue
+		}
+		b.WriteString(s[done:start])
+		b.WriteString("[REDACTED]")
+		done = end
+	}
+	b.WriteString(s[done:])
+	return b.String()
+}
+
+// sensitiveValueEnd returns where the value starting at *start ends, moving
+// *start past an opening quote and its escaping backslashes.
+func sensitiveValueEnd(s string, start *int) int {
+	i := *start
+	n := 0
+	for i+n < len(s) && s[i+n] == '\\' {
+		n++
+	}
+	if i+n < len(s) && s[i+n] == '"' {
+		i += n + 1
+		*start = i
+		for j := i; j < len(s); j++ {
+			if s[j] != '"' {
+				continue
+			}
+			r := 0
+			for j-r-1 >= i && s[j-r-1] == '\\' {
+				r++
+			}
+			if r >= n && (r-n)%(2*(n+1)) == 0 {
+				return j - n
+			}
+		}
+		return len(s)
+	}
+	j := i
+	for j < len(s) && !strings.ContainsRune(" \t\r\n\"'&,;}", rune(s[j])) {
+		j++
+	}
+	return j
 }
 
 // safeError is an error whose text has been scrubbed. Unwrap reaches only a

@@ -74,12 +74,28 @@ func TestScrub(t *testing.T) {
 		{`{"AccessKeyId":"STS.x","AccessKeySecret":"verysecret2","SecurityToken":"tok3"}`, "tok3"},
 		{`password=hunter2 rest`, "hunter2"},
 		{`authorization: Bearer c2lnbmF0dXJl+/=`, "c2lnbmF0dXJl"},
+		// Passwords inside JSON escaped in JSON, at one and two levels, and a
+		// whole SecretData value.
+		{`{"SecretData":"{\"AccountName\":\"app\",\"AccountPassword\":\"esc-pw-1\"}"}`, "esc-pw-1"},
+		{`msg: "{\"SecretData\":\"{\\\"AccountPassword\\\":\\\"esc-pw-2\\\"}\"}"`, "esc-pw-2"},
+		{`"SecretData":"opaque-value-3"`, "opaque-value-3"},
+		// A password holding an escaped quote or backslash is redacted whole.
+		{`{"AccountPassword":"ab\"tail-4","x":1}`, "tail-4"},
+		{`{\"AccountPassword\":\"ab\\\"tail-5\",\"x\":1}`, "tail-5"},
+		{`{"AccountPassword":"ends\\","AccountName":"after-6"}`, "ends"},
 	}
 	for _, c := range cases {
 		got := Scrub(c.in)
 		if strings.Contains(got, c.mustNot) {
 			t.Errorf("Scrub(%q) = %q still contains %q", c.in, got, c.mustNot)
 		}
+	}
+	// Redaction ends where the value ends: what follows stays readable.
+	if got := Scrub(`{"AccountPassword":"ends\\","AccountName":"after-6"}`); !strings.Contains(got, "after-6") {
+		t.Errorf("Scrub redacted past the value: %q", got)
+	}
+	if got := Scrub(`{\"AccountPassword\":\"pw\",\"AccountName\":\"after-7\"}`); !strings.Contains(got, "after-7") {
+		t.Errorf("Scrub redacted past the escaped value: %q", got)
 	}
 	if got := Scrub("The specified secret is not found."); got != "The specified secret is not found." {
 		t.Errorf("Scrub changed a harmless message: %q", got)
@@ -184,6 +200,8 @@ func FuzzScrub(f *testing.F) {
 			prefix + "https://kms.cn-hangzhou.aliyuncs.com/?AccessKeyId=x&Signature=" + secret + suffix,
 			prefix + "AccessKeySecret=" + secret + suffix,
 			prefix + `"SecurityToken":"` + secret + `"` + suffix,
+			prefix + `\"AccountPassword\":\"` + secret + `\"` + suffix,
+			prefix + `\\\"SecretData\\\":\\\"` + secret + `\\\"` + suffix,
 			prefix + "server string to sign is:POST&%2F&" + secret,
 		} {
 			if out := Scrub(in); strings.Contains(out, secret) && !strings.Contains(Scrub(prefix+suffix), secret) {
