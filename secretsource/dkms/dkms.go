@@ -424,8 +424,13 @@ func (ep *endpoint) request(ctx context.Context, apiName string, body []byte) (*
 // id. Any other body is counted, never shown.
 func errorAnswer(status int, body []byte, name, where string) *secretsource.Error {
 	e := &secretsource.Error{Secret: name, Source: "dkms", Region: where}
+	// Protobuf carries no schema: another message (a GetSecretValue answer
+	// sent with an error status) decodes as an Error with its fields shifted
+	// (the secret data as ErrorMessage), except that its other fields, and a
+	// string where StatusCode is an integer, are left unknown. A body with
+	// unknown fields is therefore not an error document.
 	var ae api.Error
-	if err := proto.Unmarshal(body, &ae); err != nil {
+	if err := proto.Unmarshal(body, &ae); err != nil || len(ae.ProtoReflect().GetUnknown()) > 0 {
 		e.Kind = kindOfCode("", status)
 		if e.Kind == secretsource.KindUnknown {
 			e.Kind = secretsource.KindInvalidAnswer
