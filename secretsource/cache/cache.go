@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,11 @@ import (
 
 // ErrClosed is returned by every method of a Cache after Close.
 var ErrClosed = errors.New("cache: closed")
+
+// ErrCloseTimeout is wrapped by the error Close returns when fetches were
+// still inside the Source (which ignored the cancellation of its context)
+// when the close timeout passed (WithCloseTimeout).
+var ErrCloseTimeout = errors.New("cache: Close timed out waiting for the source")
 
 // ErrVersionsUnsupported is returned by GetSecretVersion for a version other
 // than ACSCurrent when the source does not implement secretsource.VersionSource.
@@ -53,10 +59,13 @@ type Cache struct {
 	// Close, so lookups after Close miss and find the cache closed.
 	slots atomic.Pointer[map[string]*slot]
 
-	mu     sync.Mutex // guards closed, slot creation and wg.Add
-	closed bool
-	wg     sync.WaitGroup // background work and fetches in progress
-	done   chan struct{}  // closed when Close has finished
+	mu       sync.Mutex // guards closed, slot creation, wg.Add and inSource
+	closed   bool
+	wg       sync.WaitGroup // background work and fetches in progress
+	inSource map[string]int // secrets whose fetch is inside the Source, for Close's error
+	done     chan struct{}  // closed when Close has returned
+	drained  chan struct{}  // closed when every background goroutine has ended
+	closeErr error
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -129,7 +138,8 @@ func New(src secretsource.Source, opts ...Option) (*Cache, error) {
 	if cfg.store == nil {
 		cfg.store = NewMemoryStore()
 	}
-	c := &Cache{src: src, cfg: cfg, log: cfg.logger, done: make(chan struct{})}
+	c := &Cache{src: src, cfg: cfg, log: cfg.logger, done: make(chan struct{}), drained: make(chan struct{}),
+		inSource: map[string]int{}}
 	c.vsrc, _ = src.(secretsource.VersionSource)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	m := make(map[string]*slot)
@@ -290,6 +300,21 @@ func (c *Cache) slotFor(name string) (*slot, error) {
 	return s, nil
 }
 
+// enterSource records that a fetch of name is inside the Source until the
+// returned func is called.
+func (c *Cache) enterSource(name string) func() {
+	c.mu.Lock()
+	c.inSource[name]++
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		if c.inSource[name]--; c.inSource[name] <= 0 {
+			delete(c.inSource, name)
+		}
+		c.mu.Unlock()
+	}
+}
+
 // enter registers background work; it fails once the cache is closed.
 func (c *Cache) enter() bool {
 	c.mu.Lock()
@@ -391,10 +416,11 @@ func (c *Cache) flight(parent context.Context, s *slot, reason string, waitTok b
 				}
 			}
 			start := c.cfg.clock.Now()
+			left := c.enterSource(s.name)
 			sec, err := c.src.GetSecret(ctx, s.name)
-			if err == nil && sec == nil {
-				err = &secretsource.Error{Kind: secretsource.KindInternal, Secret: s.name, Source: "cache",
-					Message: "the source returned neither a secret nor an error"}
+			left()
+			if err == nil {
+				err = checkFetched(sec, s.name, "")
 			}
 			now := c.cfg.clock.Now()
 			if c.isClosed() {
@@ -420,6 +446,29 @@ func (c *Cache) flight(parent context.Context, s *slot, reason string, waitTok b
 			}
 		}
 	}
+}
+
+// checkFetched refuses what no Source should return and what must never
+// replace a good value: no secret, another secret, no version id (which
+// Invalidate could not name), or not the version id asked for. The error is
+// KindInvalidAnswer, so a value in hand is served stale (stale if error holds
+// for junk too) and the fetch is retried with backoff. Sources check their
+// answers more closely (secretsource.CheckAnswer); this holds for any Source.
+func checkFetched(sec *secretsource.Secret, name, versionID string) error {
+	var msg string
+	switch {
+	case sec == nil:
+		msg = "the source returned neither a secret nor an error"
+	case sec.Name() != name:
+		msg = fmt.Sprintf("the source returned another secret (%q)", sec.Name())
+	case sec.VersionID() == "":
+		msg = "the source returned a secret without a version id"
+	case versionID != "" && sec.VersionID() != versionID:
+		msg = fmt.Sprintf("the source returned version %q, not the version %q asked for", sec.VersionID(), versionID)
+	default:
+		return nil
+	}
+	return &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name, Source: "cache", Message: msg}
 }
 
 // coldRetry is the plan of a flight that retries in place: wait delay, and
@@ -787,14 +836,21 @@ func (c *Cache) Refresh(ctx context.Context, name string) (*secretsource.Secret,
 }
 
 // Close stops every timer and background fetch and waits for them to end.
-// It is idempotent; every call after the first waits for the first to finish.
-// Later calls of other methods return ErrClosed.
+// It is idempotent; every call after the first waits for the first to finish
+// and returns its result. Later calls of other methods return ErrClosed.
+//
+// Fetches in progress are cancelled through their context. A Source that
+// ignores it cannot make Close hang: after the close timeout
+// (WithCloseTimeout, 5 s by default) Close returns an error wrapping
+// ErrCloseTimeout that names the secrets still being fetched. Their
+// goroutines belong to the Source call by then and end when it returns; the
+// cache ignores what it returns.
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		<-c.done
-		return nil
+		return c.closeErr
 	}
 	c.closed = true
 	old := c.slots.Load()
@@ -814,9 +870,29 @@ func (c *Cache) Close() error {
 		}
 		s.mu.Unlock()
 	}
-	c.wg.Wait()
+	go func() {
+		c.wg.Wait()
+		close(c.drained)
+	}()
+	t := time.NewTimer(c.cfg.closeWait) // real time: it bounds a real wait, whatever the cache's clock
+	defer t.Stop()
+	select {
+	case <-c.drained:
+	case <-t.C:
+		c.mu.Lock()
+		names := slices.Sorted(maps.Keys(c.inSource))
+		c.mu.Unlock()
+		what := "a Store or hook call has not returned"
+		if len(names) > 0 {
+			what = fmt.Sprintf("the source has not returned for secret(s) %q", names)
+		}
+		c.closeErr = fmt.Errorf("%w: %s %v after cancellation (it ignores its context); those calls end when it returns",
+			ErrCloseTimeout, what, c.cfg.closeWait)
+		c.log.LogAttrs(context.Background(), slog.LevelWarn, "cache: Close did not wait for calls still in progress",
+			slog.Any("secrets", names), slog.Duration("waited", c.cfg.closeWait))
+	}
 	close(c.done)
-	return nil
+	return c.closeErr
 }
 
 // EntryInfo describes the cached state of one secret, for metrics and

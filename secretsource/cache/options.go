@@ -20,6 +20,7 @@ type config struct {
 	maxStale     time.Duration
 	errorHold    time.Duration
 	fetchTimeout time.Duration
+	closeWait    time.Duration
 	limitEvery   time.Duration
 	limitBurst   int
 	store        Store
@@ -37,6 +38,7 @@ func defaultConfig() config {
 		maxStale:     DefaultMaxStaleness,
 		errorHold:    DefaultErrorHold,
 		fetchTimeout: DefaultFetchTimeout,
+		closeWait:    DefaultCloseTimeout,
 		limitEvery:   DefaultRefreshEvery,
 		limitBurst:   DefaultRefreshBurst,
 		logger:       slog.New(slog.DiscardHandler),
@@ -125,6 +127,22 @@ func WithFetchTimeout(d time.Duration) Option {
 			return
 		}
 		c.fetchTimeout = d
+	}
+}
+
+// WithCloseTimeout bounds how long Close waits, after cancelling them, for
+// fetches still inside the Source (and Store or hook calls) to return
+// (default 5 s, in real time). A Source that ignores its context cannot
+// make Close hang: Close returns an error wrapping ErrCloseTimeout that names
+// the secrets still being fetched, and those calls end, unobserved, whenever
+// the Source returns.
+func WithCloseTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail("WithCloseTimeout: timeout must be positive, got %v", d)
+			return
+		}
+		c.closeWait = d
 	}
 }
 

@@ -21,6 +21,7 @@ const (
 	DefaultRefreshBurst   = 2
 	DefaultErrorHold      = 30 * time.Second
 	DefaultFetchTimeout   = 30 * time.Second
+	DefaultCloseTimeout   = 5 * time.Second
 )
 
 // RefreshPolicy decides when a secret that was just fetched is fetched again
@@ -79,7 +80,14 @@ func (p RotationAwareTTL) NextRefresh(s *secretsource.Secret, now time.Time, rnd
 		var rot time.Duration
 		switch {
 		case nrd.After(now):
-			rot = nrd.Sub(now) + rd + time.Duration(rnd()*float64(rj))
+			// A rotation beyond the TTL changes nothing (the TTL comes first),
+			// and adding to a far date (9999-12-31: nrd.Sub saturates) would
+			// overflow into a negative delay, that is a refresh at once.
+			until := nrd.Sub(now)
+			if until >= next {
+				return next
+			}
+			rot = until + rd + time.Duration(rnd()*float64(rj))
 		case now.Sub(nrd) < rw: // rotation due but not visible yet: poll
 			rot = rd + time.Duration(rnd()*float64(rj))
 		default:

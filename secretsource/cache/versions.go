@@ -66,10 +66,11 @@ func (c *Cache) GetSecretVersion(ctx context.Context, name string, ref secretsou
 			return nil, &secretsource.Error{Kind: secretsource.KindTimeout, Secret: name, Source: "cache",
 				Message: "fetch timed out waiting for the secret's refresh rate limit", Err: err}
 		}
+		left := c.enterSource(name)
 		sec, err := c.vsrc.GetSecretVersion(fctx, name, ref)
-		if err == nil && sec == nil {
-			err = &secretsource.Error{Kind: secretsource.KindInternal, Secret: name, Source: "cache",
-				Message: "the source returned neither a secret nor an error"}
+		left()
+		if err == nil {
+			err = checkFetched(sec, name, ref.VersionID)
 		}
 		if err == nil && ref.VersionID != "" && sec.VersionID() != ref.VersionID {
 			// KMS ignores a version id given without a stage for managed secrets and answers with ACSCurrent.

@@ -1,0 +1,185 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/cache/internal/clock"
+)
+
+// TestJunkFromASourceNeverReplacesAValue: whatever a custom Source returns
+// without an error (no secret, another secret, no version id), the good value
+// stays and is served stale; the junk is an invalid-answer error.
+func TestJunkFromASourceNeverReplacesAValue(t *testing.T) {
+	good := secretsource.New(secretsource.Fields{Name: "db", VersionID: "v1", Value: []byte("pw-1"),
+		VersionStages: []string{secretsource.StageCurrent}})
+	junk := map[string]*secretsource.Secret{
+		"no secret":      nil,
+		"another secret": secretsource.New(secretsource.Fields{Name: "other", VersionID: "v7", Value: []byte("x")}),
+		"no version id":  secretsource.New(secretsource.Fields{Name: "db", Value: []byte("")}),
+	}
+	for what, bad := range junk {
+		t.Run(what, func(t *testing.T) {
+			var serveJunk atomic.Bool
+			src := secretsource.SourceFunc(func(context.Context, string) (*secretsource.Secret, error) {
+				if serveJunk.Load() {
+					return bad, nil
+				}
+				return good, nil
+			})
+			c := newTestCache(t, src, WithRefreshLimit(time.Millisecond, 100))
+			mustGet(t, c, "db")
+			serveJunk.Store(true)
+			for range 3 {
+				_, err := c.Refresh(context.Background(), "db")
+				if !errors.Is(err, secretsource.ErrInvalidAnswer) || !secretsource.IsRetryable(err) {
+					t.Fatalf("Refresh: got %v, want a retryable invalid answer", err)
+				}
+				if s := mustGet(t, c, "db"); s != good {
+					t.Fatalf("GetSecret serves %v after junk, want the good value", s)
+				}
+			}
+			if info, _ := c.Info("db"); !info.Stale || info.Version != "v1" || !errors.Is(info.LastError, secretsource.ErrInvalidAnswer) {
+				t.Errorf("Info = %+v", info)
+			}
+			if c.Invalidate("db", "") {
+				t.Error("Invalidate of an empty version acted")
+			}
+		})
+	}
+}
+
+// versionOnlySource answers every version request with version v2.
+type versionOnlySource struct{ secretsource.SourceFunc }
+
+func (versionOnlySource) GetSecretVersion(_ context.Context, name string, _ secretsource.VersionRef) (*secretsource.Secret, error) {
+	return secretsource.New(secretsource.Fields{Name: name, VersionID: "v2", Value: []byte("pw-2")}), nil
+}
+
+// TestVersionByIDMustMatch: a version asked for by id is that version.
+func TestVersionByIDMustMatch(t *testing.T) {
+	src := versionOnlySource{func(_ context.Context, name string) (*secretsource.Secret, error) {
+		return secretsource.New(secretsource.Fields{Name: name, VersionID: "v3", Value: []byte("pw-3")}), nil
+	}}
+	c := newTestCache(t, src)
+	if _, err := c.GetSecretVersion(context.Background(), "db", secretsource.VersionRef{VersionID: "v1"}); !errors.Is(err, secretsource.ErrInvalidAnswer) {
+		t.Errorf("got %v, want an invalid answer", err)
+	}
+	if s, err := c.GetSecretVersion(context.Background(), "db", secretsource.VersionRef{VersionID: "v2"}); err != nil || s.VersionID() != "v2" {
+		t.Errorf("got %v, %v", s, err)
+	}
+}
+
+// TestFarNextRotationDate: a NextRotationDate of 9999-12-31 leaves the TTL in
+// charge; it overflowed the delay into a refresh about every second.
+func TestFarNextRotationDate(t *testing.T) {
+	fc := clock.NewFake(t0)
+	src := newFakeSource(fc)
+	src.nextRot = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)))
+	mustGet(t, c, "db")
+	if info, _ := c.Info("db"); !info.NextRefresh.Equal(t0.Add(4*time.Minute + 30*time.Second)) {
+		t.Fatalf("next refresh in %v, want the TTL's 4m30s", info.NextRefresh.Sub(t0))
+	}
+	for range 26 { // 4m20s in 10 s steps
+		fc.Advance(10 * time.Second)
+	}
+	if n := src.Calls(); n != 1 {
+		t.Fatalf("%d fetches within the TTL, want 1", n)
+	}
+	fc.Advance(10 * time.Second)
+	if n := src.Calls(); n != 2 {
+		t.Fatalf("%d fetches after the TTL, want 2", n)
+	}
+	// The policy alone, at the limits of time.Time.
+	p := RotationAwareTTL{}
+	for _, nrd := range []time.Time{time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), time.Unix(1<<62, 0)} {
+		s := secretsource.New(secretsource.Fields{Name: "db", VersionID: "v1", NextRotationDate: nrd})
+		if d := p.NextRefresh(s, t0, constRand(0.999)); d <= 0 || d > DefaultTTL {
+			t.Errorf("NextRotationDate %v: next refresh in %v", nrd, d)
+		}
+	}
+}
+
+// stuckSource ignores its context: a call returns only when release is
+// closed.
+type stuckSource struct {
+	release chan struct{}
+	entered chan string
+}
+
+func (s *stuckSource) GetSecret(_ context.Context, name string) (*secretsource.Secret, error) {
+	s.entered <- name
+	<-s.release
+	return secretsource.New(secretsource.Fields{Name: name, VersionID: "v1", Value: []byte("late")}), nil
+}
+
+// TestCloseBoundedWhenTheSourceIgnoresItsContext: Close returns after the
+// close timeout with an error naming the secrets still in the source; the
+// stuck calls end when the source returns (goleak checks they do).
+func TestCloseBoundedWhenTheSourceIgnoresItsContext(t *testing.T) {
+	src := &stuckSource{release: make(chan struct{}), entered: make(chan string, 2)}
+	c, err := New(src, WithCloseTimeout(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, name := range []string{"db/a", "db/b"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.GetSecret(context.Background(), name)
+			if !errors.Is(err, ErrClosed) {
+				t.Errorf("GetSecret(%s) during Close: %v, want ErrClosed", name, err)
+			}
+		}()
+	}
+	<-src.entered
+	<-src.entered
+	err = c.Close()
+	if !errors.Is(err, ErrCloseTimeout) || !strings.Contains(err.Error(), `"db/a"`) || !strings.Contains(err.Error(), `"db/b"`) {
+		t.Fatalf("Close: %v, want ErrCloseTimeout naming both secrets", err)
+	}
+	if again := c.Close(); !errors.Is(again, ErrCloseTimeout) {
+		t.Errorf("second Close: %v", again)
+	}
+	select {
+	case <-c.drained:
+		t.Fatal("drained while the source still holds the calls")
+	default:
+	}
+	close(src.release) // the user's source returns at last
+	<-c.drained
+	wg.Wait()
+	if _, err := c.GetSecret(context.Background(), "db/a"); !errors.Is(err, ErrClosed) {
+		t.Errorf("after Close: %v", err)
+	}
+}
+
+// TestCloseWithinTheTimeoutReturnsNil: a source that honours its context
+// lets Close finish cleanly.
+func TestCloseWithinTheTimeoutReturnsNil(t *testing.T) {
+	src := newFakeSource(nil)
+	src.gate = make(chan struct{})
+	src.started = make(chan struct{}, 1)
+	c, err := New(src, WithCloseTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = c.GetSecret(context.Background(), "db")
+	}()
+	<-src.started
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	<-done
+}
