@@ -66,8 +66,8 @@ type Cache struct {
 	done     chan struct{}  // closed when Close has returned
 	drained  chan struct{}  // closed when every background goroutine has ended
 	closeErr error
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx      context.Context
+	cancel   context.CancelFunc
 
 	sf singleflight.Group
 }
