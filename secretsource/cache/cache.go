@@ -59,15 +59,17 @@ type Cache struct {
 	// Close, so lookups after Close miss and find the cache closed.
 	slots atomic.Pointer[map[string]*slot]
 
-	mu       sync.Mutex // guards closed, slot creation, wg.Add and inSource
-	closed   bool
-	wg       sync.WaitGroup // background work and fetches in progress
-	inSource map[string]int // secrets whose fetch is inside the Source, for Close's error
-	done     chan struct{}  // closed when Close has returned
+	mu     sync.Mutex // guards closed, slot creation and wg.Add
+	closed bool
+	wg     sync.WaitGroup // background work and fetches in progress
+	done   chan struct{}  // closed when Close has finished
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// Close's bound (WithCloseTimeout).
+	inSource map[string]int // secrets whose fetch is inside the Source; guarded by mu
 	drained  chan struct{}  // closed when every background goroutine has ended
-	closeErr error
-	ctx      context.Context
-	cancel   context.CancelFunc
+	closeErr error          // what the first Close returned
 
 	sf singleflight.Group
 }
