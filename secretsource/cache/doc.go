@@ -54,7 +54,9 @@
 // background. The default, RotationAwareTTL, refreshes at a random point
 // between 80% and 100% of the TTL, and shortly after the secret's
 // NextRotationDate when that comes first (30 s plus up to 30 s of jitter, then
-// polling at that pace for up to 15 minutes while the rotation is late).
+// polling at that pace for up to 15 minutes while the rotation is late). A
+// NextRotationDate beyond the TTL (9999-12-31 included) leaves the TTL in
+// charge.
 //
 // The default TTL is 5 minutes. Rotations on KMS's schedule are picked up by
 // the rotation-aware part within about a minute, and a database that rejects a
@@ -84,12 +86,26 @@
 // WithRefreshLimit). That limiter is also the hard floor under the jittered
 // backoff: over any period T a secret is fetched at most burst + T/every times.
 //
+// Nor does junk: whatever a Source returns, a secret without a version id,
+// another secret's, or (for GetSecretVersion by id) another version is a
+// failed fetch of secretsource.KindInvalidAnswer (retryable), so the good
+// value stays and is served stale like after any other failure. The sources
+// of this module check their answers more closely (secretsource.CheckAnswer).
+//
 // # Forced refresh
 //
 // Invalidate(name, rejectedVersion) acts only if the cached version is the
 // rejected one, so N connections failing on one version cause one fetch.
 // Refresh joins a fetch in progress and waits for the rate limit, so a broken
 // database cannot turn into a KMS storm.
+//
+// # Close
+//
+// Close cancels the context of every fetch in progress and waits for them,
+// at most WithCloseTimeout (5 s) in real time. A Source that ignores its
+// context cannot make Close hang: Close then returns an error wrapping
+// ErrCloseTimeout that names the secrets still inside the Source; those
+// calls end, their results ignored, whenever the Source returns.
 //
 // # Secrets stay secret
 //

@@ -26,14 +26,36 @@
 // returned at once. A region's host is its Endpoint when set, else
 // kms-vpc.<id>.aliyuncs.com with VPC, else kms.<id>.aliyuncs.com.
 //
-// # TLS and timeouts
+// credentials-go makes a new http.Client for every STS, ECS metadata and
+// credentials URI request and gives no way to configure it: those requests
+// follow redirects (up to 10, as net/http does) and read answers of any size.
+// Only KMS requests are protected as described below.
+//
+// # TLS, timeouts and redirects
 //
 // HTTPS is the default and certificates are always verified, against the
 // system roots or Config.RootCAs. A region's CAFile adds a private CA for that
 // region only, to a copy of those roots (config: "caFilePath" in the region's
 // cache_client_region_id entry); nothing process-wide changes, unlike
-// SSL_CERT_FILE (which Go ignores on macOS and Windows). Each request to a region is bounded by Config.Timeout,
-// connection included; the SDK's own retries are off.
+// SSL_CERT_FILE (which Go ignores on macOS and Windows). Each request to a
+// region is bounded by Config.Timeout, connection, headers and body included;
+// the SDK's own retries are off. A redirect is never followed (the request is
+// signed, and its AccessKeyId, nonce and signature must reach no other host):
+// it is an error of KindInvalidAnswer.
+//
+// # Answers are checked, not trusted
+//
+// The answer body is read up to 1 MiB (KMS stores values of at most 64 KiB,
+// which JSON escaping can grow up to six times, plus a few KiB of metadata;
+// a longer body is an error) and parsed by this package,
+// not by the SDK, whose JSON errors quote the bytes around a fault. An answer
+// that is not a usable secret is an error of KindInvalidAnswer (retryable
+// with backoff: it usually comes from a broken gateway or proxy): an empty or
+// malformed body, an error document sent with HTTP 200, an answer without a
+// secret name, version id or value, for another secret, or without the stage
+// or version id asked for (Response.Secret, secretsource.CheckAnswer). A
+// cache in front keeps serving its last good value meanwhile. Parse errors
+// say what is wrong and where (field, byte offset), never the bytes.
 //
 // # Context
 //
@@ -46,8 +68,12 @@
 // # Errors
 //
 // Every failure is a *secretsource.Error whose Kind comes from the service's
-// error code (KindOfCode), with Code and RequestID kept. Messages from the SDK
-// and the service are scrubbed (Scrub) before they reach an error or a log:
+// error code (KindOfCode), with Code and RequestID kept. Of an error answer
+// only the service's JSON error document is read: its Code, RequestId and
+// Message (scrubbed, at most 200 bytes); any other body is counted, never
+// copied. Messages from the SDK and the service are scrubbed (Scrub) before
+// they reach an error or a log, including values inside JSON that is itself
+// escaped in JSON:
 // the core SDK's transport errors quote the signed URL, which holds the
 // AccessKeyId, the STS token and the signature, and SignatureDoesNotMatch
 // echoes the string to sign.
