@@ -129,8 +129,9 @@ func parseAnswer(status int, body []byte) (*wireAnswer, *answerError) {
 			status, DescribeJSONError(err, len(body)))}
 	}
 	if a.Code != "" && a.SecretData == "" && a.VersionID == "" {
-		return nil, &answerError{status: status, code: a.Code, requestID: a.RequestID, message: cleanMessage(a.Message),
-			invalid: fmt.Sprintf("HTTP %d carrying error code %q instead of a secret", status, a.Code)}
+		code := boundedToken(a.Code)
+		return nil, &answerError{status: status, code: code, requestID: boundedToken(a.RequestID), message: cleanMessage(a.Message),
+			invalid: fmt.Sprintf("HTTP %d carrying error code %q instead of a secret", status, code)}
 	}
 	return &a, nil
 }

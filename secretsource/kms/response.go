@@ -97,10 +97,12 @@ func (r Response) Secret(name string, ref secretsource.VersionRef) (*secretsourc
 		f.Value = []byte(r.SecretData)
 	}
 	var warnings []string
+	// Warnings name the field and its length, never its text: an answer that
+	// is odd enough to need one may hold anything there.
 	parse := func(field, s string, dst *time.Time) {
 		t, err := ParseTime(s)
 		if err != nil {
-			warnings = append(warnings, fmt.Sprintf("%s %q: %v", field, s, err))
+			warnings = append(warnings, fmt.Sprintf("%s (%d bytes): %v", field, len(s), err))
 		}
 		*dst = t
 	}
@@ -109,7 +111,7 @@ func (r Response) Secret(name string, ref secretsource.VersionRef) (*secretsourc
 	parse("LastRotationDate", r.LastRotationDate, &f.LastRotationDate)
 	d, err := ParseRotationInterval(r.RotationInterval)
 	if err != nil {
-		warnings = append(warnings, fmt.Sprintf("RotationInterval %q: %v", r.RotationInterval, err))
+		warnings = append(warnings, fmt.Sprintf("RotationInterval (%d bytes): %v", len(r.RotationInterval), err))
 	}
 	f.RotationInterval = d
 	return secretsource.New(f), warnings, nil
