@@ -271,9 +271,7 @@ func newProviderAdapter(cred credentials.Credential) *providerAdapter {
 }
 
 func (p *providerAdapter) GetCredentials() (*sdkcreds.Credentials, error) {
-	p.mu.Lock()
-	m, err := p.cred.GetCredential()
-	p.mu.Unlock()
+	m, err := p.get()
 	if err != nil {
 		return nil, &credentialError{provider: p.name, msg: Scrub(err.Error())}
 	}
@@ -287,6 +285,20 @@ func (p *providerAdapter) GetCredentials() (*sdkcreds.Credentials, error) {
 		BearerToken:     deref(m.BearerToken),
 		ProviderName:    "kmsdb/" + p.name,
 	}, nil
+}
+
+// get calls the credential under the lock. A provider that panics on an odd
+// answer (credentials-go's ECS provider dereferences a missing "Code") is an
+// error, and leaves the lock free for the next call.
+func (p *providerAdapter) get() (m *credentials.CredentialModel, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("the credential provider panicked on its service's answer: %s", Scrub(fmt.Sprint(r)))
+		}
+	}()
+	return p.cred.GetCredential()
 }
 
 func (p *providerAdapter) GetProviderName() string { return "kmsdb/" + p.name }

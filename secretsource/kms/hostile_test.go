@@ -289,3 +289,41 @@ func TestRedirectsNotFollowed(t *testing.T) {
 		t.Errorf("the redirect target got %d requests", n)
 	}
 }
+
+// TestHostileMetadataService: an ECS metadata answer without "Code" makes
+// credentials-go dereference nil. That is an error of the fetch, not a crash,
+// and the next fetch does not hang on the credential's lock.
+func TestHostileMetadataService(t *testing.T) {
+	credtest.Hermetic(t)
+	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "false")
+	metadata := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Reached as an HTTP proxy: r.URL is http://100.100.100.200/...
+		switch {
+		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+			_, _ = io.WriteString(w, "metadata-token")
+		case strings.HasPrefix(r.URL.Path, "/latest/meta-data/ram/security-credentials/"):
+			_, _ = io.WriteString(w, `{"AccessKeyId":"STS.x","AccessKeySecret":"`+hostilePW[:7]+`","SecurityToken":"t","Expiration":"2099-01-01T00:00:00Z"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer metadata.Close()
+	cred, err := kms.NewCredential(kms.CredentialOptions{Type: kms.CredentialECSRAMRole, RoleName: "role", Proxy: metadata.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startFake(t)
+	src, logs := newSource(t, kms.Config{Regions: []kms.Region{f.region()}, Credential: cred, Scheme: "http", Timeout: 10 * time.Second})
+	for range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := src.GetSecret(ctx, secretName)
+		cancel()
+		if secretsource.KindOf(err) != secretsource.KindInvalidCredentials || !strings.Contains(err.Error(), "panicked") {
+			t.Fatalf("got %v, want the provider's panic as a credential error", err)
+		}
+		assertNoPassword(t, err, logs.String())
+	}
+	if n := f.calls.Load(); n != 0 {
+		t.Errorf("KMS got %d requests without credentials", n)
+	}
+}
