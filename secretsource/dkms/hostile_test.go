@@ -53,6 +53,7 @@ type fakeInstance struct {
 	*httptest.Server
 	handler atomic.Pointer[http.HandlerFunc]
 	caFile  string
+	key     instance // an emulator only to mint the client key the sources sign with
 }
 
 func startFakeInstance(t *testing.T) *fakeInstance {
@@ -70,6 +71,7 @@ func startFakeInstance(t *testing.T) *fakeInstance {
 	if err := os.WriteFile(f.caFile, pemCert, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	f.key = startInstance(t)
 	return f
 }
 
@@ -87,7 +89,7 @@ func (f *fakeInstance) answer(status int, body string) {
 // emulator (the fake does not check signatures).
 func (f *fakeInstance) source(t *testing.T, timeout time.Duration) (*dkms.Source, string) {
 	t.Helper()
-	in := startInstance(t)
+	in := f.key
 	src, logs := newSource(t, dkms.Config{Timeout: timeout, Endpoints: []dkms.Endpoint{{RegionID: "cn-hangzhou",
 		Endpoint: strings.TrimPrefix(f.URL, "https://"), ClientKeyFile: in.key.File, Password: in.key.Password, CAFile: f.caFile}}})
 	t.Cleanup(func() { assertNoPassword(t, nil, logs.String()) })
