@@ -152,7 +152,9 @@ func IsRetryable(err error) bool {
 // ACSCurrent). A gateway that answers HTTP 200 with an empty body, "{}" or an
 // error document, or a proxy that serves another secret's answer, fails here
 // instead of replacing a good value. The error is a *Error of
-// KindInvalidAnswer naming what is missing; it never holds the value.
+// KindInvalidAnswer naming what is missing (KindNotFound for another version
+// than the id asked for, which KMS itself answers for managed secrets); it
+// never holds the value.
 //
 // Sources check their answers with it; a cache in front of any Source checks
 // at least the name and the version id.
@@ -170,7 +172,11 @@ func CheckAnswer(s *Secret, name string, ref VersionRef) error {
 	case s.VersionID() == "":
 		return bad("the answer has no version id")
 	case ref.VersionID != "" && s.VersionID() != ref.VersionID:
-		return bad(fmt.Sprintf("the answer is version %q, not the version %q asked for", s.VersionID(), ref.VersionID))
+		// Not junk: KMS answers ACSCurrent when a managed secret (Rds, PolarDB,
+		// Redis, RAMCredentials, ECS) is asked for a version id alone.
+		return &Error{Kind: KindNotFound, Secret: name, Message: fmt.Sprintf("asked for version %q, KMS answered "+
+			"version %q: KMS ignores a version id without a stage for Rds, PolarDB, Redis, RAMCredentials and ECS "+
+			"secrets; set the Stage (ACSCurrent or ACSPrevious) with the VersionID", ref.VersionID, s.VersionID())}
 	}
 	stage := ref.Stage
 	if stage == "" && ref.VersionID == "" {

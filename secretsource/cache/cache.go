@@ -422,7 +422,7 @@ func (c *Cache) flight(parent context.Context, s *slot, reason string, waitTok b
 			sec, err := c.src.GetSecret(ctx, s.name)
 			left()
 			if err == nil {
-				err = checkFetched(sec, s.name, "")
+				err = checkFetched(sec, s.name)
 			}
 			now := c.cfg.clock.Now()
 			if c.isClosed() {
@@ -451,12 +451,12 @@ func (c *Cache) flight(parent context.Context, s *slot, reason string, waitTok b
 }
 
 // checkFetched refuses what no Source should return and what must never
-// replace a good value: no secret, another secret, no version id (which
-// Invalidate could not name), or not the version id asked for. The error is
+// replace a good value: no secret, another secret, or no version id (which
+// Invalidate could not name). The error is
 // KindInvalidAnswer, so a value in hand is served stale (stale if error holds
 // for junk too) and the fetch is retried with backoff. Sources check their
 // answers more closely (secretsource.CheckAnswer); this holds for any Source.
-func checkFetched(sec *secretsource.Secret, name, versionID string) error {
+func checkFetched(sec *secretsource.Secret, name string) error {
 	var msg string
 	switch {
 	case sec == nil:
@@ -465,8 +465,6 @@ func checkFetched(sec *secretsource.Secret, name, versionID string) error {
 		msg = fmt.Sprintf("the source returned another secret (%q)", sec.Name())
 	case sec.VersionID() == "":
 		msg = "the source returned a secret without a version id"
-	case versionID != "" && sec.VersionID() != versionID:
-		msg = fmt.Sprintf("the source returned version %q, not the version %q asked for", sec.VersionID(), versionID)
 	default:
 		return nil
 	}

@@ -86,9 +86,8 @@
 // WithRefreshLimit). That limiter is also the hard floor under the jittered
 // backoff: over any period T a secret is fetched at most burst + T/every times.
 //
-// Nor does junk: whatever a Source returns, a secret without a version id,
-// another secret's, or (for GetSecretVersion by id) another version is a
-// failed fetch of secretsource.KindInvalidAnswer (retryable), so the good
+// Nor does junk: whatever a Source returns, a secret without a version id or
+// another secret's is a failed fetch of secretsource.KindInvalidAnswer (retryable), so the good
 // value stays and is served stale like after any other failure. The sources
 // of this module check their answers more closely (secretsource.CheckAnswer).
 //

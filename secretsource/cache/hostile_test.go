@@ -55,24 +55,33 @@ func TestJunkFromASourceNeverReplacesAValue(t *testing.T) {
 	}
 }
 
-// versionOnlySource answers every version request with version v2.
-type versionOnlySource struct{ secretsource.SourceFunc }
-
-func (versionOnlySource) GetSecretVersion(_ context.Context, name string, _ secretsource.VersionRef) (*secretsource.Secret, error) {
-	return secretsource.New(secretsource.Fields{Name: name, VersionID: "v2", Value: []byte("pw-2")}), nil
+// junkVersionSource answers every version request with junk.
+type junkVersionSource struct {
+	secretsource.SourceFunc
+	junk *secretsource.Secret
 }
 
-// TestVersionByIDMustMatch: a version asked for by id is that version.
-func TestVersionByIDMustMatch(t *testing.T) {
-	src := versionOnlySource{func(_ context.Context, name string) (*secretsource.Secret, error) {
-		return secretsource.New(secretsource.Fields{Name: name, VersionID: "v3", Value: []byte("pw-3")}), nil
-	}}
-	c := newTestCache(t, src)
-	if _, err := c.GetSecretVersion(context.Background(), "db", secretsource.VersionRef{VersionID: "v1"}); !errors.Is(err, secretsource.ErrInvalidAnswer) {
-		t.Errorf("got %v, want an invalid answer", err)
-	}
-	if s, err := c.GetSecretVersion(context.Background(), "db", secretsource.VersionRef{VersionID: "v2"}); err != nil || s.VersionID() != "v2" {
-		t.Errorf("got %v, %v", s, err)
+func (j junkVersionSource) GetSecretVersion(context.Context, string, secretsource.VersionRef) (*secretsource.Secret, error) {
+	return j.junk, nil
+}
+
+// TestJunkVersionsRefused: GetSecretVersion refuses junk as GetSecret does,
+// and caches none of it.
+func TestJunkVersionsRefused(t *testing.T) {
+	for what, junk := range map[string]*secretsource.Secret{
+		"no secret":      nil,
+		"another secret": secretsource.New(secretsource.Fields{Name: "other", VersionID: "v7"}),
+		"no version id":  secretsource.New(secretsource.Fields{Name: "db"}),
+	} {
+		t.Run(what, func(t *testing.T) {
+			c := newTestCache(t, junkVersionSource{junk: junk}, WithRefreshLimit(time.Millisecond, 100))
+			for range 2 {
+				_, err := c.GetSecretVersion(context.Background(), "db", secretsource.VersionRef{Stage: secretsource.StagePrevious})
+				if !errors.Is(err, secretsource.ErrInvalidAnswer) {
+					t.Fatalf("got %v, want an invalid answer", err)
+				}
+			}
+		})
 	}
 }
 

@@ -70,7 +70,7 @@ func (c *Cache) GetSecretVersion(ctx context.Context, name string, ref secretsou
 		sec, err := c.vsrc.GetSecretVersion(fctx, name, ref)
 		left()
 		if err == nil {
-			err = checkFetched(sec, name, ref.VersionID)
+			err = checkFetched(sec, name)
 		}
 		if err == nil && ref.VersionID != "" && sec.VersionID() != ref.VersionID {
 			// KMS ignores a version id given without a stage for managed secrets and answers with ACSCurrent.
