@@ -53,8 +53,10 @@
 // with backoff: it usually comes from a broken gateway or proxy): an empty or
 // malformed body, an error document sent with HTTP 200, an answer without a
 // secret name, version id or value, for another secret, or without the stage
-// or version id asked for (Response.Secret, secretsource.CheckAnswer). A
-// cache in front keeps serving its last good value meanwhile. Parse errors
+// asked for (Response.Secret, secretsource.CheckAnswer). Another version than
+// the version id asked for is KindNotFound: KMS answers ACSCurrent when a
+// managed secret is asked for a version id alone. A cache in front keeps
+// serving its last good value meanwhile. Parse errors
 // say what is wrong and where (field, byte offset), never the bytes.
 //
 // # Context
