@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"maps"
 	"slices"
@@ -54,12 +55,13 @@ type Cache struct {
 	cfg  config
 	log  *slog.Logger
 
-	// slots is a copy-on-write map: readers do one atomic load and a plain map
-	// lookup, without locking or allocating. It is replaced by an empty map on
-	// Close, so lookups after Close miss and find the cache closed.
-	slots atomic.Pointer[map[string]*slot]
+	// slots indexes the slots by name (see slotTable): readers do one atomic
+	// load and probe atomic cells, without locking or allocating. It is
+	// replaced by an empty table on Close, so lookups after Close miss and
+	// find the cache closed.
+	slots atomic.Pointer[slotTable]
 
-	mu     sync.Mutex // guards closed, slot creation and wg.Add
+	mu     sync.Mutex // guards closed, writes to slots and wg.Add
 	closed bool
 	wg     sync.WaitGroup // background work and fetches in progress
 	done   chan struct{}  // closed when Close has finished
@@ -144,7 +146,7 @@ func New(src secretsource.Source, opts ...Option) (*Cache, error) {
 		inSource: map[string]int{}}
 	c.vsrc, _ = src.(secretsource.VersionSource)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	m := make(map[string]*slot)
+	t := newSlotTable(maphash.MakeSeed(), 0)
 
 	loadCtx, cancel := context.WithTimeout(c.ctx, cfg.fetchTimeout)
 	recs, err := cfg.store.Load(loadCtx)
@@ -161,15 +163,17 @@ func New(src secretsource.Source, opts ...Option) (*Cache, error) {
 		e := &entry{secret: r.Secret, fetchedAt: r.FetchedAt, state: statePersisted}
 		s.cur.Store(e)
 		s.savedAt = r.FetchedAt
-		m[s.name] = s
+		if t.get(s.name) == nil {
+			t = t.insert(s)
+		}
 	}
-	c.slots.Store(&m)
-	for _, s := range m {
+	c.slots.Store(t)
+	t.each(func(s *slot) {
 		s.mu.Lock()
 		c.armExpiryLocked(s, s.cur.Load())
 		c.scheduleLocked(s, 0, reasonWarmStart)
 		s.mu.Unlock()
-	}
+	})
 	return c, nil
 }
 
@@ -187,7 +191,7 @@ func (c *Cache) newSlot(name string) *slot {
 // ctx bounds only this caller's wait, not the fetch. When a refresh fails the
 // previous value keeps being served, up to the maximum staleness.
 func (c *Cache) GetSecret(ctx context.Context, name string) (*secretsource.Secret, error) {
-	if s := (*c.slots.Load())[name]; s != nil {
+	if s := c.slots.Load().get(name); s != nil {
 		if e := s.cur.Load(); e != nil && e.serve {
 			return e.secret, nil
 		}
@@ -279,7 +283,7 @@ func (s *slot) removeWaiter() {
 
 // slotFor returns the slot of name, creating it.
 func (c *Cache) slotFor(name string) (*slot, error) {
-	if s := (*c.slots.Load())[name]; s != nil {
+	if s := c.slots.Load().get(name); s != nil {
 		return s, nil
 	}
 	c.mu.Lock()
@@ -287,18 +291,17 @@ func (c *Cache) slotFor(name string) (*slot, error) {
 	if c.closed {
 		return nil, ErrClosed
 	}
-	m := *c.slots.Load()
-	if s := m[name]; s != nil {
+	t := c.slots.Load()
+	if s := t.get(name); s != nil {
 		return s, nil
 	}
 	if name == "" {
 		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Source: "cache", Message: "secret name is empty"}
 	}
 	s := c.newSlot(name)
-	nm := make(map[string]*slot, len(m)+1)
-	maps.Copy(nm, m)
-	nm[name] = s
-	c.slots.Store(&nm)
+	if nt := t.insert(s); nt != t {
+		c.slots.Store(nt)
+	}
 	return s, nil
 }
 
@@ -780,7 +783,7 @@ func (c *Cache) persist(s *slot) {
 // the secret's rate limit. So N connections failing on one version cause one
 // fetch. It reports whether it acted. It never blocks.
 func (c *Cache) Invalidate(name, rejectedVersion string) bool {
-	s := (*c.slots.Load())[name]
+	s := c.slots.Load().get(name)
 	if s == nil || rejectedVersion == "" {
 		return false
 	}
@@ -854,12 +857,11 @@ func (c *Cache) Close() error {
 	}
 	c.closed = true
 	old := c.slots.Load()
-	empty := map[string]*slot{}
-	c.slots.Store(&empty)
+	c.slots.Store(newSlotTable(old.seed, 0))
 	c.mu.Unlock()
 
 	c.cancel()
-	for _, s := range *old {
+	old.each(func(s *slot) {
 		s.mu.Lock()
 		s.closed = true
 		if s.refresh != nil {
@@ -869,7 +871,7 @@ func (c *Cache) Close() error {
 			s.expiry.Stop()
 		}
 		s.mu.Unlock()
-	}
+	})
 	go func() {
 		c.wg.Wait()
 		close(c.drained)
@@ -913,7 +915,7 @@ type EntryInfo struct {
 // Info reports the cached state of a secret, and false if the cache does not
 // know it (or is closed).
 func (c *Cache) Info(name string) (EntryInfo, bool) {
-	s := (*c.slots.Load())[name]
+	s := c.slots.Load().get(name)
 	if s == nil {
 		return EntryInfo{}, false
 	}
@@ -931,7 +933,10 @@ func (c *Cache) Info(name string) (EntryInfo, bool) {
 
 // String describes the cache without any secret: the number of secrets it knows.
 func (c *Cache) String() string {
-	return fmt.Sprintf("cache(secrets=%d)", len(*c.slots.Load()))
+	c.mu.Lock()
+	n := c.slots.Load().live
+	c.mu.Unlock()
+	return fmt.Sprintf("cache(secrets=%d)", n)
 }
 
 // GoString is the same as String, so %#v neither dumps (nor races on) the

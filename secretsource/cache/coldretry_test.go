@@ -126,7 +126,7 @@ func flightIdle(c *Cache, name string) bool {
 
 // waiters returns how many GetSecret callers wait for a fetch of name.
 func waiters(c *Cache, name string) int {
-	s := (*c.slots.Load())[name]
+	s := c.slots.Load().get(name)
 	if s == nil {
 		return 0
 	}
