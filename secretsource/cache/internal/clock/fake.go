@@ -1,7 +1,7 @@
 package clock
 
 import (
-	"sort"
+	"container/heap"
 	"sync"
 	"time"
 )
@@ -9,12 +9,13 @@ import (
 // Fake is a manual clock for tests. Time moves only with Advance, which runs
 // the functions that fell due, in order of due time, in the caller's goroutine.
 // A function scheduled with a non-positive delay runs on the next Advance
-// (Advance(0) included).
+// (Advance(0) included). Timers are kept in a heap, so a test can run
+// hundreds of thousands of them (a simulated fleet) in seconds.
 type Fake struct {
 	mu     sync.Mutex
 	now    time.Time
 	seq    int
-	timers []*fakeTimer
+	timers timerHeap
 	// added is closed and replaced each time a timer is scheduled, so tests can
 	// wait for a goroutine to reach a timer.
 	added chan struct{}
@@ -26,6 +27,34 @@ type fakeTimer struct {
 	seq  int
 	f    func()
 	done bool
+	idx  int // position in the heap
+}
+
+// timerHeap orders timers by due time, then by the order they were made.
+type timerHeap []*fakeTimer
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if !h[i].when.Equal(h[j].when) {
+		return h[i].when.Before(h[j].when)
+	}
+	return h[i].seq < h[j].seq
+}
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *timerHeap) Push(x any) {
+	t := x.(*fakeTimer)
+	t.idx = len(*h)
+	*h = append(*h, t)
+}
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return t
 }
 
 // NewFake returns a fake clock set to start.
@@ -46,7 +75,7 @@ func (c *Fake) AfterFunc(d time.Duration, f func()) Timer {
 	defer c.mu.Unlock()
 	c.seq++
 	t := &fakeTimer{c: c, when: c.now.Add(d), seq: c.seq, f: f}
-	c.timers = append(c.timers, t)
+	heap.Push(&c.timers, t)
 	close(c.added)
 	c.added = make(chan struct{})
 	return t
@@ -60,17 +89,8 @@ func (t *fakeTimer) Stop() bool {
 		return false
 	}
 	t.done = true
-	t.c.remove(t)
+	heap.Remove(&t.c.timers, t.idx)
 	return true
-}
-
-func (c *Fake) remove(t *fakeTimer) {
-	for i, x := range c.timers {
-		if x == t {
-			c.timers = append(c.timers[:i], c.timers[i+1:]...)
-			return
-		}
-	}
 }
 
 // Advance moves time forward by d, running every timer that falls due (and
@@ -81,19 +101,12 @@ func (c *Fake) Advance(d time.Duration) {
 	c.mu.Unlock()
 	for {
 		c.mu.Lock()
-		sort.SliceStable(c.timers, func(i, j int) bool {
-			if !c.timers[i].when.Equal(c.timers[j].when) {
-				return c.timers[i].when.Before(c.timers[j].when)
-			}
-			return c.timers[i].seq < c.timers[j].seq
-		})
 		if len(c.timers) == 0 || c.timers[0].when.After(end) {
 			c.now = end
 			c.mu.Unlock()
 			return
 		}
-		t := c.timers[0]
-		c.timers = c.timers[1:]
+		t := heap.Pop(&c.timers).(*fakeTimer)
 		t.done = true
 		if t.when.After(c.now) {
 			c.now = t.when
@@ -111,13 +124,7 @@ func (c *Fake) NextDue() (time.Duration, bool) {
 	if len(c.timers) == 0 {
 		return 0, false
 	}
-	first := c.timers[0].when
-	for _, t := range c.timers[1:] {
-		if t.when.Before(first) {
-			first = t.when
-		}
-	}
-	return first.Sub(c.now), true
+	return c.timers[0].when.Sub(c.now), true
 }
 
 // Pending returns how many timers are scheduled.
