@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
-	"golang.org/x/time/rate"
 
 	"github.com/kmsdb/kmsdb/secretsource"
 )
@@ -73,7 +72,8 @@ type Cache struct {
 	drained  chan struct{}  // closed when every background goroutine has ended
 	closeErr error          // what the first Close returned
 
-	sf singleflight.Group
+	sf    singleflight.Group
+	epoch time.Time // origin of the rate limits' times (sinceEpoch)
 }
 
 type entryState uint8
@@ -94,17 +94,25 @@ type entry struct {
 	state     entryState
 }
 
-// slot holds everything the cache knows of one secret name.
+// slot holds everything the cache knows of one secret name. It lives as long
+// as the secret has a value to serve, someone waits for it or something is
+// scheduled for it; a slot with nothing to serve is dropped when its error
+// hold ends (armDropLocked), so names that do not exist cost nothing after.
 type slot struct {
 	name    string
 	cur     atomic.Pointer[entry]
-	limiter *rate.Limiter // shared by every fetch of this secret; fed the cache's clock
+	limiter tokenBucket // shared by every fetch of this secret; on the cache's clock
 
-	mu         sync.Mutex
-	closed     bool
-	gen        uint64 // generation of the refresh timer; stale callbacks compare it
-	refresh    interface{ Stop() bool }
-	refreshAt  time.Time
+	mu        sync.Mutex
+	closed    bool   // Close ran, or the slot was dropped from the cache
+	flights   int32  // fetches of this secret in progress (int32: packed with closed, the slot fits 256 B)
+	gen       uint64 // generation of the refresh timer; stale callbacks compare it
+	refresh   interface{ Stop() bool }
+	refreshAt time.Time
+	// expiry evicts a value once it exceeds the maximum staleness; it is
+	// armed only while that can happen before the next refresh (a refresh
+	// failed, a warm start, a TTL beyond the bound). For a slot with nothing
+	// to serve it is the timer that drops the slot when its hold ends.
 	expiry     interface{ Stop() bool }
 	failures   int
 	lastErr    error
@@ -139,18 +147,19 @@ func New(src secretsource.Source, opts ...Option) (*Cache, error) {
 	if err := cfg.err(); err != nil {
 		return nil, err
 	}
-	if cfg.store == nil {
-		cfg.store = NewMemoryStore()
-	}
 	c := &Cache{src: src, cfg: cfg, log: cfg.logger, done: make(chan struct{}), drained: make(chan struct{}),
-		inSource: map[string]int{}}
+		inSource: map[string]int{}, epoch: cfg.clock.Now()}
 	c.vsrc, _ = src.(secretsource.VersionSource)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	t := newSlotTable(maphash.MakeSeed(), 0)
 
-	loadCtx, cancel := context.WithTimeout(c.ctx, cfg.fetchTimeout)
-	recs, err := cfg.store.Load(loadCtx)
-	cancel()
+	var recs []Record
+	var err error
+	if cfg.store != nil {
+		loadCtx, cancel := context.WithTimeout(c.ctx, cfg.fetchTimeout)
+		recs, err = cfg.store.Load(loadCtx)
+		cancel()
+	}
 	if err != nil {
 		c.log.LogAttrs(c.ctx, slog.LevelWarn, "cache: store load failed; starting without (some) persisted secrets", slog.Any("error", err))
 	}
@@ -177,12 +186,10 @@ func New(src secretsource.Source, opts ...Option) (*Cache, error) {
 	return c, nil
 }
 
-func (c *Cache) newSlot(name string) *slot {
-	return &slot{
-		name:    name,
-		limiter: rate.NewLimiter(rate.Every(c.cfg.limitEvery), c.cfg.limitBurst),
-	}
-}
+func (c *Cache) newSlot(name string) *slot { return &slot{name: name} }
+
+// sinceEpoch is the time on the cache's clock, as the rate limits count it.
+func (c *Cache) sinceEpoch() time.Duration { return c.cfg.clock.Now().Sub(c.epoch) }
 
 // GetSecret returns the ACSCurrent version of the secret. A warm read is a
 // map lookup and an atomic load, with no lock and no allocation. On a miss,
@@ -220,7 +227,7 @@ func (c *Cache) getSlow(ctx context.Context, name string) (*secretsource.Secret,
 		reason = reasonWarmStart
 	}
 	s.addWaiter()
-	defer s.removeWaiter()
+	defer c.removeWaiter(s)
 	ch := c.sf.DoChan(name, c.flight(ctx, s, reason, true, nil))
 	select {
 	case r := <-ch:
@@ -271,14 +278,82 @@ func (s *slot) addWaiter() {
 }
 
 // removeWaiter uncounts a caller; the last one out closes noWaiters, which
-// stops the in-flight retries of a fetch nobody waits for any more.
-func (s *slot) removeWaiter() {
+// stops the in-flight retries of a fetch nobody waits for any more, and drops
+// the slot if it is left with nothing (see dropIfIdle).
+func (c *Cache) removeWaiter(s *slot) {
+	s.mu.Lock()
+	s.waiters--
+	last := s.waiters == 0
+	if last {
+		close(s.noWaiters)
+		s.noWaiters = nil // a closed channel per idle secret is 96 bytes of heap
+	}
+	s.mu.Unlock()
+	if last {
+		c.dropIfIdle(s)
+	}
+}
+
+// idleLocked reports whether s can be dropped: nothing to serve, nobody
+// waiting, no fetch in progress, no error held, nothing scheduled, no other
+// version cached. s.mu is held.
+func (c *Cache) idleLocked(s *slot, now time.Time) bool {
+	e := s.cur.Load()
+	return !s.closed && (e == nil || e.secret == nil) && s.waiters == 0 && s.flights == 0 &&
+		!now.Before(s.holdUntil) && (s.refresh == nil || !s.refreshAt.After(now)) && len(s.versions) == 0
+}
+
+// dropIfIdle removes s from the cache if it is idle: a name that does not
+// exist (or a secret evicted and not fetched again) keeps nothing once its
+// error hold has ended. The next caller of the name starts afresh, as on its
+// first call. A caller still holding s finds it closed: its operations are
+// harmless (nothing is stored or scheduled on a closed slot).
+func (c *Cache) dropIfIdle(s *slot) {
+	now := c.cfg.clock.Now()
+	s.mu.Lock()
+	idle := c.idleLocked(s, now)
+	s.mu.Unlock()
+	if !idle {
+		return
+	}
+	c.mu.Lock() // lock order: c.mu, then s.mu
+	defer c.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.waiters--
-	if s.waiters == 0 {
-		close(s.noWaiters)
+	if c.closed || !c.idleLocked(s, now) {
+		return
 	}
+	s.closed = true
+	if s.refresh != nil {
+		s.refresh.Stop()
+	}
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	if t := c.slots.Load(); t.get(s.name) == s {
+		if nt := t.remove(s); nt != t {
+			c.slots.Store(nt)
+		}
+	}
+}
+
+// armDropLocked drops s when its error hold ends, if it is idle by then (a
+// caller or a fetch that comes meanwhile keeps it; the last one to leave
+// checks again). It uses the expiry timer, which a slot with nothing to serve
+// does not need. s.mu is held.
+func (c *Cache) armDropLocked(s *slot) {
+	if s.closed {
+		return
+	}
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.expiry = c.cfg.clock.AfterFunc(s.holdUntil.Sub(c.cfg.clock.Now()), func() {
+		if c.enter() {
+			defer c.wg.Done()
+			c.dropIfIdle(s)
+		}
+	})
 }
 
 // slotFor returns the slot of name, creating it.
@@ -348,9 +423,7 @@ func (c *Cache) fetchContext(parent context.Context) (context.Context, context.C
 // waitToken takes a token of the secret's rate limit, waiting for it on the
 // cache's clock.
 func (c *Cache) waitToken(ctx context.Context, s *slot) error {
-	now := c.cfg.clock.Now()
-	r := s.limiter.ReserveN(now, 1)
-	d := r.DelayFrom(now)
+	d, r := s.limiter.reserve(c.sinceEpoch(), c.cfg.limitEvery, c.cfg.limitBurst)
 	if d <= 0 {
 		return nil
 	}
@@ -361,7 +434,7 @@ func (c *Cache) waitToken(ctx context.Context, s *slot) error {
 		return nil
 	case <-ctx.Done():
 		t.Stop()
-		r.CancelAt(c.cfg.clock.Now())
+		s.limiter.cancel(r, c.cfg.limitEvery)
 		return ctx.Err()
 	}
 }
@@ -369,13 +442,7 @@ func (c *Cache) waitToken(ctx context.Context, s *slot) error {
 // tryToken takes a token if one is available now; otherwise it returns how
 // long until one is.
 func (c *Cache) tryToken(s *slot) time.Duration {
-	now := c.cfg.clock.Now()
-	r := s.limiter.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return d
-	}
-	return 0
+	return s.limiter.take(c.sinceEpoch(), c.cfg.limitEvery, c.cfg.limitBurst)
 }
 
 // flight returns the function of a shared fetch of the ACSCurrent version.
@@ -393,6 +460,18 @@ func (c *Cache) flight(parent context.Context, s *slot, reason string, waitTok b
 			return nil, ErrClosed
 		}
 		defer c.wg.Done()
+		s.mu.Lock()
+		s.flights++
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.flights--
+			last := s.flights == 0
+			s.mu.Unlock()
+			if last {
+				c.dropIfIdle(s)
+			}
+		}()
 		if rejected != nil {
 			if e := s.cur.Load(); e != rejected && e != nil && e.secret != nil {
 				return e.secret, nil // someone already refreshed it
@@ -494,13 +573,12 @@ func (c *Cache) retryWait(ctx context.Context, s *slot, r *coldRetry, deadline t
 		return false
 	}
 	now := c.cfg.clock.Now()
-	res := s.limiter.ReserveN(now, 1)
-	d := res.DelayFrom(now)
+	d, res := s.limiter.reserve(now.Sub(c.epoch), c.cfg.limitEvery, c.cfg.limitBurst)
 	if d <= 0 {
 		return true
 	}
 	if now.Add(d).After(deadline) || !c.waitWhileWanted(ctx, s, d, &gone) {
-		res.CancelAt(c.cfg.clock.Now())
+		s.limiter.cancel(res, c.cfg.limitEvery)
 		return false
 	}
 	return true
@@ -543,6 +621,7 @@ func (c *Cache) stopRetrying(s *slot, r *coldRetry) {
 	}
 	if e := s.cur.Load(); e == nil || e.secret == nil {
 		s.holdUntil = r.hold
+		c.armDropLocked(s)
 	}
 	s.mu.Unlock()
 	c.log.LogAttrs(c.ctx, slog.LevelDebug, "cache: stopped retrying the fetch of a secret with no value",
@@ -566,6 +645,14 @@ func (c *Cache) onSuccess(s *slot, reason string, sec *secretsource.Secret, now 
 		prevVersion = prev.secret.VersionID()
 	}
 	changed := prevVersion != sec.VersionID()
+	// A fleet fetches a secret at about the same instant when it starts (or
+	// starts warm), when the secret changes (a rotation seen, a rejected
+	// password) and when KMS comes back after failures. After those the next
+	// refresh is drawn anywhere in the interval the policy allows, so the
+	// fleet spreads evenly over it; see "Refresh ahead" in doc.go.
+	if prev == nil || prev.secret == nil || prev.state == statePersisted || changed || s.failures > 0 {
+		next = time.Duration((1 - c.cfg.rnd()) * float64(next))
+	}
 	if changed {
 		for ref := range s.versions {
 			if ref.Stage != "" { // a stage moves with rotation; a version id does not
@@ -575,7 +662,12 @@ func (c *Cache) onSuccess(s *slot, reason string, sec *secretsource.Secret, now 
 	}
 	s.failures, s.lastErr, s.staleSince, s.holdUntil = 0, nil, time.Time{}, time.Time{}
 	c.scheduleLocked(s, next, reasonScheduled)
-	c.armExpiryLocked(s, e)
+	if next >= c.cfg.maxStale { // the value could exceed the bound before its refresh
+		c.armExpiryLocked(s, e)
+	} else if s.expiry != nil { // armed again only if this refresh fails
+		s.expiry.Stop()
+		s.expiry = nil
+	}
 	s.mu.Unlock()
 
 	c.persist(s)
@@ -628,6 +720,9 @@ func (c *Cache) onFailure(s *slot, reason string, err error, now, deadline time.
 		if s.staleSince.IsZero() {
 			s.staleSince = now
 		}
+		if s.expiry == nil {
+			c.armExpiryLocked(s, e)
+		}
 		c.scheduleLocked(s, delay, reasonRetry)
 		stale = &StaleEvent{Name: s.name, Version: e.secret.VersionID(), Age: now.Sub(e.fetchedAt),
 			ExpiresIn: e.fetchedAt.Add(c.cfg.maxStale).Sub(now), Err: err}
@@ -645,6 +740,8 @@ func (c *Cache) onFailure(s *slot, reason string, err error, now, deadline time.
 			delay = 0                                       // nothing scheduled: the next caller after the hold fetches again
 			if s.refresh != nil && s.refreshAt.After(now) { // an evicted secret keeps its retry timer
 				delay = s.refreshAt.Sub(now)
+			} else {
+				c.armDropLocked(s)
 			}
 		}
 	}
@@ -737,7 +834,7 @@ func (c *Cache) onExpire(s *slot, sec *secretsource.Secret, fetchedAt time.Time)
 	s.holdUntil = s.refreshAt // callers get the error until the next retry
 	s.mu.Unlock()
 
-	if c.enter() {
+	if c.cfg.store != nil && c.enter() {
 		go func() {
 			defer c.wg.Done()
 			s.saveMu.Lock()
@@ -757,7 +854,7 @@ func (c *Cache) onExpire(s *slot, sec *secretsource.Secret, fetchedAt time.Time)
 
 // persist saves the latest value of s to the store, in the background.
 func (c *Cache) persist(s *slot) {
-	if !c.enter() {
+	if c.cfg.store == nil || !c.enter() {
 		return
 	}
 	go func() {

@@ -123,26 +123,40 @@ func TestRefreshAhead(t *testing.T) {
 	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)),
 		WithHooks(Hooks{Refreshed: func(e RefreshedEvent) { events = append(events, e) }}))
 	mustGet(t, c, "db")
-	// TTL 5 min, jitter 0.2, draw 0.5: next refresh at 5m - 0.1*5m = 4m30s.
-	if info, _ := c.Info("db"); !info.NextRefresh.Equal(t0.Add(4*time.Minute + 30*time.Second)) {
-		t.Fatalf("next refresh at %v, want t0+4m30s", info.NextRefresh.Sub(t0))
+	// TTL 5 min, jitter 0.02, draw 0.5: the policy says 5m - 0.01*5m = 4m57s;
+	// the first refresh after a cold fetch is drawn in (0, 4m57s]: 0.5 of it.
+	first := (4*time.Minute + 57*time.Second) / 2
+	if info, _ := c.Info("db"); !info.NextRefresh.Equal(t0.Add(first)) {
+		t.Fatalf("first refresh at %v, want t0+%v", info.NextRefresh.Sub(t0), first)
+	}
+	fc.Advance(first)
+	if n := src.Calls(); n != 2 {
+		t.Fatalf("calls = %d after the first refresh, want 2", n)
+	}
+	// From then on, the policy's interval.
+	if info, _ := c.Info("db"); !info.NextRefresh.Equal(fc.Now().Add(4*time.Minute + 57*time.Second)) {
+		t.Fatalf("next refresh in %v, want 4m57s", info.NextRefresh.Sub(fc.Now()))
 	}
 	src.rotate("db")
-	fc.Advance(4*time.Minute + 29*time.Second)
-	if n := src.Calls(); n != 1 {
+	fc.Advance(4*time.Minute + 56*time.Second)
+	if n := src.Calls(); n != 2 {
 		t.Fatalf("refreshed early: %d calls", n)
 	}
 	if mustGet(t, c, "db").VersionID() != "v1" {
 		t.Fatal("new version before the refresh")
 	}
 	fc.Advance(time.Second)
-	if n := src.Calls(); n != 2 {
-		t.Fatalf("calls = %d after the TTL, want 2", n)
+	if n := src.Calls(); n != 3 {
+		t.Fatalf("calls = %d after the TTL, want 3", n)
 	}
 	if v := mustGet(t, c, "db").VersionID(); v != "v2" {
 		t.Fatalf("served %s after refresh, want v2", v)
 	}
-	if len(events) != 2 || events[1].Reason != reasonScheduled || !events[1].Changed || events[1].Previous != "v1" {
+	// A new version: the next refresh is drawn anywhere in the interval again.
+	if info, _ := c.Info("db"); !info.NextRefresh.Equal(fc.Now().Add(first)) {
+		t.Errorf("after a rotation, next refresh in %v, want %v", info.NextRefresh.Sub(fc.Now()), first)
+	}
+	if len(events) != 3 || events[2].Reason != reasonScheduled || !events[2].Changed || events[2].Previous != "v1" {
 		t.Errorf("events = %+v", events)
 	}
 }
@@ -158,11 +172,11 @@ func TestRefreshPolicyRotationAware(t *testing.T) {
 		nrd  time.Time
 		want time.Duration
 	}{
-		{"no rotation: TTL with jitter", time.Time{}, 4*time.Minute + 30*time.Second},
+		{"no rotation: TTL with jitter", time.Time{}, 4*time.Minute + 57*time.Second},
 		{"rotation sooner than TTL", t0.Add(2 * time.Minute), 2*time.Minute + 30*time.Second + 15*time.Second},
-		{"rotation later than TTL", t0.Add(time.Hour), 4*time.Minute + 30*time.Second},
+		{"rotation later than TTL", t0.Add(time.Hour), 4*time.Minute + 57*time.Second},
 		{"rotation due, not seen yet: poll", t0.Add(-time.Minute), 45 * time.Second},
-		{"rotation long overdue: TTL", t0.Add(-time.Hour), 4*time.Minute + 30*time.Second},
+		{"rotation long overdue: TTL", t0.Add(-time.Hour), 4*time.Minute + 57*time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,11 +185,11 @@ func TestRefreshPolicyRotationAware(t *testing.T) {
 			}
 		})
 	}
-	// Jitter spans [80%, 100%] of the TTL.
+	// Jitter spans [98%, 100%] of the TTL.
 	if got := p.NextRefresh(nil, t0, constRand(0)); got != DefaultTTL {
 		t.Errorf("draw 0: %v", got)
 	}
-	if got := p.NextRefresh(nil, t0, constRand(0.999999)); got < 4*time.Minute || got > DefaultTTL {
+	if got := p.NextRefresh(nil, t0, constRand(0.999999)); got < 4*time.Minute+54*time.Second || got > DefaultTTL {
 		t.Errorf("draw ~1: %v", got)
 	}
 }
@@ -186,17 +200,23 @@ func TestRotationAwareRefreshInCache(t *testing.T) {
 	src.nextRot = t0.Add(2 * time.Minute)
 	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)))
 	mustGet(t, c, "db")
-	fc.Advance(2*time.Minute + 44*time.Second)
-	if n := src.Calls(); n != 1 {
+	// The first refresh after the cold fetch is drawn in the interval, (0, 2m45s]:
+	// here at 1m22.5s; it sees the same rotation date, so the next is on time.
+	fc.Advance(2*time.Minute + 45*time.Second/2)
+	if n := src.Calls(); n != 2 {
+		t.Fatalf("calls = %d, want the first refresh", n)
+	}
+	fc.Advance(2*time.Minute + 44*time.Second - (2*time.Minute + 45*time.Second/2))
+	if n := src.Calls(); n != 2 {
 		t.Fatalf("calls = %d before the rotation refresh", n)
 	}
 	fc.Advance(time.Second) // t0+2m45s
-	if n := src.Calls(); n != 2 {
+	if n := src.Calls(); n != 3 {
 		t.Fatalf("calls = %d, want the rotation refresh", n)
 	}
 	// KMS has not rotated yet (same NextRotationDate): poll 45 s later.
 	fc.Advance(45 * time.Second)
-	if n := src.Calls(); n != 3 {
+	if n := src.Calls(); n != 4 {
 		t.Fatalf("calls = %d, want a poll for the late rotation", n)
 	}
 	src.mu.Lock()
@@ -204,13 +224,17 @@ func TestRotationAwareRefreshInCache(t *testing.T) {
 	src.mu.Unlock()
 	src.rotate("db")
 	fc.Advance(45 * time.Second)
-	if v := mustGet(t, c, "db").VersionID(); v != "v2" || src.Calls() != 4 {
+	if v := mustGet(t, c, "db").VersionID(); v != "v2" || src.Calls() != 5 {
 		t.Fatalf("after rotation: version %s, calls %d", v, src.Calls())
 	}
-	// Back to the TTL.
-	fc.Advance(4*time.Minute + 29*time.Second)
-	if n := src.Calls(); n != 4 {
-		t.Fatalf("calls = %d, want none before the TTL", n)
+	// Back to the TTL: after the new version, drawn anywhere in it (half, here).
+	fc.Advance((4*time.Minute+57*time.Second)/2 - time.Second)
+	if n := src.Calls(); n != 5 {
+		t.Fatalf("calls = %d, want none before the drawn point of the TTL", n)
+	}
+	fc.Advance(time.Second)
+	if n := src.Calls(); n != 6 {
+		t.Fatalf("calls = %d, want the TTL refresh", n)
 	}
 }
 
@@ -287,7 +311,9 @@ func TestOutageServesStale(t *testing.T) {
 	if failed != calls || len(stale) != calls {
 		t.Errorf("hooks: %d failures, %d stale events for %d calls", failed, len(stale), calls)
 	}
-	if last := stale[len(stale)-1]; last.Age < 59*time.Minute || last.Version != "v1" || last.ExpiresIn <= 0 {
+	// The value was fetched at t0; the last stale event came with the last failed call.
+	if last := stale[len(stale)-1]; last.Age != times[len(times)-1].Sub(t0) || last.Age < 55*time.Minute ||
+		last.Version != "v1" || last.ExpiresIn != DefaultMaxStaleness-last.Age {
 		t.Errorf("last stale event %+v", last)
 	}
 	info, _ := c.Info("db")
@@ -350,8 +376,8 @@ func TestPermanentErrorNotHammered(t *testing.T) {
 			WithHooks(Hooks{RefreshFailed: func(e RefreshFailedEvent) { ev = append(ev, e) }}))
 		mustGet(t, c, "db")
 		src.setErr(&secretsource.Error{Kind: secretsource.KindAccessDenied, Source: "fake", Code: "Forbidden.NoPermission"})
-		fc.Advance(4*time.Minute + 30*time.Second)
-		if len(ev) != 1 || ev[0].Retryable || ev[0].RetryIn != 4*time.Minute+30*time.Second {
+		fc.Advance((4*time.Minute + 57*time.Second) / 2) // the first refresh, drawn in the TTL
+		if len(ev) != 1 || ev[0].Retryable || ev[0].RetryIn != 4*time.Minute+57*time.Second {
 			t.Fatalf("failure events %+v", ev)
 		}
 		fc.Advance(4 * time.Minute)
@@ -527,8 +553,9 @@ func TestRefreshRateLimit(t *testing.T) {
 		}
 	}()
 	for range 20 {
-		// refresh timer + expiry timer + the loop's wait for a token
-		eventually(t, "the Refresh loop to wait for the rate limit", func() bool { return fc.Pending() == 3 })
+		// refresh timer + the loop's wait for a token (no expiry timer: the
+		// refresh comes well before the maximum staleness)
+		eventually(t, "the Refresh loop to wait for the rate limit", func() bool { return fc.Pending() == 2 })
 		fc.Advance(DefaultRefreshEvery)
 	}
 	eventually(t, "the last loop fetch", func() bool { return src.Calls() >= 3+19 })

@@ -54,8 +54,9 @@ func (c *config) fail(format string, args ...any) {
 func (c *config) err() error { return errors.Join(c.errs...) }
 
 // WithTTL sets the TTL of the default refresh policy: every secret is fetched
-// again at a random point between 80% and 100% of d after its last fetch
-// (earlier if it rotates sooner). Default 5 minutes.
+// again at a random point between 98% and 100% of d after its last fetch
+// (anywhere in d after a first fetch, a new version or a recovery; earlier if
+// it rotates sooner). Default 5 minutes.
 func WithTTL(d time.Duration) Option {
 	return func(c *config) {
 		if d <= 0 {
@@ -159,8 +160,9 @@ func WithRefreshLimit(every time.Duration, burst int) Option {
 	}
 }
 
-// WithStore sets where values are persisted for warm starts (default a
-// MemoryStore of this cache; see FileStore for restarts without KMS).
+// WithStore sets where values are persisted for warm starts (default none:
+// share a MemoryStore between caches built one after another in a process, or
+// use a FileStore for restarts without KMS).
 func WithStore(s Store) Option {
 	return func(c *config) {
 		if s == nil {

@@ -10,7 +10,7 @@ import (
 // limit. See the package documentation for why each was chosen.
 const (
 	DefaultTTL            = 5 * time.Minute
-	DefaultTTLJitter      = 0.2
+	DefaultTTLJitter      = 0.02
 	DefaultRotationDelay  = 30 * time.Second
 	DefaultRotationJitter = 30 * time.Second
 	DefaultRotationWatch  = 15 * time.Minute
@@ -48,7 +48,7 @@ func (f RefreshPolicyFunc) NextRefresh(s *secretsource.Secret, now time.Time, rn
 // at that same pace for up to RotationWatch. Zero fields take the defaults.
 type RotationAwareTTL struct {
 	TTL            time.Duration // refresh at the latest this long after a fetch (default 5 min)
-	Jitter         float64       // fraction of TTL drawn off at random, 0..1 (default 0.2)
+	Jitter         float64       // fraction of TTL drawn off at random, 0..1 (default 0.02; see "Refresh ahead" in the package doc)
 	RotationDelay  time.Duration // wait after NextRotationDate before fetching (default 30 s)
 	RotationJitter time.Duration // random extra wait, uniform in [0, RotationJitter) (default 30 s)
 	RotationWatch  time.Duration // how long to poll for a late rotation (default 15 min)

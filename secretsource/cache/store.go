@@ -29,9 +29,10 @@ type Store interface {
 	Delete(ctx context.Context, name string) error
 }
 
-// MemoryStore is the default Store: it keeps records in memory, which lets a
-// cache that is closed and built again in the same process (or several caches
-// sharing one store) start warm. Secrets are immutable, so it holds pointers,
+// MemoryStore keeps records in memory, which lets a cache that is closed and
+// built again in the same process (or several caches sharing one store) start
+// warm. A cache has no store unless given one (WithStore): a store private to
+// one cache would only double the memory of every secret. Secrets are immutable, so it holds pointers,
 // not copies. It is safe for concurrent use.
 type MemoryStore struct {
 	mu sync.Mutex

@@ -38,6 +38,7 @@ func (c *Cache) GetSecretVersion(ctx context.Context, name string, ref secretsou
 	if err != nil {
 		return nil, err
 	}
+	defer c.dropIfIdle(s) // a version of a name with nothing cached that could not be fetched
 	if e := s.cur.Load(); e != nil && e.serve && matches(e.secret, ref) {
 		return e.secret, nil
 	}
