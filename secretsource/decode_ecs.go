@@ -64,7 +64,8 @@ func DecodeECSCredential(s *Secret) (ECSCredential, error) {
 	if s == nil {
 		return ECSCredential{}, &Error{Kind: KindConfig, Source: "decode", Message: "nil secret"}
 	}
-	obj, ok := parseObject(s.fields().Value)
+	var buf [16]jsonMember
+	obj, ok := parseObject(string(s.fields().Value), buf[:0])
 	if !ok {
 		return ECSCredential{}, decodeError(s, "", `secret value is not a JSON object; an ECS secret holds {"UserName":…,"Password":…} or {"UserName":…,"PrivateKey":…}`)
 	}

@@ -61,7 +61,8 @@ func DecodeAccessKey(s *Secret) (AccessKey, error) {
 	if s == nil {
 		return AccessKey{}, &Error{Kind: KindConfig, Source: "decode", Message: "nil secret"}
 	}
-	obj, ok := parseObject(s.fields().Value)
+	var buf [16]jsonMember
+	obj, ok := parseObject(string(s.fields().Value), buf[:0])
 	if !ok {
 		return AccessKey{}, decodeError(s, "", `secret value is not a JSON object; a RAM secret holds {"AccessKeyId":…,"AccessKeySecret":…}`)
 	}
