@@ -477,9 +477,10 @@ func (c *Cache) flight(parent context.Context, s *slot, reason string, waitTok b
 				return e.secret, nil // someone already refreshed it
 			}
 		}
-		if reason == reasonCold {
+		if reason == reasonCold || reason == reasonInvalidated || reason == reasonWarmStart {
 			// Re-check after winning the flight: a caller that missed the cache just
-			// before the previous flight stored its value must not fetch again.
+			// before the previous flight stored its value must not fetch again
+			// (a cold, rejected or persisted entry alike: TestInvalidate's storm).
 			if e := s.cur.Load(); e != nil && e.serve {
 				return e.secret, nil
 			}

@@ -713,7 +713,7 @@ func TestWarmStartFromStore(t *testing.T) {
 		}
 		// Nothing to serve for it: the cold fetch retries the outage within the
 		// fetch timeout (on the fake clock, moved here), then gives up.
-		if r, _ := driveUntil(t, fc, goGet(context.Background(), c, "ancient"), time.Minute); r.err == nil {
+		if r, _ := driveUntil(t, fc, c, "ancient", goGet(context.Background(), c, "ancient"), time.Minute); r.err == nil {
 			t.Error("a record past the max staleness was served")
 		} else if !errors.Is(r.err, secretsource.ErrUnavailable) {
 			t.Errorf("ancient: err = %v, want the source's ErrUnavailable", r.err)

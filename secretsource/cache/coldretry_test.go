@@ -75,9 +75,11 @@ func goGet(ctx context.Context, c *Cache, name string) <-chan getResult {
 
 // driveUntil advances the fake clock timer by timer until res delivers,
 // firing only timers due within maxStep (the backoff and rate-limit waits of a
-// retrying fetch), never the far refresh and expiry timers armed on success.
+// retrying fetch), never the far refresh and expiry timers armed on success,
+// and only while a fetch of name is in progress (not the timer that drops the
+// slot when a held error ends, armed as the fetch gives up).
 // It returns the result and how far the clock moved.
-func driveUntil(t *testing.T, fc *clock.Fake, res <-chan getResult, maxStep time.Duration) (getResult, time.Duration) {
+func driveUntil(t *testing.T, fc *clock.Fake, c *Cache, name string, res <-chan getResult, maxStep time.Duration) (getResult, time.Duration) {
 	t.Helper()
 	start := fc.Now()
 	deadline := time.Now().Add(20 * time.Second)
@@ -88,7 +90,7 @@ func driveUntil(t *testing.T, fc *clock.Fake, res <-chan getResult, maxStep time
 			return r, fc.Now().Sub(start)
 		default:
 		}
-		if d, ok := fc.NextDue(); ok && d <= maxStep {
+		if d, ok := fc.NextDue(); ok && d <= maxStep && fetching(c, name) {
 			fc.Advance(d)
 			continue
 		}
@@ -100,6 +102,17 @@ func driveUntil(t *testing.T, fc *clock.Fake, res <-chan getResult, maxStep time
 			t.Fatalf("gave up waiting for GetSecret (fake clock moved %v)", fc.Now().Sub(start))
 		}
 	}
+}
+
+// fetching reports whether a fetch of name is in progress.
+func fetching(c *Cache, name string) bool {
+	s := c.slots.Load().get(name)
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flights > 0
 }
 
 // waitResult waits (not a timed assert: the bound only stops a hung test) for
@@ -178,7 +191,7 @@ func TestColdRetryRidesOutTransientErrors(t *testing.T) {
 				RefreshFailed: func(e RefreshFailedEvent) { mu.Lock(); failed = append(failed, e); mu.Unlock() },
 				Refreshed:     func(e RefreshedEvent) { mu.Lock(); refreshed = append(refreshed, e); mu.Unlock() },
 			}))
-			r, moved := driveUntil(t, fc, goGet(context.Background(), c, "db"), time.Minute)
+			r, moved := driveUntil(t, fc, c, "db", goGet(context.Background(), c, "db"), time.Minute)
 			if r.err != nil || r.s.VersionID() != "v1" {
 				t.Fatalf("GetSecret = %v, %v; want v1 after the retries", r.s, r.err)
 			}
@@ -261,7 +274,7 @@ func TestColdUnknownErrorRetriedOnce(t *testing.T) {
 	boom := errors.New("boom")
 	src := &flakySource{clk: fc, n: 1 << 30, err: boom}
 	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)))
-	r, _ := driveUntil(t, fc, goGet(context.Background(), c, "db"), time.Minute)
+	r, _ := driveUntil(t, fc, c, "db", goGet(context.Background(), c, "db"), time.Minute)
 	if !errors.Is(r.err, boom) {
 		t.Fatalf("err = %v, want boom", r.err)
 	}
@@ -278,7 +291,7 @@ func TestColdRetryBoundedByFetchTimeout(t *testing.T) {
 	src.setErr(errUnavailable)
 	c := newTestCache(t, src, withClock(fc), WithFetchTimeout(10*time.Second),
 		WithBackoff(BackoffFunc(func(int, func() float64) time.Duration { return 3 * time.Second })))
-	r, moved := driveUntil(t, fc, goGet(context.Background(), c, "db"), time.Minute)
+	r, moved := driveUntil(t, fc, c, "db", goGet(context.Background(), c, "db"), time.Minute)
 	if !errors.Is(r.err, secretsource.ErrUnavailable) {
 		t.Fatalf("err = %v, want the source's ErrUnavailable", r.err)
 	}
@@ -393,7 +406,7 @@ func TestColdRetryHerd(t *testing.T) {
 	}
 	// Let the herd arrive during the backoff (not an assert), then move time.
 	time.Sleep(10 * time.Millisecond)
-	if r, _ := driveUntil(t, fc, first, time.Minute); r.err != nil {
+	if r, _ := driveUntil(t, fc, c, "db", first, time.Minute); r.err != nil {
 		t.Fatal(r.err)
 	}
 	wg.Wait()
@@ -469,7 +482,7 @@ func TestColdRetryRateLimitFloor(t *testing.T) {
 	fc := clock.NewFake(t0)
 	src := &flakySource{clk: fc, n: 4, err: errUnavailable, next: newFakeSource(nil)}
 	c := newTestCache(t, src, withClock(fc), withRand(constRand(0)))
-	r, _ := driveUntil(t, fc, goGet(context.Background(), c, "db"), time.Minute)
+	r, _ := driveUntil(t, fc, c, "db", goGet(context.Background(), c, "db"), time.Minute)
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -519,7 +532,7 @@ func TestNoSecretInColdRetryOutput(t *testing.T) {
 	}
 	eventually(t, "the retrying fetch to end", func() bool { return flightIdle(c, "db") })
 	fc.Advance(time.Minute)
-	r, _ := driveUntil(t, fc, goGet(context.Background(), c, "db"), time.Minute)
+	r, _ := driveUntil(t, fc, c, "db", goGet(context.Background(), c, "db"), time.Minute)
 	if r.err != nil || r.s.Text() != value {
 		t.Fatalf("GetSecret = %v, %v", r.s, r.err)
 	}

@@ -314,7 +314,7 @@ func TestEmulatorColdThrottling(t *testing.T) {
 	const throttled = 3
 	srv.InjectFault(kmstest.Fault{Action: getAction, Code: "Rejected.Throttling", Times: throttled})
 
-	r, moved := driveUntil(t, fc, goGet(context.Background(), c, emuName), time.Minute)
+	r, moved := driveUntil(t, fc, c, emuName, goGet(context.Background(), c, emuName), time.Minute)
 	if r.err != nil || r.s.Text() != emuValue || r.s.VersionID() != currentVersion(t, srv) {
 		t.Fatalf("cold GetSecret through the throttling: %v, %v", r.s, r.err)
 	}
