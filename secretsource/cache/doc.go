@@ -107,8 +107,9 @@
 // Every fetch of a secret, cold or scheduled, a retry, forced or caused by
 // Invalidate, takes a token from one per-secret token bucket (one per second
 // after a burst of 2 by default, WithRefreshLimit; 8 bytes in the secret's
-// slot, checked against golang.org/x/time/rate in the tests). That limiter is also the hard floor under the jittered
-// backoff: over any period T a secret is fetched at most burst + T/every times.
+// slot, checked against golang.org/x/time/rate in the tests). That limit is
+// also the hard floor under the jittered backoff: over any period T a secret
+// is fetched at most burst + T/every times.
 //
 // Nor does junk: whatever a Source returns, a secret without a version id or
 // another secret's is a failed fetch of secretsource.KindInvalidAnswer (retryable), so the good

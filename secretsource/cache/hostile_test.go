@@ -93,18 +93,24 @@ func TestFarNextRotationDate(t *testing.T) {
 	src.nextRot = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)))
 	mustGet(t, c, "db")
-	if info, _ := c.Info("db"); !info.NextRefresh.Equal(t0.Add(4*time.Minute + 30*time.Second)) {
-		t.Fatalf("next refresh in %v, want the TTL's 4m30s", info.NextRefresh.Sub(t0))
+	// After the first fetch the refresh is drawn in (0, TTL-based delay]: half of 4m57s.
+	first := (4*time.Minute + 57*time.Second) / 2
+	if info, _ := c.Info("db"); !info.NextRefresh.Equal(t0.Add(first)) {
+		t.Fatalf("next refresh in %v, want half the TTL's 4m57s", info.NextRefresh.Sub(t0))
 	}
-	for range 26 { // 4m20s in 10 s steps
+	fc.Advance(first)
+	if info, _ := c.Info("db"); src.Calls() != 2 || !info.NextRefresh.Equal(fc.Now().Add(4*time.Minute+57*time.Second)) {
+		t.Fatalf("%d fetches, next refresh in %v, want 2 and the TTL's 4m57s", src.Calls(), info.NextRefresh.Sub(fc.Now()))
+	}
+	for range 29 { // 4m50s in 10 s steps
 		fc.Advance(10 * time.Second)
 	}
-	if n := src.Calls(); n != 1 {
-		t.Fatalf("%d fetches within the TTL, want 1", n)
+	if n := src.Calls(); n != 2 {
+		t.Fatalf("%d fetches within the TTL, want 2", n)
 	}
 	fc.Advance(10 * time.Second)
-	if n := src.Calls(); n != 2 {
-		t.Fatalf("%d fetches after the TTL, want 2", n)
+	if n := src.Calls(); n != 3 {
+		t.Fatalf("%d fetches after the TTL, want 3", n)
 	}
 	// The policy alone, at the limits of time.Time.
 	p := RotationAwareTTL{}
