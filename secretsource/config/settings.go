@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/aliyun/credentials-go/credentials"
 
+	"github.com/kmsdb/kmsdb/internal/regfile"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 )
@@ -109,10 +109,12 @@ func (s Settings) LogValue() slog.Value { return slog.StringValue(s.String()) }
 // resolver looks a key up in code options, then the environment, then the file.
 type resolver struct {
 	o        *options
-	file     map[string]string
+	file     map[string]property // last pair of each key
 	fileName string
 }
 
+// get returns the value of key, trimmed of surrounding blanks wherever it
+// comes from (no value Load reads can start or end with one).
 func (r *resolver) get(key string) (value, origin string) {
 	if v := strings.TrimSpace(r.o.code[key]); v != "" {
 		return v, originCode
@@ -120,8 +122,8 @@ func (r *resolver) get(key string) (value, origin string) {
 	if v, ok := r.o.lookupEnv(key); ok && strings.TrimSpace(v) != "" {
 		return strings.TrimSpace(v), originEnv
 	}
-	if v := r.file[key]; v != "" {
-		return v, "properties file " + r.fileName
+	if p, ok := r.file[key]; ok && strings.TrimSpace(p.value) != "" {
+		return strings.TrimSpace(p.value), fmt.Sprintf("properties file %s line %d", r.fileName, p.line)
 	}
 	return "", ""
 }
@@ -214,7 +216,7 @@ func loadFile(s *Settings, r *resolver) error {
 	} else if p := r.env(EnvPropertiesFile); p != "" {
 		path, origin, explicit = p, EnvPropertiesFile, true
 	}
-	values, missing, err := readPropertiesFile(path)
+	props, missing, err := readPropertiesFile(path)
 	switch {
 	case err != nil:
 		return keyError(path, "properties file", err.Error())
@@ -223,18 +225,85 @@ func loadFile(s *Settings, r *resolver) error {
 	case missing:
 		return nil
 	}
-	r.file, r.fileName, s.PropertiesFile = values, path, path
-	var unknown []string
-	for k := range values {
-		if !slices.Contains(knownKeys, k) {
-			unknown = append(unknown, k)
+	r.file, r.fileName, s.PropertiesFile = map[string]property{}, path, path
+	for _, p := range props {
+		r.file[p.key] = p
+	}
+	s.Warnings = append(s.Warnings, propertiesWarnings(path, props)...)
+	return nil
+}
+
+// propertiesWarnings reports the pairs of a properties file that Load
+// ignores or that may not say what was meant. A warning names a known key
+// and a line number, never a value, and never the text of an unknown key:
+// that text may be the tail of a secret whose line lost its continuation
+// backslash.
+func propertiesWarnings(path string, props []property) []string {
+	var out []string
+	for _, p := range props {
+		if !slices.Contains(knownKeys, p.key) {
+			hint := "not a key kmsdb reads (files shared with the Java client may hold others)"
+			switch {
+			case closestKey(p.key) != "":
+				hint = fmt.Sprintf("did you mean %s?", closestKey(p.key))
+			case !p.hasSep:
+				hint = "a line without '=' or ':': if it continues the value on the line before, end that line with a backslash"
+			}
+			out = append(out, fmt.Sprintf("properties file %s line %d: unknown key ignored (%s)", path, p.line, hint))
+			continue
+		}
+		if p.lossyEscape {
+			out = append(out, fmt.Sprintf("properties file %s line %d: %s: a backslash escape changed the value, "+
+				`as java.util.Properties reads it (\t, \n, \r, \f are control characters; a backslash before another `+
+				`character is dropped): write \\ for a backslash (C:\\keys\\key.json) or use '/'`, path, p.line, p.key))
 		}
 	}
-	sort.Strings(unknown)
-	for _, k := range unknown {
-		s.Warnings = append(s.Warnings, fmt.Sprintf("properties file %s: unknown key %q ignored", path, k))
+	return out
+}
+
+// closestKey returns the known key within two edits of key (a typo such as
+// refresh_secret_tll), or "". Keys shorter than six characters match nothing.
+func closestKey(key string) string {
+	if len(key) < 6 {
+		return ""
 	}
-	return nil
+	best, bestD := "", 3
+	for _, k := range knownKeys {
+		if d := editDistance(strings.ToLower(key), k, bestD); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, or limit when it is at
+// least limit.
+func editDistance(a, b string, limit int) int {
+	if d := len(a) - len(b); d >= limit || -d >= limit {
+		return limit
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			rowMin = min(rowMin, cur[j])
+		}
+		if rowMin >= limit {
+			return limit
+		}
+		prev, cur = cur, prev
+	}
+	return min(prev[len(b)], limit)
 }
 
 // credentialTypes maps every accepted credentials_type to the kms credential
@@ -421,23 +490,42 @@ func checkARN(r *resolver, key, arn string) error {
 	return nil
 }
 
-// checkReadable fails with the key and the path when path cannot be read.
+// Bounds of the files a configuration names.
+const (
+	maxPasswordFile = 64 << 10 // a client key password
+	maxKeyFile      = 1 << 20  // a client key, a CA bundle, an OIDC token
+)
+
+// readConfigFile reads a file a setting names: a regular file (a FIFO would
+// hang Load, a device would never end) of at most limit bytes. The error
+// names the key and the path and says what is wrong.
+func readConfigFile(key, origin, path string, limit int64) ([]byte, error) {
+	b, err := regfile.Read(path, limit)
+	if err == nil {
+		return b, nil
+	}
+	why := "cannot be read"
+	var notRegular *regfile.NotRegularError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		why = "does not exist"
+	case errors.Is(err, fs.ErrPermission):
+		why = "is not readable (permission denied)"
+	case errors.Is(err, regfile.ErrIsDir):
+		return nil, keyError(key, origin, fmt.Sprintf("%q is a directory, expected a file", path))
+	case errors.As(err, &notRegular):
+		why = notRegular.Error()
+	case errors.Is(err, regfile.ErrTooLarge):
+		why = fmt.Sprintf("is larger than %d KiB", limit>>10)
+	}
+	return nil, keyError(key, origin, fmt.Sprintf("file %q %s", path, why))
+}
+
+// checkReadable fails with the key and the path unless path is a regular
+// file of at most 1 MiB that can be read.
 func checkReadable(key, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		why := "cannot be read"
-		if errors.Is(err, fs.ErrNotExist) {
-			why = "does not exist"
-		} else if errors.Is(err, fs.ErrPermission) {
-			why = "is not readable (permission denied)"
-		}
-		return keyError(key, "", fmt.Sprintf("file %q %s", path, why))
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return keyError(key, "", fmt.Sprintf("%q is a directory, expected a file", path))
-	}
-	return nil
+	_, err := readConfigFile(key, "", path, maxKeyFile)
+	return err
 }
 
 // clientKeyPassword finds the client key password as Alibaba's client does:
@@ -465,12 +553,9 @@ func clientKeyPassword(r *resolver) (string, error) {
 // readPasswordFile reads a password file, trimmed of surrounding blanks as
 // Alibaba's client does.
 func readPasswordFile(key, origin, path string) (string, error) {
-	if err := checkReadable(key, path); err != nil {
-		return "", err
-	}
-	b, err := os.ReadFile(path)
+	b, err := readConfigFile(key, origin, path, maxPasswordFile)
 	if err != nil {
-		return "", keyError(key, origin, fmt.Sprintf("file %q cannot be read", path))
+		return "", err
 	}
 	pw := strings.TrimSpace(string(b))
 	if pw == "" {
@@ -619,12 +704,9 @@ func resolveDKMS(r *resolver, origin string, d dkmsEntry, s *Settings) (DKMSEndp
 
 // checkCAFile fails unless path holds at least one PEM certificate.
 func checkCAFile(key, path string) error {
-	if err := checkReadable(key, path); err != nil {
-		return err
-	}
-	b, err := os.ReadFile(path)
+	b, err := readConfigFile(key, "", path, maxKeyFile)
 	if err != nil {
-		return keyError(key, "", fmt.Sprintf("file %q cannot be read", path))
+		return err
 	}
 	for rest := b; ; {
 		var block *pem.Block
