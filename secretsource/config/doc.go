@@ -85,6 +85,12 @@
 // KMSDB_LOCAL_SECRETS_FILE=secrets.yaml (or KMSDB_LOCAL_SECRETS=true, or
 // WithLocal) makes Load return a secretsource.LocalSource: the file's
 // secrets and KMSDB_SECRET_<NAME> environment variables, no KMS at all.
+// Code beats the environment here too: when the program configures KMS in
+// code (WithRegion(s), WithDKMS, WithCredential, WithAccessKey,
+// WithPropertiesFile or WithSetting of a KMS key), the two variables are
+// ignored with a warning, so an environment cannot swap the program's KMS
+// for secrets it makes up. Each Load that serves a local source logs so at
+// Warn.
 //
 // # Where Alibaba's client is wrong and kmsdb is not
 //

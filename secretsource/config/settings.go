@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"slices"
 	"sort"
@@ -69,18 +70,29 @@ type Settings struct {
 	RootCAs             *x509.CertPool
 	Timeout             time.Duration // 0: the sources' default
 	FetchExtendedConfig bool
-	Logger              *slog.Logger
+	// Logger receives the warnings and the sources' debug lines. Nil sends
+	// warnings to slog.Default() at Warn and discards the rest: a setting
+	// that weakens security is never silent.
+	Logger *slog.Logger
 
 	PropertiesFile   string        // the properties file read, "" if none
 	SecretNames      []string      // secret_names: secrets a cache may fetch at start
 	RefreshSecretTTL time.Duration // refresh_secret_ttl (milliseconds in the file); 0 when unset
 
-	Local        bool // Load returns a LocalSource (WithLocal, KMSDB_LOCAL_SECRETS_FILE, KMSDB_LOCAL_SECRETS)
+	// Local: Load returns a LocalSource (WithLocal, or KMSDB_LOCAL_SECRETS_FILE
+	// or KMSDB_LOCAL_SECRETS when no KMS setting is given in code).
+	Local        bool
 	localOptions []secretsource.LocalOption
 
 	// Warnings are configuration oddities that are not errors: unknown
-	// properties keys, ignoreSslCerts, an explicit CA that is ignored.
+	// properties keys, ignoreSslCerts, an explicit CA that is ignored, a
+	// local source serving the secrets. Source logs each one at Warn every
+	// time it builds a source. None holds a value.
 	Warnings []string
+	// loggedBySource are the Warnings the sources log themselves (the DKMS
+	// source warns about each ignoreSslCerts endpoint), so Source does not
+	// log them twice.
+	loggedBySource map[string]bool
 
 	credential credentials.Credential // WithCredential
 }
@@ -179,17 +191,37 @@ func LoadSettings(ctx context.Context, opts ...Option) (*Settings, error) {
 	if err := loadCache(s, r); err != nil {
 		return nil, err
 	}
+	if s.Scheme == "http" && len(s.Regions) > 0 {
+		s.Warnings = append(s.Warnings, "WithHTTP: requests to the KMS regions go over plain HTTP, unencrypted and "+
+			"unauthenticated: for an emulator only, never for the real service")
+	}
 	return s, nil
 }
 
 func loadLocal(s *Settings, r *resolver) error {
 	o := r.o
+	var origin string
 	switch {
 	case o.useLocal:
-		s.localOptions = o.local
-	case r.env(EnvLocalSecretsFile) != "":
-		s.localOptions = []secretsource.LocalOption{secretsource.FromFile(r.env(EnvLocalSecretsFile)), secretsource.FromEnv("")}
-	case r.env(EnvLocal) != "":
+		s.localOptions, origin = o.local, "config.WithLocal"
+	case r.env(EnvLocalSecretsFile) != "" || r.env(EnvLocal) != "":
+		name := EnvLocalSecretsFile
+		if r.env(EnvLocalSecretsFile) == "" {
+			name = EnvLocal
+		}
+		// Code beats the environment: a variable cannot swap the KMS source a
+		// program configured for secrets it makes up.
+		if what := o.kmsInCode(); what != "" {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s is set in the environment but ignored: KMS is configured in code (%s), "+
+				"which takes precedence; secrets come from KMS", name, what))
+			return nil
+		}
+		if name == EnvLocalSecretsFile {
+			path := r.env(EnvLocalSecretsFile)
+			s.localOptions = []secretsource.LocalOption{secretsource.FromFile(path), secretsource.FromEnv("")}
+			origin = fmt.Sprintf("%s=%s", EnvLocalSecretsFile, path)
+			break
+		}
 		on, err := strconv.ParseBool(r.env(EnvLocal))
 		if err != nil {
 			return keyError(EnvLocal, originEnv, "expected true or false")
@@ -197,11 +229,12 @@ func loadLocal(s *Settings, r *resolver) error {
 		if !on {
 			return nil
 		}
-		s.localOptions = []secretsource.LocalOption{secretsource.FromEnv("")}
+		s.localOptions, origin = []secretsource.LocalOption{secretsource.FromEnv("")}, EnvLocal+"=true"
 	default:
 		return nil
 	}
 	s.Local = true
+	s.Warnings = append(s.Warnings, fmt.Sprintf("secrets are served by a local source (%s), not by KMS: for development and tests only", origin))
 	return nil
 }
 
@@ -465,13 +498,28 @@ func loadCredential(s *Settings, r *resolver) error {
 		if c.URL == "" {
 			return keyError(KeyCredentialsURI, "", fmt.Sprintf("required for credentials_type %q (or set %s)", typ, EnvCredentialsURI))
 		}
-		if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		u, err := url.Parse(c.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return keyError(KeyCredentialsURI, "", "expected an http:// or https:// URL")
+		}
+		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			s.Warnings = append(s.Warnings, KeyCredentialsURI+": an http:// URL to a host other than this one: "+
+				"the AccessKeys it answers travel unencrypted (use https://, or a local agent on 127.0.0.1)")
 		}
 	case "default":
 	}
 	s.Credential = c
 	return nil
+}
+
+// isLoopback reports whether host names this machine (localhost or a
+// loopback address).
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // firstOf reads a properties key, then a credentials-go environment variable.
@@ -610,6 +658,9 @@ func loadDKMS(s *Settings, r *resolver) error {
 					return err
 				}
 			}
+			if e.IgnoreSSLCerts {
+				s.warnLoggedBySource(fmt.Sprintf("WithDKMS instance %d: IgnoreSSLCerts is true: the instance's certificate is NOT verified", i))
+			}
 		}
 		s.DKMS, s.DKMSOrigin = slices.Clone(r.o.dkms), originCode
 		return nil
@@ -692,7 +743,7 @@ func resolveDKMS(r *resolver, origin string, d dkmsEntry, s *Settings) (DKMSEndp
 		if ca != "" {
 			msg += " (the CA file is ignored)"
 		}
-		s.Warnings = append(s.Warnings, msg)
+		s.warnLoggedBySource(msg)
 	case ca != "":
 		if err := checkCAFile(caKey, ca); err != nil {
 			return e, err
@@ -721,6 +772,15 @@ func checkCAFile(key, path string) error {
 			return nil
 		}
 	}
+}
+
+// warnLoggedBySource records a warning that a source logs itself when built.
+func (s *Settings) warnLoggedBySource(msg string) {
+	s.Warnings = append(s.Warnings, msg)
+	if s.loggedBySource == nil {
+		s.loggedBySource = map[string]bool{}
+	}
+	s.loggedBySource[msg] = true
 }
 
 func loadCache(s *Settings, r *resolver) error {
