@@ -154,12 +154,14 @@ func TestPropertiesWarnings(t *testing.T) {
 		"some_java_client_key=hunter2",
 		`client_key_private_key_path=C:\keys\new.json`, // line 7: single backslashes
 		`cache_client_region_id=[{"regionId":"cn-hangzhou"}]`,
+		"credentials_type=ak", // line 9: again
 	}, "\n"))
 	s, err := LoadSettings(context.Background(), WithoutEnvironment(), WithPropertiesFile(file))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
+		"line 1: credentials_type is given again on line 9, which wins",
 		"line 4: unknown key ignored (did you mean refresh_secret_ttl?)",
 		"line 5: unknown key ignored (did you mean credentials_role_arn?)",
 		"line 6: unknown key ignored (not a key kmsdb reads",

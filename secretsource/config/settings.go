@@ -273,7 +273,14 @@ func loadFile(s *Settings, r *resolver) error {
 // backslash.
 func propertiesWarnings(path string, props []property) []string {
 	var out []string
+	last := map[string]int{} // line of the pair that wins, per key
 	for _, p := range props {
+		last[p.key] = p.line
+	}
+	for _, p := range props {
+		if l := last[p.key]; l != p.line && slices.Contains(knownKeys, p.key) {
+			out = append(out, fmt.Sprintf("properties file %s line %d: %s is given again on line %d, which wins", path, p.line, p.key, l))
+		}
 		if !slices.Contains(knownKeys, p.key) {
 			hint := "not a key kmsdb reads (files shared with the Java client may hold others)"
 			switch {
