@@ -32,7 +32,11 @@ UserName, which are shown as REDACTED.
 `
 
 // loadSource is config.Load; tests replace it to add the emulator's CA.
-var loadSource = func(ctx context.Context) (secretsource.Source, error) { return config.Load(ctx) }
+// The commands pass a logger that prints the configuration's warnings
+// (ignoreSslCerts, unknown keys, a local source) on stderr.
+var loadSource = func(ctx context.Context, opts ...config.Option) (secretsource.Source, error) {
+	return config.Load(ctx, opts...)
+}
 
 // runGet implements `kmsdb get`.
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -60,7 +64,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	stopNotice := noticeWait(stderr, "get", "KMS to answer for secret %q (--timeout %s)", name, *timeout)
 	defer stopNotice()
 
-	src, err := loadSource(ctx)
+	src, err := loadSource(ctx, config.WithLogger(warningLogger(stderr)))
 	if err != nil {
 		return fmt.Errorf("get: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/drivers/mysqlkms"
 	"github.com/kmsdb/kmsdb/drivers/pgkms"
+	"github.com/kmsdb/kmsdb/secretsource/config"
 )
 
 func init() {
@@ -79,7 +80,7 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer cancel()
 	stopNotice := noticeWait(stderr, "ping", "the login to %s with secret %q (KMS, then the database; --timeout %s)", kind, name, *timeout)
 	defer stopNotice()
-	src, err := loadSource(ctx)
+	src, err := loadSource(ctx, config.WithLogger(warningLogger(stderr)))
 	if err != nil {
 		return fmt.Errorf("ping: secret source: %w", err)
 	}

@@ -141,7 +141,8 @@
 //
 // # Plug-in points
 //
-// Store (none by default; MemoryStore; FileStore encrypts with AES-GCM for restarts
-// while KMS is down), RefreshPolicy, Backoff, Hooks and a *slog.Logger (quiet
-// by default; nothing is logged on the hot path).
+// Store (none by default; MemoryStore; FileStore encrypts with AES-GCM for
+// restarts while KMS is down, in a directory private to the process's user,
+// which it checks as ssh checks ~/.ssh), RefreshPolicy, Backoff, Hooks and a
+// *slog.Logger (quiet by default; nothing is logged on the hot path).
 package cache

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmsdb/kmsdb/internal/regfile"
 	"github.com/kmsdb/kmsdb/secretsource"
 )
 
@@ -33,14 +34,36 @@ const fileFormat byte = 1
 // memory only: keep it apart from the directory (an environment variable, a
 // mounted secret, a KMS data key), never beside the files. A file that fails
 // to decrypt (wrong key, tampering) is skipped and reported by Load.
+//
+// The directory must be private to the process's user (see NewFileStore):
+// encryption stops others from reading or forging records, not from deleting
+// them or putting back older ones.
 type FileStore struct {
 	dir  string
 	aead cipher.AEAD
 }
 
+// ErrUnsafeDirectory is returned (wrapped, with the directory and the fix)
+// by NewFileStore for a directory that another user could write to.
+// Retrying does not help; fixing the permissions does.
+var ErrUnsafeDirectory = errors.New("cache: file store: unsafe directory")
+
+// tmpPrefix starts the names of the temporary files Save writes and renames.
+const tmpPrefix = ".tmp-"
+
+// staleTmpAge is the age past which a temporary file is taken for the
+// remains of an interrupted Save (a Save takes milliseconds) and removed.
+const staleTmpAge = 5 * time.Minute
+
 // NewFileStore opens (creating it with mode 0700 if needed) the directory dir
 // and returns a store sealing records with key, which must be 16, 24 or 32
 // bytes long (AES-128, -192 or -256; 32 recommended).
+//
+// On Unix, as ssh does with ~/.ssh, it refuses (ErrUnsafeDirectory) a
+// directory that belongs to another user or that group or others can write
+// to, and a directory under one that others can write to without the sticky
+// bit. It removes the temporary files of Saves interrupted more than five
+// minutes ago (a crash between write and rename).
 func NewFileStore(dir string, key []byte) (*FileStore, error) {
 	if dir == "" {
 		return nil, errors.New("cache: file store: directory is empty")
@@ -53,6 +76,10 @@ func NewFileStore(dir string, key []byte) (*FileStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: file store: directory %q: %w", dir, err)
 	}
+	if err := checkPrivateDir(dir); err != nil {
+		return nil, err
+	}
+	removeStaleTemps(dir, time.Now())
 	block, err := aes.NewCipher(key) // copies the key schedule; the caller's slice is not kept
 	if err != nil {
 		return nil, fmt.Errorf("cache: file store: %w", err)
@@ -62,6 +89,25 @@ func NewFileStore(dir string, key []byte) (*FileStore, error) {
 		return nil, fmt.Errorf("cache: file store: %w", err)
 	}
 	return &FileStore{dir: dir, aead: aead}, nil
+}
+
+// removeStaleTemps removes the temporary files of Saves interrupted before
+// their rename, once they are older than staleTmpAge (a younger one may be
+// another process's Save in progress). Only regular files named .tmp-* are
+// touched; failures are left for the next open.
+func removeStaleTemps(dir string, now time.Time) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), tmpPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > staleTmpAge {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // fileRecord is the plaintext inside one file.
@@ -113,7 +159,7 @@ func (s *FileStore) Save(_ context.Context, r Record) error {
 	out = s.aead.Seal(out, nonce, plain, []byte(base))
 	clear(plain)
 
-	tmp, err := os.CreateTemp(s.dir, ".tmp-*") // mode 0600
+	tmp, err := os.CreateTemp(s.dir, tmpPrefix+"*") // mode 0600
 	if err != nil {
 		return fmt.Errorf("cache: file store: save secret %q: %w", f.Name, err)
 	}
@@ -178,8 +224,12 @@ func (s *FileStore) Load(_ context.Context) ([]Record, error) {
 
 var errNotOurs = errors.New("cannot decrypt (wrong key, corrupted or tampered file)")
 
+// maxFileRecord bounds a file Load reads: many times the largest secret KMS
+// stores, with its metadata.
+const maxFileRecord = 4 << 20
+
 func (s *FileStore) open(base string) (Record, error) {
-	data, err := os.ReadFile(filepath.Join(s.dir, base))
+	data, err := regfile.Read(filepath.Join(s.dir, base), maxFileRecord)
 	if err != nil {
 		return Record{}, err
 	}

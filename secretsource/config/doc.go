@@ -85,6 +85,12 @@
 // KMSDB_LOCAL_SECRETS_FILE=secrets.yaml (or KMSDB_LOCAL_SECRETS=true, or
 // WithLocal) makes Load return a secretsource.LocalSource: the file's
 // secrets and KMSDB_SECRET_<NAME> environment variables, no KMS at all.
+// Code beats the environment here too: when the program configures KMS in
+// code (WithRegion(s), WithDKMS, WithCredential, WithAccessKey,
+// WithPropertiesFile or WithSetting of a KMS key), the two variables are
+// ignored with a warning, so an environment cannot swap the program's KMS
+// for secrets it makes up. Each Load that serves a local source logs so at
+// Warn.
 //
 // # Where Alibaba's client is wrong and kmsdb is not
 //
@@ -110,8 +116,32 @@
 //     ignored); unknown properties keys are warnings, since files are shared
 //     with the Java client.
 //
-// Accepted for compatibility: values are verbatim (no backslash escapes, so
-// Windows paths work), password files are trimmed of surrounding blanks, JSON
-// keys match case-insensitively, "vpc"/"ignoreSslCerts" may be booleans or
-// "true"/"false" strings.
+// # The properties format
+//
+// secretsmanager.properties is read as java.util.Properties reads it, since
+// Alibaba's Java client reads the same file so: '#' and '!' comments, '=',
+// ':' or blanks between key and value, a line ending in an odd number of
+// backslashes continued on the next (whose leading blanks are dropped), and
+// the escapes \t \n \r \f \uXXXX \= \: \# \! \\ (a backslash before any
+// other character is dropped). So a Windows path is written C:\\keys\\k.json
+// or C:/keys/k.json; a value whose escapes changed it is warned about.
+// Differences: the file is UTF-8 (Java reads ISO-8859-1; a file that is not
+// valid UTF-8 is read so too), a byte order mark is skipped, and every value
+// is trimmed of surrounding blanks, as environment variables are. Files are
+// regular files of at most 1 MiB.
+//
+// # Warnings
+//
+// Unknown keys, ignoreSslCerts, KMSDB_LOCAL_SECRETS overridden by code, and
+// the switch to a local source are warnings: Settings.Warnings lists them and
+// Load logs each at Warn to the WithLogger logger, or to slog.Default() when
+// none is given (so the default provider's configuration is never silently
+// weakened). A warning names a key and a line, never a value, and never the
+// text of an unknown key (it may be the tail of a secret whose continuation
+// backslash is missing); a key within two typos of a known one is named as
+// the likely meant key.
+//
+// Accepted for compatibility: password files are trimmed of surrounding
+// blanks, JSON keys match case-insensitively, "vpc"/"ignoreSslCerts" may be
+// booleans or "true"/"false" strings.
 package config

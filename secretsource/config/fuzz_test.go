@@ -1,38 +1,114 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
+// FuzzParseProperties: any input parses or fails with a line number and a
+// fixed text (never the input's bytes); every pair carries a line number of
+// the input.
 func FuzzParseProperties(f *testing.F) {
 	f.Add("credentials_type=ak\ncredentials_access_secret=abc==\n# c\n")
 	f.Add("\ufeffa:b\r\n! x\n  # y\nk = v = w\n")
 	f.Add("no separator\n")
+	f.Add("k=abc\\\n   def\\\r\n\tghi\\\\\nx y\\")
+	f.Add(`k=\u00e9\ud83d\ude00\t\=\:\ \u12`)
+	f.Add("k=caf\xe9\r\r\\\r#x")
 	f.Fuzz(func(t *testing.T, in string) {
-		m, err := parseProperties(strings.NewReader(in))
+		ps, err := parseProperties([]byte(in))
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "line ") {
-				t.Fatalf("error without a line number: %v", err)
+			var n int
+			var rest string
+			if _, scanErr := fmt.Sscanf(err.Error(), "line %d: %s", &n, &rest); scanErr != nil || n < 1 ||
+				!strings.HasSuffix(err.Error(), errBadUnicodeEscape.Error()) {
+				t.Fatalf("error not of the form \"line N: %v\": %v", errBadUnicodeEscape, err)
 			}
 			return
 		}
-		for k, v := range m {
-			if k == "" || k != strings.TrimSpace(k) || v != strings.TrimSpace(v) || strings.ContainsAny(k, "\n=") {
-				t.Fatalf("bad pair %q=%q", k, v)
+		lines := 1 + strings.Count(in, "\n") + strings.Count(in, "\r") - strings.Count(in, "\r\n")
+		last := 0
+		for _, p := range ps {
+			if p.line < 1 || p.line > lines || p.line <= last {
+				t.Fatalf("pair %+v: line out of order or range (%d lines, previous %d)", p, lines, last)
+			}
+			last = p.line
+		}
+	})
+}
+
+// storeProperty writes key and value as java.util.Properties.store does
+// (saveConvert, with non-ASCII as \uXXXX), breaking the line before the
+// tokens cut selects with a continuation backslash and indent.
+func storeProperty(key, value string, cut uint64, indent string) string {
+	var toks []string
+	esc := func(s string, isKey bool) {
+		for i, r := range s {
+			switch {
+			case r == ' ' && (isKey || i == 0):
+				toks = append(toks, `\ `)
+			case r == '\t':
+				toks = append(toks, `\t`)
+			case r == '\n':
+				toks = append(toks, `\n`)
+			case r == '\r':
+				toks = append(toks, `\r`)
+			case r == '\f':
+				toks = append(toks, `\f`)
+			case strings.ContainsRune(`\=:#!`, r):
+				toks = append(toks, `\`+string(r))
+			case r < 0x20 || r > 0x7e:
+				for _, u := range utf16.Encode([]rune{r}) {
+					toks = append(toks, fmt.Sprintf(`\u%04X`, u))
+				}
+			default:
+				toks = append(toks, string(r))
 			}
 		}
-		// Each simple line key=value comes back whole, '=' included.
-		for _, line := range strings.Split(in, "\n") {
-			line = strings.TrimSpace(strings.TrimPrefix(line, "\ufeff"))
-			k, v, ok := strings.Cut(line, "=")
-			if !ok || strings.ContainsAny(k, ":#!") || strings.HasPrefix(line, "#") || strings.TrimSpace(k) == "" || strings.Contains(line, "\r") {
-				continue
+	}
+	esc(key, true)
+	toks = append(toks, "=")
+	esc(value, false)
+	var b strings.Builder
+	for i, tok := range toks {
+		// A continuation drops the next line's leading blanks: never cut
+		// before a blank of the value.
+		if cut&(1<<(uint(i)%64)) != 0 && tok != " " {
+			b.WriteString("\\\n" + indent)
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// FuzzPropertiesRoundTrip: what Properties.store writes, with continuation
+// lines anywhere between tokens, reads back exactly.
+func FuzzPropertiesRoundTrip(f *testing.F) {
+	f.Add("credentials_access_secret", "Xk9s+Q2h/YW5nZQ==", uint64(0b1010000000000000000000000000), "    ")
+	f.Add("a key:=#!", " lead and trail  \t\n\r\f\\", uint64(0xffff), "\t")
+	f.Add("k", "café 中 😀", uint64(0b110), "")
+	f.Add("", "", uint64(1), " \f")
+	f.Fuzz(func(t *testing.T, key, value string, cut uint64, indent string) {
+		indent = strings.Map(func(r rune) rune {
+			if r == ' ' || r == '\t' || r == '\f' {
+				return r
 			}
-			if _, present := m[strings.TrimSpace(k)]; !present {
-				t.Fatalf("line %q lost", line)
-			}
-			_ = v
+			return -1
+		}, indent)
+		key, value = string([]rune(key)), string([]rune(value)) // invalid UTF-8 as U+FFFD, as ranging does
+		in := "# stored\n" + storeProperty(key, value, cut, indent) + "\n"
+		ps, err := parseProperties([]byte(in))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		line := 2 // the line of the first character of the pair
+		if strings.HasPrefix(in, "# stored\n\\\n") {
+			line = 3
+		}
+		if len(ps) != 1 || ps[0].key != key || ps[0].value != value || ps[0].line != line {
+			t.Fatalf("%q read as %+v, want %q=%q on line %d", in, ps, key, value, line)
 		}
 	})
 }

@@ -44,10 +44,10 @@ const (
 	EnvPropertiesFile = "KMSDB_PROPERTIES_FILE"
 	// EnvLocalSecretsFile switches Load to a secretsource.LocalSource serving
 	// this JSON/YAML file plus KMSDB_SECRET_<NAME> variables (development
-	// without KMS).
+	// without KMS), unless KMS is configured in code.
 	EnvLocalSecretsFile = "KMSDB_LOCAL_SECRETS_FILE"
 	// EnvLocal set to "true" switches Load to a LocalSource serving only the
-	// KMSDB_SECRET_<NAME> variables.
+	// KMSDB_SECRET_<NAME> variables, unless KMS is configured in code.
 	EnvLocal = "KMSDB_LOCAL_SECRETS"
 
 	// credentials-go's variables, read as fallbacks for kmsdb's extension types.

@@ -30,10 +30,12 @@ func Load(ctx context.Context, opts ...Option) (secretsource.Source, error) {
 func (s *Settings) Source() (secretsource.Source, error) {
 	logger := s.Logger
 	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+		logger = slog.New(warnOnly{slog.Default().Handler()})
 	}
 	for _, w := range s.Warnings {
-		logger.Warn("kmsdb config: " + w)
+		if !s.loggedBySource[w] {
+			logger.LogAttrs(context.Background(), slog.LevelWarn, "kmsdb config: "+w)
+		}
 	}
 	if s.Local {
 		return secretsource.NewLocalSource(s.localOptions...)
@@ -121,3 +123,17 @@ type closingVersionSource struct{ closingSource }
 func (c *closingVersionSource) GetSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
 	return c.Source.(secretsource.VersionSource).GetSecretVersion(ctx, name, ref)
 }
+
+// warnOnly passes records at Warn and above to h: the logger of a Load given
+// no logger, so that warnings reach slog.Default() and debug lines do not.
+type warnOnly struct{ h slog.Handler }
+
+func (w warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && w.h.Enabled(ctx, l)
+}
+
+func (w warnOnly) Handle(ctx context.Context, r slog.Record) error { return w.h.Handle(ctx, r) }
+
+func (w warnOnly) WithAttrs(attrs []slog.Attr) slog.Handler { return warnOnly{w.h.WithAttrs(attrs)} }
+
+func (w warnOnly) WithGroup(name string) slog.Handler { return warnOnly{w.h.WithGroup(name)} }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/aliyun/credentials-go/credentials"
@@ -35,6 +37,33 @@ type options struct {
 	local         []secretsource.LocalOption
 	useLocal      bool
 	errs          []error
+}
+
+// kmsInCode names an option that configures KMS in code ("" for none):
+// regions, instances, a credential, a properties file, or a properties key
+// other than the cache's.
+func (o *options) kmsInCode() string {
+	switch {
+	case len(o.regions) > 0:
+		return "WithRegion"
+	case len(o.dkms) > 0:
+		return "WithDKMS"
+	case o.credential != nil:
+		return "WithCredential"
+	case o.propsFile != "":
+		return "WithPropertiesFile"
+	}
+	keys := make([]string, 0, len(o.code))
+	for k, v := range o.code {
+		if k != KeySecretNames && k != KeyRefreshSecretTTL && strings.TrimSpace(v) != "" {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	sort.Strings(keys)
+	return keys[0] + " set in code"
 }
 
 func newOptions(opts []Option) *options {
@@ -161,8 +190,9 @@ func WithFetchExtendedConfig(fetch bool) Option {
 	return func(o *options) { o.fetchExtended = &fetch }
 }
 
-// WithLogger receives warnings (unknown properties keys, ignoreSslCerts) and
-// the sources' debug lines; never a secret value.
+// WithLogger receives warnings (unknown properties keys, ignoreSslCerts, a
+// local source) and the sources' debug lines; never a secret value. Without
+// it, warnings go to slog.Default() at Warn.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }
@@ -183,7 +213,10 @@ func WithCredentialsProxy(proxyURL string) Option {
 }
 
 // WithLocal makes Load return a secretsource.LocalSource built from opts
-// instead of a KMS source: for development and tests without KMS.
+// instead of a KMS source: for development and tests without KMS. Load logs
+// a warning each time it serves a local source (KMSDB_LOCAL_SECRETS and
+// KMSDB_LOCAL_SECRETS_FILE do the same from the environment, unless KMS is
+// configured in code).
 func WithLocal(opts ...secretsource.LocalOption) Option {
 	return func(o *options) { o.useLocal, o.local = true, append(o.local, opts...) }
 }

@@ -1,73 +1,288 @@
 package config
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/kmsdb/kmsdb/internal/regfile"
 )
 
 // DefaultPropertiesFile is the file Alibaba's secret clients read from the
 // working directory when no other file is named.
 const DefaultPropertiesFile = "secretsmanager.properties"
 
-// parseProperties reads the subset of the Java properties format that
-// Alibaba's clients write: one key=value per line, '#' or '!' comments,
-// blank lines. Unlike Alibaba's Go client it
+// maxPropertiesFile bounds the properties file read (they hold a few lines).
+const maxPropertiesFile = 1 << 20
+
+// property is one key/value pair of a properties file, with the line it
+// starts on (the only thing a message may say about a pair whose key is
+// unknown: a key Load does not read may be the tail of a secret).
+type property struct {
+	key, value string
+	line       int
+	// hasSep is false when the line has no '=' or ':' separator ("key" or
+	// "key value"): a secret's continuation line that lost the backslash
+	// before it reads so.
+	hasSep bool
+	// lossyEscape: the value held a backslash escape that changes the text
+	// (anything but \\ \= \: \# \! "\ " and \uXXXX), as a Windows path
+	// written with single backslashes does: "C:\keys\new" reads "C:keys" + a
+	// line feed + "ew".
+	lossyEscape bool
+}
+
+// parseProperties reads a properties file as java.util.Properties.load does,
+// since Alibaba's Java client reads secretsmanager.properties with it and
+// the same file serves both:
 //
-//   - splits at the first '=' (or ':') only, so values containing '=' —
-//     base64 secrets end in "==" — are kept whole instead of dropped;
-//   - treats lines that start with whitespace and then '#' as comments;
-//   - rejects a non-blank line without a separator, naming its line number
-//     (never its text, which may hold a secret), instead of ignoring it.
+//   - lines end at \n, \r or \r\n; blank lines and lines whose first
+//     non-blank character is '#' or '!' are skipped (blanks are ' ', \t, \f);
+//   - a line ending in an odd number of backslashes continues on the next
+//     line: the backslash and line end are removed, and so are the leading
+//     blanks of the next line (a comment line never continues; an empty
+//     continuation line ends the value; Java 9 and later's reading of a line
+//     holding only a backslash);
+//   - the key ends at the first unescaped '=', ':' or blank; blanks around
+//     the separator are skipped, so "key value", "key:value" and "key = value"
+//     are the same pair, and a key alone has an empty value;
+//   - in keys and values, \t \n \r \f are control characters, \uXXXX is a
+//     UTF-16 code unit (surrogate pairs combine), and a backslash before any
+//     other character stands for that character (\\ \= \: \# \! and "\ ");
+//   - a key given twice keeps its last value.
 //
-// Values are taken verbatim after trimming surrounding blanks: no backslash
-// escapes and no line continuations (Windows paths stay as written, as in
-// Alibaba's Go client). A key given twice keeps its last value.
-func parseProperties(r io.Reader) (map[string]string, error) {
-	out := map[string]string{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		if line == 1 {
-			text = strings.TrimPrefix(text, "\ufeff")
+// Where Java differs: the file is read as UTF-8 (Java reads ISO-8859-1, so
+// Java users write non-ASCII as \uXXXX, which reads the same here); a file
+// that is not valid UTF-8 is read as ISO-8859-1, as Java does; a leading
+// byte order mark is skipped. The only error is a malformed \uXXXX (Java's
+// IllegalArgumentException), reported by line number, never by its text.
+func parseProperties(data []byte) ([]property, error) {
+	text := string(data)
+	if !utf8.ValidString(text) {
+		r := make([]rune, len(data))
+		for i, b := range data {
+			r[i] = rune(b)
 		}
-		text = strings.TrimSpace(text)
-		if text == "" || text[0] == '#' || text[0] == '!' {
+		text = string(r)
+	}
+	text = strings.TrimPrefix(text, "\ufeff")
+	var out []property
+	p := lineReader{s: text, line: 1}
+	for {
+		raw, line, ok := p.next()
+		if !ok {
+			return out, nil
+		}
+		prop, err := splitProperty(raw)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		prop.line = line
+		out = append(out, prop)
+	}
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\f' }
+
+// lineReader yields logical lines as java.util.Properties' LineReader does:
+// comments and blank lines skipped, continuations joined, escapes left in.
+type lineReader struct {
+	s    string
+	i    int
+	line int // line number of s[i]
+}
+
+// eol consumes the line end at s[i] (\n, \r or \r\n), if any, and
+// returns its length.
+func (r *lineReader) eol() int {
+	if r.i >= len(r.s) {
+		return 0
+	}
+	n := 1
+	if r.s[r.i] == '\r' && r.i+1 < len(r.s) && r.s[r.i+1] == '\n' {
+		n = 2
+	}
+	r.i += n
+	r.line++
+	return n
+}
+
+func (r *lineReader) atEOL() bool { return r.i >= len(r.s) || r.s[r.i] == '\n' || r.s[r.i] == '\r' }
+
+// next returns the next logical line and the number of the line its text
+// starts on. It follows the LineReader of Java 9 and later: while the logical
+// line is still empty (a line holding only a backslash continues into the
+// next), blank lines are skipped and '#' or '!' starts a comment.
+func (r *lineReader) next() (string, int, bool) {
+	var b strings.Builder
+	start := 0
+	for {
+		for r.i < len(r.s) && isBlank(r.s[r.i]) {
+			r.i++
+		}
+		if r.i >= len(r.s) {
+			return b.String(), start, b.Len() > 0
+		}
+		if b.Len() == 0 {
+			switch r.s[r.i] {
+			case '\n', '\r': // a blank line
+				r.eol()
+				continue
+			case '#', '!': // a comment, which never continues
+				for !r.atEOL() {
+					r.i++
+				}
+				r.eol()
+				continue
+			}
+			start = r.line
+		} else if r.atEOL() { // an empty continuation line ends the value
+			r.eol()
+			return b.String(), start, true
+		}
+		j := r.i
+		for !r.atEOL() {
+			r.i++
+		}
+		seg := r.s[j:r.i]
+		eolLen := r.eol()
+		n := 0
+		for n < len(seg) && seg[len(seg)-1-n] == '\\' {
+			n++
+		}
+		if n%2 == 0 {
+			b.WriteString(seg)
+			return b.String(), start, true
+		}
+		b.WriteString(seg[:len(seg)-1]) // the odd backslash escapes the line end
+		if r.i >= len(r.s) && eolLen < 2 {
+			// Java returns the line when the input ends right after the
+			// backslash or its one-character line end, even when the line is
+			// empty ("\\" alone reads as an empty key with an empty value);
+			// after \r\n it finds the end one step later and returns nothing.
+			return b.String(), start, true
+		}
+	}
+}
+
+// splitProperty splits a logical line into key and value and unescapes both
+// (java.util.Properties.load0 and loadConvert).
+func splitProperty(line string) (property, error) {
+	keyEnd, valueStart := len(line), len(line)
+	escaped := false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if !escaped && (c == '=' || c == ':' || isBlank(c)) {
+			keyEnd, valueStart = i, i+1
+			break
+		}
+		escaped = c == '\\' && !escaped
+	}
+	hasSep := keyEnd < len(line) && (line[keyEnd] == '=' || line[keyEnd] == ':')
+	for valueStart < len(line) {
+		c := line[valueStart]
+		if !isBlank(c) {
+			if !hasSep && (c == '=' || c == ':') {
+				hasSep = true
+			} else {
+				break
+			}
+		}
+		valueStart++
+	}
+	key, _, err := unescape(line[:keyEnd])
+	if err != nil {
+		return property{}, err
+	}
+	value, lossy, err := unescape(line[valueStart:])
+	if err != nil {
+		return property{}, err
+	}
+	return property{key: key, value: value, hasSep: hasSep, lossyEscape: lossy}, nil
+}
+
+var errBadUnicodeEscape = errors.New(`malformed \uXXXX escape (expected four hexadecimal digits)`)
+
+// unescape applies the escapes of the properties format. lossy reports an
+// escape that changes what was written: a control character escape or a
+// backslash dropped before an ordinary character.
+func unescape(s string) (out string, lossy bool, err error) {
+	if !strings.Contains(s, `\`) {
+		return s, false, nil
+	}
+	var b strings.Builder
+	var units []uint16 // pending \u code units, so surrogate pairs combine
+	flush := func() {
+		if len(units) > 0 {
+			b.WriteString(string(utf16.Decode(units)))
+			units = units[:0]
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			flush()
+			b.WriteByte(c)
 			continue
 		}
-		i := strings.IndexAny(text, "=:")
-		if i < 0 {
-			return nil, fmt.Errorf("line %d: expected key=value", line)
+		i++
+		if i >= len(s) { // a lone trailing backslash is dropped
+			lossy = true
+			break
 		}
-		key := strings.TrimSpace(text[:i])
-		if key == "" {
-			return nil, fmt.Errorf("line %d: empty key before %q", line, text[i:i+1])
+		c = s[i]
+		if c == 'u' {
+			if len(s)-i-1 < 4 {
+				return "", false, errBadUnicodeEscape
+			}
+			var u uint16
+			for _, h := range []byte(s[i+1 : i+5]) {
+				var d byte
+				switch {
+				case h >= '0' && h <= '9':
+					d = h - '0'
+				case h >= 'a' && h <= 'f':
+					d = h - 'a' + 10
+				case h >= 'A' && h <= 'F':
+					d = h - 'A' + 10
+				default:
+					return "", false, errBadUnicodeEscape
+				}
+				u = u<<4 | uint16(d)
+			}
+			units = append(units, u)
+			i += 4
+			continue
 		}
-		out[key] = strings.TrimSpace(text[i+1:])
+		flush()
+		switch c {
+		case 't':
+			c, lossy = '\t', true
+		case 'n':
+			c, lossy = '\n', true
+		case 'r':
+			c, lossy = '\r', true
+		case 'f':
+			c, lossy = '\f', true
+		case '\\', '=', ':', '#', '!', ' ':
+		default:
+			lossy = true // the backslash is dropped: "C:\keys" reads "C:keys"
+		}
+		b.WriteByte(c)
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("line %d: longer than 1 MiB", line+1)
-		}
-		return nil, err
-	}
-	return out, nil
+	flush()
+	return b.String(), lossy, nil
 }
 
 // propertiesFile is one properties file, read at most once per process.
 type propertiesFile struct {
 	once    sync.Once
-	values  map[string]string
+	props   []property
 	missing bool
 	err     error
 }
@@ -77,10 +292,10 @@ type propertiesFile struct {
 // so a file edited later is seen after a restart (or ResetPropertiesCache).
 var propertiesFiles sync.Map // string -> *propertiesFile
 
-// readPropertiesFile returns the key/values of path, reading it only the
-// first time. missing reports that the file does not exist (not an error
-// for the default file).
-func readPropertiesFile(path string) (values map[string]string, missing bool, err error) {
+// readPropertiesFile returns the pairs of path in file order, reading it
+// only the first time. missing reports that the file does not exist (not an
+// error for the default file). Only a regular file of at most 1 MiB is read.
+func readPropertiesFile(path string) (props []property, missing bool, err error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, false, err
@@ -88,7 +303,7 @@ func readPropertiesFile(path string) (values map[string]string, missing bool, er
 	v, _ := propertiesFiles.LoadOrStore(abs, &propertiesFile{})
 	pf := v.(*propertiesFile)
 	pf.once.Do(func() {
-		data, err := os.ReadFile(abs)
+		data, err := regfile.Read(abs, maxPropertiesFile)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				pf.missing = true
@@ -101,9 +316,9 @@ func readPropertiesFile(path string) (values map[string]string, missing bool, er
 			pf.err = fmt.Errorf("cannot read: %w", err)
 			return
 		}
-		pf.values, pf.err = parseProperties(bytes.NewReader(data))
+		pf.props, pf.err = parseProperties(data)
 	})
-	return pf.values, pf.missing, pf.err
+	return pf.props, pf.missing, pf.err
 }
 
 // ResetPropertiesCache forgets every properties file read so far, so the

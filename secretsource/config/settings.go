@@ -9,8 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/aliyun/credentials-go/credentials"
 
+	"github.com/kmsdb/kmsdb/internal/regfile"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 )
@@ -69,18 +70,29 @@ type Settings struct {
 	RootCAs             *x509.CertPool
 	Timeout             time.Duration // 0: the sources' default
 	FetchExtendedConfig bool
-	Logger              *slog.Logger
+	// Logger receives the warnings and the sources' debug lines. Nil sends
+	// warnings to slog.Default() at Warn and discards the rest: a setting
+	// that weakens security is never silent.
+	Logger *slog.Logger
 
 	PropertiesFile   string        // the properties file read, "" if none
 	SecretNames      []string      // secret_names: secrets a cache may fetch at start
 	RefreshSecretTTL time.Duration // refresh_secret_ttl (milliseconds in the file); 0 when unset
 
-	Local        bool // Load returns a LocalSource (WithLocal, KMSDB_LOCAL_SECRETS_FILE, KMSDB_LOCAL_SECRETS)
+	// Local: Load returns a LocalSource (WithLocal, or KMSDB_LOCAL_SECRETS_FILE
+	// or KMSDB_LOCAL_SECRETS when no KMS setting is given in code).
+	Local        bool
 	localOptions []secretsource.LocalOption
 
 	// Warnings are configuration oddities that are not errors: unknown
-	// properties keys, ignoreSslCerts, an explicit CA that is ignored.
+	// properties keys, ignoreSslCerts, an explicit CA that is ignored, a
+	// local source serving the secrets. Source logs each one at Warn every
+	// time it builds a source. None holds a value.
 	Warnings []string
+	// loggedBySource are the Warnings the sources log themselves (the DKMS
+	// source warns about each ignoreSslCerts endpoint), so Source does not
+	// log them twice.
+	loggedBySource map[string]bool
 
 	credential credentials.Credential // WithCredential
 }
@@ -109,10 +121,12 @@ func (s Settings) LogValue() slog.Value { return slog.StringValue(s.String()) }
 // resolver looks a key up in code options, then the environment, then the file.
 type resolver struct {
 	o        *options
-	file     map[string]string
+	file     map[string]property // last pair of each key
 	fileName string
 }
 
+// get returns the value of key, trimmed of surrounding blanks wherever it
+// comes from (no value Load reads can start or end with one).
 func (r *resolver) get(key string) (value, origin string) {
 	if v := strings.TrimSpace(r.o.code[key]); v != "" {
 		return v, originCode
@@ -120,8 +134,8 @@ func (r *resolver) get(key string) (value, origin string) {
 	if v, ok := r.o.lookupEnv(key); ok && strings.TrimSpace(v) != "" {
 		return strings.TrimSpace(v), originEnv
 	}
-	if v := r.file[key]; v != "" {
-		return v, "properties file " + r.fileName
+	if p, ok := r.file[key]; ok && strings.TrimSpace(p.value) != "" {
+		return strings.TrimSpace(p.value), fmt.Sprintf("properties file %s line %d", r.fileName, p.line)
 	}
 	return "", ""
 }
@@ -177,17 +191,37 @@ func LoadSettings(ctx context.Context, opts ...Option) (*Settings, error) {
 	if err := loadCache(s, r); err != nil {
 		return nil, err
 	}
+	if s.Scheme == "http" && len(s.Regions) > 0 {
+		s.Warnings = append(s.Warnings, "WithHTTP: requests to the KMS regions go over plain HTTP, unencrypted and "+
+			"unauthenticated: for an emulator only, never for the real service")
+	}
 	return s, nil
 }
 
 func loadLocal(s *Settings, r *resolver) error {
 	o := r.o
+	var origin string
 	switch {
 	case o.useLocal:
-		s.localOptions = o.local
-	case r.env(EnvLocalSecretsFile) != "":
-		s.localOptions = []secretsource.LocalOption{secretsource.FromFile(r.env(EnvLocalSecretsFile)), secretsource.FromEnv("")}
-	case r.env(EnvLocal) != "":
+		s.localOptions, origin = o.local, "config.WithLocal"
+	case r.env(EnvLocalSecretsFile) != "" || r.env(EnvLocal) != "":
+		name := EnvLocalSecretsFile
+		if r.env(EnvLocalSecretsFile) == "" {
+			name = EnvLocal
+		}
+		// Code beats the environment: a variable cannot swap the KMS source a
+		// program configured for secrets it makes up.
+		if what := o.kmsInCode(); what != "" {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s is set in the environment but ignored: KMS is configured in code (%s), "+
+				"which takes precedence; secrets come from KMS", name, what))
+			return nil
+		}
+		if name == EnvLocalSecretsFile {
+			path := r.env(EnvLocalSecretsFile)
+			s.localOptions = []secretsource.LocalOption{secretsource.FromFile(path), secretsource.FromEnv("")}
+			origin = fmt.Sprintf("%s=%s", EnvLocalSecretsFile, path)
+			break
+		}
 		on, err := strconv.ParseBool(r.env(EnvLocal))
 		if err != nil {
 			return keyError(EnvLocal, originEnv, "expected true or false")
@@ -195,11 +229,12 @@ func loadLocal(s *Settings, r *resolver) error {
 		if !on {
 			return nil
 		}
-		s.localOptions = []secretsource.LocalOption{secretsource.FromEnv("")}
+		s.localOptions, origin = []secretsource.LocalOption{secretsource.FromEnv("")}, EnvLocal+"=true"
 	default:
 		return nil
 	}
 	s.Local = true
+	s.Warnings = append(s.Warnings, fmt.Sprintf("secrets are served by a local source (%s), not by KMS: for development and tests only", origin))
 	return nil
 }
 
@@ -214,7 +249,7 @@ func loadFile(s *Settings, r *resolver) error {
 	} else if p := r.env(EnvPropertiesFile); p != "" {
 		path, origin, explicit = p, EnvPropertiesFile, true
 	}
-	values, missing, err := readPropertiesFile(path)
+	props, missing, err := readPropertiesFile(path)
 	switch {
 	case err != nil:
 		return keyError(path, "properties file", err.Error())
@@ -223,18 +258,92 @@ func loadFile(s *Settings, r *resolver) error {
 	case missing:
 		return nil
 	}
-	r.file, r.fileName, s.PropertiesFile = values, path, path
-	var unknown []string
-	for k := range values {
-		if !slices.Contains(knownKeys, k) {
-			unknown = append(unknown, k)
+	r.file, r.fileName, s.PropertiesFile = map[string]property{}, path, path
+	for _, p := range props {
+		r.file[p.key] = p
+	}
+	s.Warnings = append(s.Warnings, propertiesWarnings(path, props)...)
+	return nil
+}
+
+// propertiesWarnings reports the pairs of a properties file that Load
+// ignores or that may not say what was meant. A warning names a known key
+// and a line number, never a value, and never the text of an unknown key:
+// that text may be the tail of a secret whose line lost its continuation
+// backslash.
+func propertiesWarnings(path string, props []property) []string {
+	var out []string
+	last := map[string]int{} // line of the pair that wins, per key
+	for _, p := range props {
+		last[p.key] = p.line
+	}
+	for _, p := range props {
+		if l := last[p.key]; l != p.line && slices.Contains(knownKeys, p.key) {
+			out = append(out, fmt.Sprintf("properties file %s line %d: %s is given again on line %d, which wins", path, p.line, p.key, l))
+		}
+		if !slices.Contains(knownKeys, p.key) {
+			hint := "not a key kmsdb reads (files shared with the Java client may hold others)"
+			switch {
+			case closestKey(p.key) != "":
+				hint = fmt.Sprintf("did you mean %s?", closestKey(p.key))
+			case !p.hasSep:
+				hint = "a line without '=' or ':': if it continues the value on the line before, end that line with a backslash"
+			}
+			out = append(out, fmt.Sprintf("properties file %s line %d: unknown key ignored (%s)", path, p.line, hint))
+			continue
+		}
+		if p.lossyEscape {
+			out = append(out, fmt.Sprintf("properties file %s line %d: %s: a backslash escape changed the value, "+
+				`as java.util.Properties reads it (\t, \n, \r, \f are control characters; a backslash before another `+
+				`character is dropped): write \\ for a backslash (C:\\keys\\key.json) or use '/'`, path, p.line, p.key))
 		}
 	}
-	sort.Strings(unknown)
-	for _, k := range unknown {
-		s.Warnings = append(s.Warnings, fmt.Sprintf("properties file %s: unknown key %q ignored", path, k))
+	return out
+}
+
+// closestKey returns the known key within two edits of key (a typo such as
+// refresh_secret_tll), or "". Keys shorter than six characters match nothing.
+func closestKey(key string) string {
+	if len(key) < 6 {
+		return ""
 	}
-	return nil
+	best, bestD := "", 3
+	for _, k := range knownKeys {
+		if d := editDistance(strings.ToLower(key), k, bestD); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, or limit when it is at
+// least limit.
+func editDistance(a, b string, limit int) int {
+	if d := len(a) - len(b); d >= limit || -d >= limit {
+		return limit
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			rowMin = min(rowMin, cur[j])
+		}
+		if rowMin >= limit {
+			return limit
+		}
+		prev, cur = cur, prev
+	}
+	return min(prev[len(b)], limit)
 }
 
 // credentialTypes maps every accepted credentials_type to the kms credential
@@ -396,13 +505,28 @@ func loadCredential(s *Settings, r *resolver) error {
 		if c.URL == "" {
 			return keyError(KeyCredentialsURI, "", fmt.Sprintf("required for credentials_type %q (or set %s)", typ, EnvCredentialsURI))
 		}
-		if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		u, err := url.Parse(c.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return keyError(KeyCredentialsURI, "", "expected an http:// or https:// URL")
+		}
+		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			s.Warnings = append(s.Warnings, KeyCredentialsURI+": an http:// URL to a host other than this one: "+
+				"the AccessKeys it answers travel unencrypted (use https://, or a local agent on 127.0.0.1)")
 		}
 	case "default":
 	}
 	s.Credential = c
 	return nil
+}
+
+// isLoopback reports whether host names this machine (localhost or a
+// loopback address).
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // firstOf reads a properties key, then a credentials-go environment variable.
@@ -421,23 +545,42 @@ func checkARN(r *resolver, key, arn string) error {
 	return nil
 }
 
-// checkReadable fails with the key and the path when path cannot be read.
+// Bounds of the files a configuration names.
+const (
+	maxPasswordFile = 64 << 10 // a client key password
+	maxKeyFile      = 1 << 20  // a client key, a CA bundle, an OIDC token
+)
+
+// readConfigFile reads a file a setting names: a regular file (a FIFO would
+// hang Load, a device would never end) of at most limit bytes. The error
+// names the key and the path and says what is wrong.
+func readConfigFile(key, origin, path string, limit int64) ([]byte, error) {
+	b, err := regfile.Read(path, limit)
+	if err == nil {
+		return b, nil
+	}
+	why := "cannot be read"
+	var notRegular *regfile.NotRegularError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		why = "does not exist"
+	case errors.Is(err, fs.ErrPermission):
+		why = "is not readable (permission denied)"
+	case errors.Is(err, regfile.ErrIsDir):
+		return nil, keyError(key, origin, fmt.Sprintf("%q is a directory, expected a file", path))
+	case errors.As(err, &notRegular):
+		why = notRegular.Error()
+	case errors.Is(err, regfile.ErrTooLarge):
+		why = fmt.Sprintf("is larger than %d KiB", limit>>10)
+	}
+	return nil, keyError(key, origin, fmt.Sprintf("file %q %s", path, why))
+}
+
+// checkReadable fails with the key and the path unless path is a regular
+// file of at most 1 MiB that can be read.
 func checkReadable(key, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		why := "cannot be read"
-		if errors.Is(err, fs.ErrNotExist) {
-			why = "does not exist"
-		} else if errors.Is(err, fs.ErrPermission) {
-			why = "is not readable (permission denied)"
-		}
-		return keyError(key, "", fmt.Sprintf("file %q %s", path, why))
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return keyError(key, "", fmt.Sprintf("%q is a directory, expected a file", path))
-	}
-	return nil
+	_, err := readConfigFile(key, "", path, maxKeyFile)
+	return err
 }
 
 // clientKeyPassword finds the client key password as Alibaba's client does:
@@ -465,12 +608,9 @@ func clientKeyPassword(r *resolver) (string, error) {
 // readPasswordFile reads a password file, trimmed of surrounding blanks as
 // Alibaba's client does.
 func readPasswordFile(key, origin, path string) (string, error) {
-	if err := checkReadable(key, path); err != nil {
-		return "", err
-	}
-	b, err := os.ReadFile(path)
+	b, err := readConfigFile(key, origin, path, maxPasswordFile)
 	if err != nil {
-		return "", keyError(key, origin, fmt.Sprintf("file %q cannot be read", path))
+		return "", err
 	}
 	pw := strings.TrimSpace(string(b))
 	if pw == "" {
@@ -524,6 +664,9 @@ func loadDKMS(s *Settings, r *resolver) error {
 				if err := checkCAFile("WithDKMS CAFile", e.CAFile); err != nil {
 					return err
 				}
+			}
+			if e.IgnoreSSLCerts {
+				s.warnLoggedBySource(fmt.Sprintf("WithDKMS instance %d: IgnoreSSLCerts is true: the instance's certificate is NOT verified", i))
 			}
 		}
 		s.DKMS, s.DKMSOrigin = slices.Clone(r.o.dkms), originCode
@@ -607,7 +750,7 @@ func resolveDKMS(r *resolver, origin string, d dkmsEntry, s *Settings) (DKMSEndp
 		if ca != "" {
 			msg += " (the CA file is ignored)"
 		}
-		s.Warnings = append(s.Warnings, msg)
+		s.warnLoggedBySource(msg)
 	case ca != "":
 		if err := checkCAFile(caKey, ca); err != nil {
 			return e, err
@@ -619,12 +762,9 @@ func resolveDKMS(r *resolver, origin string, d dkmsEntry, s *Settings) (DKMSEndp
 
 // checkCAFile fails unless path holds at least one PEM certificate.
 func checkCAFile(key, path string) error {
-	if err := checkReadable(key, path); err != nil {
-		return err
-	}
-	b, err := os.ReadFile(path)
+	b, err := readConfigFile(key, "", path, maxKeyFile)
 	if err != nil {
-		return keyError(key, "", fmt.Sprintf("file %q cannot be read", path))
+		return err
 	}
 	for rest := b; ; {
 		var block *pem.Block
@@ -639,6 +779,15 @@ func checkCAFile(key, path string) error {
 			return nil
 		}
 	}
+}
+
+// warnLoggedBySource records a warning that a source logs itself when built.
+func (s *Settings) warnLoggedBySource(msg string) {
+	s.Warnings = append(s.Warnings, msg)
+	if s.loggedBySource == nil {
+		s.loggedBySource = map[string]bool{}
+	}
+	s.loggedBySource[msg] = true
 }
 
 func loadCache(s *Settings, r *resolver) error {

@@ -44,48 +44,6 @@ func writeFile(t testing.TB, dir, name, content string) string {
 	return p
 }
 
-func TestParseProperties(t *testing.T) {
-	in := "\ufeff# comment\n" +
-		"   # indented comment\n" +
-		"! java comment\n" +
-		"\n" +
-		"credentials_type=ak\r\n" +
-		"credentials_access_key_id = LTAIabc \n" +
-		"credentials_access_secret=c2VjcmV0==\n" +
-		`cache_client_region_id=[{"regionId":"cn-hangzhou","endpoint":"kms.cn-hangzhou.aliyuncs.com"}]` + "\n" +
-		"client_key_private_key_path=C:\\keys\\clientKey.json\n" +
-		"secret_names: a,b\n" +
-		"empty=\n" +
-		"credentials_type=sts\n"
-	got, err := parseProperties(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{
-		"credentials_type":            "sts", // last wins
-		"credentials_access_key_id":   "LTAIabc",
-		"credentials_access_secret":   "c2VjcmV0==",
-		"cache_client_region_id":      `[{"regionId":"cn-hangzhou","endpoint":"kms.cn-hangzhou.aliyuncs.com"}]`,
-		"client_key_private_key_path": `C:\keys\clientKey.json`,
-		"secret_names":                "a,b",
-		"empty":                       "",
-	}
-	if len(got) != len(want) {
-		t.Errorf("got %d keys, want %d: %q", len(got), len(want), got)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %q, want %q", k, got[k], v)
-		}
-	}
-	for _, bad := range []string{"credentials_type ak\n", "ok=1\n=hunter2\n", "a=1\nhunter2\n"} {
-		_, err := parseProperties(strings.NewReader(bad))
-		if err == nil || !strings.Contains(err.Error(), "line ") || strings.Contains(err.Error(), "hunter2") {
-			t.Errorf("%q: error %v: want a line number and no text", bad, err)
-		}
-	}
-}
-
 func TestPropertiesFileReadOnce(t *testing.T) {
 	dir := t.TempDir()
 	p := writeFile(t, dir, "a.properties", `cache_client_region_id=[{"regionId":"cn-hangzhou"}]`)
@@ -203,7 +161,7 @@ func TestPrecedence(t *testing.T) {
 			t.Fatal(err)
 		}
 		if s.Credential.AccessKeyID != "wd" || s.Credential.AccessKeySecret != "x==" || len(s.Warnings) != 1 ||
-			!strings.Contains(s.Warnings[0], "unknown_key") {
+			!strings.Contains(s.Warnings[0], "line 5: unknown key ignored") || strings.Contains(s.Warnings[0], "unknown_key") {
 			t.Errorf("got %q warnings %q", s.Credential.AccessKeyID, s.Warnings)
 		}
 		// KMSDB_PROPERTIES_FILE names another file.
@@ -393,7 +351,7 @@ func TestBrokenConfigurations(t *testing.T) {
 		{"client_key file is a directory", env(ak, "credentials_type", "client_key", "client_key_private_key_path", fx.dir), "", nil, "is a directory"},
 		{"client_key password env unset", env(ak, "credentials_type", "client_key", "client_key_private_key_path", fx.clientKey, "client_key_password_from_env_variable", "NO_SUCH_VAR"), "", nil, "client_key_password_from_env_variable (environment variable): names the environment variable NO_SUCH_VAR, which is unset or empty"},
 		{"client_key without password", env(ak, "credentials_type", "client_key", "client_key_private_key_path", fx.clientKey), "", nil, "client_key needs its password"},
-		{"client_key password file missing", env(ak, "credentials_type", "client_key", "client_key_private_key_path", fx.clientKey, "client_key_password_from_file_path", fx.dir+"/nope"), "", nil, "client_key_password_from_file_path: file"},
+		{"client_key password file missing", env(ak, "credentials_type", "client_key", "client_key_private_key_path", fx.clientKey, "client_key_password_from_file_path", fx.dir+"/nope"), "", nil, "client_key_password_from_file_path (environment variable): file"},
 		{"client_key password file empty", env(ak, "credentials_type", "client_key", "client_key_private_key_path", fx.clientKey, "client_key_password_from_file_path", fx.emptyFile), "", nil, "is empty"},
 		{"client_key wrong password", env(ak, "credentials_type", "client_key", "client_key_private_key_path", fx.clientKey, "client_key_password", secretValue), "", nil, "wrong password"},
 		{"client_key not JSON", env(ak, "credentials_type", "client_key", "client_key_private_key_path", fx.notJSON, "client_key_password", secretValue), "", nil, "is not a JSON object"},
@@ -426,7 +384,7 @@ func TestBrokenConfigurations(t *testing.T) {
 		{"dkms http protocol", dkms(dk(`,"passwordFromEnvVariable":"DKMS_PW","protocol":"http"`)), "", nil, `"protocol": dedicated KMS is reached over https only`},
 		{"dkms ignoreSslCerts not bool", dkms(dk(`,"passwordFromEnvVariable":"DKMS_PW","ignoreSslCerts":"yes"`)), "", nil, `"ignoreSslCerts": expected true or false`},
 		{"dkms unknown field", dkms(dk(`,"passwordFromEnv":"DKMS_PW"`)), "", nil, `unknown field "passwordFromEnv"`},
-		{"properties line without =", nil, "credentials_type ak\n", nil, "line 1: expected key=value"},
+		{"properties malformed \\u escape", nil, "credentials_access_secret=hunter2\\u12\n", nil, "line 1: malformed \\uXXXX escape"},
 		{"explicit properties file missing", ak, "", []Option{WithPropertiesFile(fx.dir + "/none.properties")}, "WithPropertiesFile: properties file"},
 		{"KMSDB_PROPERTIES_FILE missing", env(ak, EnvPropertiesFile, fx.dir+"/none.properties"), "", nil, "KMSDB_PROPERTIES_FILE: properties file"},
 		{"refresh_secret_ttl not a number", env(ak, "refresh_secret_ttl", "1h"), "", nil, "refresh_secret_ttl (environment variable): expected a positive number of milliseconds"},
