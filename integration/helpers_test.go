@@ -7,10 +7,11 @@ package integration
 // Where the servers come from, in order:
 //  1. KMSDB_TEST_PG_ADMIN_DSN / KMSDB_TEST_MYSQL_ADMIN_DSN (see internal/testdb);
 //  2. the servers of this machine, prepared by scripts/testdb.sh (`make test` runs it first);
-//  3. containers started with testcontainers-go when neither answers and `docker info` does
-//     (PostgreSQL and MySQL images; their password authentication is on by default). Set
-//     KMSDB_TEST_CONTAINERS=1 to use containers even when local servers answer, =0 never to.
-// When none is available the tests fail (never skip) with a line saying what to set.
+//  3. containers started with testcontainers-go (PostgreSQL and MariaDB modules, MySQL on request) for an
+//     engine whose server does not answer, when a Docker engine does.
+// KMSDB_TEST_CONTAINERS=1 (`make test-containers`) uses containers only and fails when it cannot;
+// =0 never uses them. containers_test.go has the details. When no server is available the tests fail
+// (never skip) with a line saying what to set.
 
 import (
 	"context"
@@ -21,7 +22,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,9 +30,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/testcontainers/testcontainers-go"
-	tcmysql "github.com/testcontainers/testcontainers-go/modules/mysql"
-	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 	"go.uber.org/goleak"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -55,7 +52,13 @@ func TestMain(m *testing.M) {
 	}
 	code := 0
 	func() {
-		defer stop()
+		defer func() {
+			// Containers are removed on every exit path, a failed removal fails the run.
+			if err := stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "integration:", err)
+				code = max(code, 1)
+			}
+		}()
 		// Leak check on every exit path of the tests themselves.
 		code = runWithLeakCheck(m)
 	}()
@@ -85,51 +88,9 @@ func goleakOptions() []goleak.Option {
 }
 
 // ---------------------------------------------------------------------------
-// Database servers: env DSNs -> local servers -> testcontainers.
+// Database servers: env DSNs -> local servers -> testcontainers (containers_test.go).
 
-// prepareServers makes testdb find a server for each engine; it returns a
-// function that stops what it started.
-func prepareServers() (stop func(), err error) {
-	stop = func() {}
-	mode := os.Getenv("KMSDB_TEST_CONTAINERS")
-	if mode == "0" {
-		return stop, nil
-	}
-	var stops []func()
-	stopAll := func() {
-		for _, s := range slices.Backward(stops) {
-			s()
-		}
-	}
-	for _, e := range []testdb.Engine{testdb.EnginePostgres, testdb.EngineMariaDB} {
-		envName := testdb.EnvPostgresAdminDSN
-		if e == testdb.EngineMariaDB {
-			envName = testdb.EnvMySQLAdminDSN
-		}
-		if os.Getenv(envName) != "" {
-			continue // 1. given by the environment
-		}
-		if mode != "1" && serverAnswers(e) {
-			continue // 2. the local server
-		}
-		if !dockerAnswers() {
-			continue // nothing more to try: testdb fails the tests with its hint
-		}
-		dsn, s, err := startContainer(e)
-		if err != nil {
-			stopAll()
-			return stop, fmt.Errorf("%s: testcontainers: %w", e, err)
-		}
-		stops = append(stops, s)
-		if err := os.Setenv(envName, dsn); err != nil {
-			stopAll()
-			return stop, err
-		}
-		fmt.Fprintf(os.Stderr, "integration: %s from a testcontainers container (%s set for this run)\n", e, envName)
-	}
-	return stopAll, nil
-}
-
+// serverAnswers reports whether testdb reaches engine e's server (DSN given or local).
 func serverAnswers(e testdb.Engine) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -139,65 +100,6 @@ func serverAnswers(e testdb.Engine) bool {
 	}
 	_ = s.Close(ctx)
 	return true
-}
-
-// dockerAnswers reports whether a Docker engine answers `docker info`.
-func dockerAnswers() bool {
-	if _, err := exec.LookPath("docker"); err != nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").Run() == nil
-}
-
-// startContainer runs a database container and returns its admin DSN in the
-// form testdb reads. Images: postgres:16-alpine (scram-sha-256 for TCP when a
-// password is set) and mysql:8.4.
-func startContainer(e testdb.Engine) (dsn string, stop func(), err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	const adminPassword = "kmsdb-admin-pw"
-	var ctr testcontainers.Container
-	if e == testdb.EnginePostgres {
-		c, err := tcpostgres.Run(ctx, "postgres:16-alpine",
-			tcpostgres.WithUsername("postgres"), tcpostgres.WithPassword(adminPassword),
-			tcpostgres.WithDatabase("postgres"), tcpostgres.BasicWaitStrategies())
-		if c != nil {
-			ctr = c
-		}
-		if err != nil {
-			terminate(ctr)
-			return "", nil, err
-		}
-		dsn, err = c.ConnectionString(ctx, "sslmode=disable")
-		if err != nil {
-			terminate(ctr)
-			return "", nil, err
-		}
-	} else {
-		c, err := tcmysql.Run(ctx, "mysql:8.4", tcmysql.WithUsername("root"), tcmysql.WithPassword(adminPassword))
-		if c != nil {
-			ctr = c
-		}
-		if err != nil {
-			terminate(ctr)
-			return "", nil, err
-		}
-		ep, err := c.PortEndpoint(ctx, "3306/tcp", "")
-		if err != nil {
-			terminate(ctr)
-			return "", nil, err
-		}
-		dsn = "root:" + adminPassword + "@tcp(" + ep + ")/"
-	}
-	return dsn, func() { terminate(ctr) }, nil
-}
-
-func terminate(c testcontainers.Container) {
-	if c != nil {
-		_ = testcontainers.TerminateContainer(c)
-	}
 }
 
 // ---------------------------------------------------------------------------

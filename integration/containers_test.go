@@ -1,0 +1,429 @@
+package integration
+
+// The container path: database servers started with testcontainers-go for the
+// whole test binary (TestMain), removed when it ends.
+//
+//	KMSDB_TEST_CONTAINERS=1          containers for both engines, never local servers; an engine that
+//	                                 cannot be had is an error that says what to do (no fall-back)
+//	KMSDB_TEST_CONTAINERS=0          never containers
+//	unset                            the local servers (scripts/testdb.sh); containers for an engine whose
+//	                                 local server does not answer, when a Docker engine answers
+//	KMSDB_TEST_POSTGRES_IMAGE        PostgreSQL image (testcontainers postgres module), default
+//	                                 kmsdb-test/postgres:15 (built by scripts/containers.sh); e.g. postgres:17
+//	KMSDB_TEST_MARIADB_IMAGE         MariaDB image (mariadb module), default kmsdb-test/mariadb:10.11; e.g. mariadb:11
+//	KMSDB_TEST_MYSQL_IMAGE           when set, MySQL from this image (mysql module) instead of MariaDB; e.g. mysql:8.4
+//	KMSDB_TEST_CONTAINERS_RUN        value of the label org.kmsdb.test.run on every container (scripts/containers.sh
+//	                                 sets it and removes what a crashed run left)
+//
+// The host the containers are reached at must be a loopback address: with
+// /.dockerenv present testcontainers would otherwise use the Docker network's
+// gateway, so TESTCONTAINERS_HOST_OVERRIDE=localhost is required there and
+// anything else is refused before a container starts.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/testcontainers/testcontainers-go"
+	tcmariadb "github.com/testcontainers/testcontainers-go/modules/mariadb"
+	tcmysql "github.com/testcontainers/testcontainers-go/modules/mysql"
+	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
+
+	"github.com/kmsdb/kmsdb/internal/testdb"
+)
+
+const (
+	envContainers     = "KMSDB_TEST_CONTAINERS"
+	envPostgresImage  = "KMSDB_TEST_POSTGRES_IMAGE"
+	envMariaDBImage   = "KMSDB_TEST_MARIADB_IMAGE"
+	envMySQLImage     = "KMSDB_TEST_MYSQL_IMAGE"
+	envContainersRun  = "KMSDB_TEST_CONTAINERS_RUN"
+	envHostOverride   = "TESTCONTAINERS_HOST_OVERRIDE"
+	runLabel          = "org.kmsdb.test.run"
+	defaultPGImage    = "kmsdb-test/postgres:15"
+	defaultMariaImage = "kmsdb-test/mariadb:10.11"
+
+	containerAdminPassword = "kmsdb-admin-pw"
+)
+
+// engineHint is how to get a container engine, appended to engine errors.
+const engineHint = "run `make test-containers` (it installs and starts Docker when missing, builds the local " +
+	"images and stops what it started), or start Docker yourself and run `bash scripts/containers.sh images` " +
+	"(or set " + envPostgresImage + " / " + envMariaDBImage + " to images you can pull)"
+
+// adminDSNEnv is the testdb variable naming engine e's admin DSN.
+func adminDSNEnv(e testdb.Engine) string {
+	if e == testdb.EngineMariaDB {
+		return testdb.EnvMySQLAdminDSN
+	}
+	return testdb.EnvPostgresAdminDSN
+}
+
+// planServers decides which engines get a container. mode is $KMSDB_TEST_CONTAINERS; localAnswers reports
+// whether the engine's local (or DSN-given) server answers; engine reports whether a container engine
+// answers, and why not.
+func planServers(mode string, getenv func(string) string, localAnswers func(testdb.Engine) bool, engine func() error) ([]testdb.Engine, error) {
+	engines := []testdb.Engine{testdb.EnginePostgres, testdb.EngineMariaDB}
+	switch mode {
+	case "0":
+		return nil, nil
+	case "1":
+		for _, e := range engines {
+			if v := adminDSNEnv(e); getenv(v) != "" {
+				return nil, fmt.Errorf("%s=1 asks for containers, but %s names a server: unset one of them", envContainers, v)
+			}
+		}
+		if err := engine(); err != nil {
+			return nil, fmt.Errorf("%s=1 but no container engine answers (%v): %s; or unset %s to test against local servers",
+				envContainers, err, engineHint, envContainers)
+		}
+		return engines, nil
+	case "":
+		var want []testdb.Engine
+		for _, e := range engines {
+			if getenv(adminDSNEnv(e)) == "" && !localAnswers(e) {
+				want = append(want, e)
+			}
+		}
+		if len(want) == 0 || engine() != nil {
+			return nil, nil // testdb fails the tests of a missing server with its own hint
+		}
+		return want, nil
+	}
+	return nil, fmt.Errorf("%s=%q: want 1 (containers only), 0 (never containers) or unset (containers only for an engine whose local server does not answer)",
+		envContainers, mode)
+}
+
+// isLoopbackHost reports whether host is "localhost" or a loopback IP literal. No name is resolved: a lookup
+// would itself dial a DNS server.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// dockerEnvFiles are the files by which testcontainers decides it runs inside a container.
+var dockerEnvFiles = []string{"/.dockerenv", "/run/.containerenv"}
+
+// checkContainerHost refuses, before any container starts, a host that is not a loopback address.
+func checkContainerHost(ctx context.Context) error {
+	if v, ok := os.LookupEnv(envHostOverride); ok {
+		if !isLoopbackHost(v) {
+			return fmt.Errorf("%s=%q is not a loopback address: the tests reach containers on this machine only (set it to localhost)", envHostOverride, v)
+		}
+		return nil
+	}
+	for _, f := range dockerEnvFiles {
+		if _, err := os.Stat(f); err == nil {
+			return fmt.Errorf("%s exists, so testcontainers would reach the containers at the Docker network's gateway, "+
+				"not at a loopback address: set %s=localhost (`make test-containers` does)", f, envHostOverride)
+		}
+	}
+	p, err := testcontainers.NewDockerProvider()
+	if err != nil {
+		return fmt.Errorf("docker provider: %w", err)
+	}
+	defer func() { _ = p.Close() }()
+	host, err := p.DaemonHost(ctx)
+	if err != nil {
+		return fmt.Errorf("docker daemon host: %w", err)
+	}
+	if !isLoopbackHost(host) {
+		return fmt.Errorf("testcontainers would reach the containers at %q, not a loopback address: set %s=localhost or use a local Docker engine",
+			host, envHostOverride)
+	}
+	return nil
+}
+
+// engineAnswers pings the Docker engine testcontainers would use (DOCKER_HOST, docker context, socket).
+func engineAnswers() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := testcontainers.NewDockerProvider()
+	if err != nil {
+		return err
+	}
+	return p.Health(ctx) // closes p
+}
+
+// started are the containers of this process, for TestContainersAtLoopback.
+var started struct {
+	sync.Mutex
+	ctrs map[testdb.Engine]testcontainers.Container
+}
+
+// prepareServers makes testdb find a server for each engine; it returns a
+// function that removes the containers it started.
+func prepareServers() (stop func() error, err error) {
+	stop = func() error { return nil }
+	engines, err := planServers(os.Getenv(envContainers), os.Getenv, serverAnswers, engineAnswers)
+	if err != nil || len(engines) == 0 {
+		return stop, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := checkContainerHost(ctx); err != nil {
+		return stop, err
+	}
+	type result struct {
+		e   testdb.Engine
+		dsn string
+		ctr testcontainers.Container
+		err error
+	}
+	results := make(chan result, len(engines))
+	for _, e := range engines {
+		go func() {
+			dsn, ctr, err := startContainer(ctx, e)
+			results <- result{e, dsn, ctr, err}
+		}()
+	}
+	var errs []error
+	ctrs := map[testdb.Engine]testcontainers.Container{}
+	dsns := map[testdb.Engine]string{}
+	for range engines {
+		r := <-results
+		if r.ctr != nil {
+			ctrs[r.e] = r.ctr
+		}
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("%s container: %w", r.e, r.err))
+		}
+		dsns[r.e] = r.dsn
+	}
+	stop = func() error {
+		var errs []error
+		for e, c := range ctrs {
+			if err := testcontainers.TerminateContainer(c); err != nil {
+				errs = append(errs, fmt.Errorf("remove the %s container: %w", e, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	if len(errs) > 0 {
+		return stop, errors.Join(append(errs, stop())...)
+	}
+	started.Lock()
+	started.ctrs = ctrs
+	started.Unlock()
+	for _, e := range engines {
+		if err := os.Setenv(adminDSNEnv(e), dsns[e]); err != nil {
+			return stop, errors.Join(err, stop())
+		}
+		fmt.Fprintf(os.Stderr, "integration: %s in a container (%s); %s set for this run\n", e, imageOf(e), adminDSNEnv(e))
+	}
+	return stop, nil
+}
+
+// imageOf is the image engine e's container runs.
+func imageOf(e testdb.Engine) string {
+	if e == testdb.EnginePostgres {
+		return envOrDefault(envPostgresImage, defaultPGImage)
+	}
+	if v := os.Getenv(envMySQLImage); v != "" {
+		return v
+	}
+	return envOrDefault(envMariaDBImage, defaultMariaImage)
+}
+
+func envOrDefault(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// startContainer runs engine e's container and returns its admin DSN in the form testdb reads. The images
+// enforce passwords: scram-sha-256 for PostgreSQL over TCP when a password is set, passwords on every
+// MariaDB/MySQL account.
+func startContainer(ctx context.Context, e testdb.Engine) (dsn string, ctr testcontainers.Container, err error) {
+	img := imageOf(e)
+	run := envOrDefault(envContainersRun, "manual")
+	labels := testcontainers.WithLabels(map[string]string{runLabel: run})
+	switch {
+	case e == testdb.EnginePostgres:
+		c, err := tcpostgres.Run(ctx, img, labels,
+			tcpostgres.WithUsername("postgres"), tcpostgres.WithPassword(containerAdminPassword),
+			tcpostgres.WithDatabase("postgres"), tcpostgres.BasicWaitStrategies())
+		if c != nil {
+			ctr = c
+		}
+		if err != nil {
+			return "", ctr, fmt.Errorf("image %s: %w", img, err)
+		}
+		dsn, err = c.ConnectionString(ctx, "sslmode=disable")
+		return dsn, ctr, err
+	case os.Getenv(envMySQLImage) != "":
+		if os.Getenv(envMariaDBImage) != "" {
+			return "", nil, fmt.Errorf("both %s and %s are set: one MySQL-protocol server per run, unset one", envMySQLImage, envMariaDBImage)
+		}
+		c, err := tcmysql.Run(ctx, img, labels, tcmysql.WithUsername("root"), tcmysql.WithPassword(containerAdminPassword))
+		if c != nil {
+			ctr = c
+		}
+		if err != nil {
+			return "", ctr, fmt.Errorf("image %s: %w", img, err)
+		}
+	default:
+		c, err := tcmariadb.Run(ctx, img, labels, tcmariadb.WithUsername("root"), tcmariadb.WithPassword(containerAdminPassword))
+		if c != nil {
+			ctr = c
+		}
+		if err != nil {
+			return "", ctr, fmt.Errorf("image %s: %w", img, err)
+		}
+	}
+	ep, err := ctr.PortEndpoint(ctx, "3306/tcp", "")
+	if err != nil {
+		return "", ctr, err
+	}
+	return "root:" + containerAdminPassword + "@tcp(" + ep + ")/", ctr, nil
+}
+
+// TestServersAtLoopback: every server the tests log in to is on this machine. With containers, the host
+// testcontainers reports for each of them is a loopback address; KMSDB_TEST_CONTAINERS=1 without a container
+// for each engine fails.
+func TestServersAtLoopback(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, e := range []testdb.Engine{testdb.EnginePostgres, testdb.EngineMariaDB} {
+		var s *testdb.Server
+		if e == testdb.EngineMariaDB {
+			s = testdb.MariaDB(t)
+		} else {
+			s = testdb.Postgres(t)
+		}
+		if !isLoopbackHost(s.Host()) {
+			t.Errorf("%s server at %s: not a loopback address", e, s.Addr())
+		}
+	}
+	started.Lock()
+	ctrs := started.ctrs
+	started.Unlock()
+	if os.Getenv(envContainers) == "1" && len(ctrs) != 2 {
+		t.Fatalf("%s=1 but %d containers were started, want one per engine", envContainers, len(ctrs))
+	}
+	if len(ctrs) == 0 {
+		t.Logf("no container in this run (%s=%q): the servers come from DSNs or this machine", envContainers, os.Getenv(envContainers))
+	}
+	for e, c := range ctrs {
+		host, err := c.Host(ctx)
+		if err != nil {
+			t.Fatalf("%s container: Host: %v", e, err)
+		}
+		if !isLoopbackHost(host) {
+			t.Errorf("%s container: testcontainers reports host %q, not a loopback address", e, host)
+		}
+		ep, err := c.PortEndpoint(ctx, portOf(e), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, _, err := net.SplitHostPort(ep); err != nil || !isLoopbackHost(h) {
+			t.Errorf("%s container: endpoint %q is not at a loopback address (%v)", e, ep, err)
+		}
+		t.Logf("%s container at %s", e, ep)
+	}
+}
+
+func portOf(e testdb.Engine) string {
+	if e == testdb.EnginePostgres {
+		return "5432/tcp"
+	}
+	return "3306/tcp"
+}
+
+func TestIsLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LOCALHOST": true, "127.0.0.1": true, "127.3.2.1": true, "::1": true, "[::1]": true,
+		"172.17.0.1": false, "192.0.2.1": false, "0.0.0.0": false, "::": false, "": false,
+		"example.com": false, "localhost.example.com": false, "host.docker.internal": false,
+	} {
+		if got := isLoopbackHost(host); got != want {
+			t.Errorf("isLoopbackHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+func TestCheckContainerHostOverride(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv(envHostOverride, "172.17.0.1")
+	err := checkContainerHost(ctx)
+	if err == nil || !strings.Contains(err.Error(), envHostOverride) {
+		t.Errorf("gateway override: err = %v, want a refusal naming %s", err, envHostOverride)
+	}
+	t.Setenv(envHostOverride, "localhost")
+	if err := checkContainerHost(ctx); err != nil {
+		t.Errorf("localhost override: %v", err)
+	}
+}
+
+// TestPlanServers: KMSDB_TEST_CONTAINERS=1 never falls back to local servers; its errors say what to do.
+func TestPlanServers(t *testing.T) {
+	noEngine := func() error { return errors.New("Cannot connect to the Docker daemon at unix:///var/run/docker.sock") }
+	engineOK := func() error { return nil }
+	local := func(up bool) func(testdb.Engine) bool { return func(testdb.Engine) bool { return up } }
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	both := []testdb.Engine{testdb.EnginePostgres, testdb.EngineMariaDB}
+	for _, tc := range []struct {
+		name    string
+		mode    string
+		getenv  func(string) string
+		local   bool
+		engine  func() error
+		want    []testdb.Engine
+		wantErr []string // substrings of the error
+	}{
+		{name: "containers only, no engine, local servers up", mode: "1", getenv: env(), local: true, engine: noEngine,
+			wantErr: []string{"KMSDB_TEST_CONTAINERS=1", "Cannot connect to the Docker daemon", "make test-containers", "unset KMSDB_TEST_CONTAINERS"}},
+		{name: "containers only, engine up, local servers up", mode: "1", getenv: env(), local: true, engine: engineOK, want: both},
+		{name: "containers only and a DSN", mode: "1", getenv: env(testdb.EnvPostgresAdminDSN, "postgres://x@127.0.0.1/postgres"),
+			engine: engineOK, wantErr: []string{"KMSDB_TEST_CONTAINERS=1", testdb.EnvPostgresAdminDSN, "unset one"}},
+		{name: "never", mode: "0", getenv: env(), engine: engineOK},
+		{name: "auto, local servers up", getenv: env(), local: true, engine: engineOK},
+		{name: "auto, local servers down, engine up", getenv: env(), engine: engineOK, want: both},
+		{name: "auto, MariaDB by DSN, PostgreSQL down", getenv: env(testdb.EnvMySQLAdminDSN, "root@tcp(127.0.0.1:3306)/"), engine: engineOK,
+			want: []testdb.Engine{testdb.EnginePostgres}},
+		{name: "auto, nothing", getenv: env(), engine: noEngine},
+		{name: "bad mode", mode: "yes", getenv: env(), engine: engineOK, wantErr: []string{`KMSDB_TEST_CONTAINERS="yes"`, "want 1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := planServers(tc.mode, tc.getenv, local(tc.local), tc.engine)
+			if len(tc.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("planServers = %v, nil; want an error", got)
+				}
+				for _, s := range tc.wantErr {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not contain %q", err, s)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("planServers = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
