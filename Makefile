@@ -7,7 +7,10 @@ PKGS      ?= ./...
 FUZZTIME  ?= 5000x
 BENCHTIME ?= 1s
 
-.PHONY: test test-unit test-integration testdb bench lint fuzz demo emulator
+# Rotations per scenario of TestRotationUnderLoad in `make test-containers` (`make test`: the test's own 10).
+CONTAINER_ROTATIONS ?= 3
+
+.PHONY: test test-unit test-integration test-containers testdb bench lint fuzz demo emulator
 
 ## test: every test of the repository with the race detector, integration/ included.
 test: lint testdb test-unit test-integration
@@ -23,6 +26,15 @@ testdb:
 
 test-integration:
 	cd integration && $(GO) test -race -count=1 -timeout 20m ./...
+
+## test-containers: integration/ against containers only (MariaDB and PostgreSQL, testcontainers-go): every
+## rotation, outage, hard-password and non-healing scenario. scripts/containers.sh installs and starts Docker when
+## none answers (and stops it after), builds the local images, and removes any container a crashed run left.
+test-containers:
+	KMSDB_TEST_CONTAINERS=1 TESTCONTAINERS_HOST_OVERRIDE=localhost TESTCONTAINERS_RYUK_DISABLED=true \
+	KMSDB_LOAD_ROTATIONS=$(CONTAINER_ROTATIONS) \
+	  bash scripts/containers.sh run -- $(GO) test -C integration -race -count=1 -timeout 20m \
+	    -skip '^(TestOverheadRatio|TestSecretsManagerClient.*)$$' .
 
 ## bench: hot-path benchmarks (root module and integration/ comparisons).
 bench:
