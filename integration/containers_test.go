@@ -82,7 +82,7 @@ func planServers(mode string, getenv func(string) string, localAnswers func(test
 			}
 		}
 		if err := engine(); err != nil {
-			return nil, fmt.Errorf("%s=1 but no container engine answers (%v): %s; or unset %s to test against local servers",
+			return nil, fmt.Errorf("%s=1 but no container engine: %v. To fix it, %s; or unset %s to test against local servers",
 				envContainers, err, engineHint, envContainers)
 		}
 		return engines, nil
@@ -149,11 +149,18 @@ func checkContainerHost(ctx context.Context) error {
 func engineAnswers() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	where := "unix:///var/run/docker.sock (DOCKER_HOST unset)"
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		where = "DOCKER_HOST=" + h
+	}
 	p, err := testcontainers.NewDockerProvider()
 	if err != nil {
-		return err
+		return fmt.Errorf("none found at %s (testcontainers: %w)", where, err)
 	}
-	return p.Health(ctx) // closes p
+	if err := p.Health(ctx); err != nil { // closes p
+		return fmt.Errorf("the Docker engine at %s does not answer (%w)", where, err)
+	}
+	return nil
 }
 
 // started are the containers of this process, for TestContainersAtLoopback.
@@ -173,6 +180,9 @@ func prepareServers() (stop func() error, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := checkContainerHost(ctx); err != nil {
+		return stop, err
+	}
+	if err := checkLocalImages(ctx, engines); err != nil {
 		return stop, err
 	}
 	type result struct {
@@ -223,6 +233,38 @@ func prepareServers() (stop func() error, err error) {
 		fmt.Fprintf(os.Stderr, "integration: %s in a container (%s); %s set for this run\n", e, imageOf(e), adminDSNEnv(e))
 	}
 	return stop, nil
+}
+
+// checkLocalImages fails at once, saying how to build them, when this project's images are not on the engine
+// (they cannot be pulled: testcontainers would try a registry, and wait).
+func checkLocalImages(ctx context.Context, engines []testdb.Engine) error {
+	p, err := testcontainers.NewDockerProvider()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = p.Close() }()
+	for _, e := range engines {
+		img := imageOf(e)
+		if !strings.HasPrefix(img, "kmsdb-test/") {
+			continue
+		}
+		if _, err := p.Client().ImageInspect(ctx, img); err != nil {
+			return fmt.Errorf("image %s is not on the Docker engine (%v): build it with `bash scripts/containers.sh images` "+
+				"(`make test-containers` does), or set %s to an image you can pull", img, err, imageEnv(e))
+		}
+	}
+	return nil
+}
+
+// imageEnv is the variable choosing engine e's image.
+func imageEnv(e testdb.Engine) string {
+	switch {
+	case e == testdb.EnginePostgres:
+		return envPostgresImage
+	case os.Getenv(envMySQLImage) != "":
+		return envMySQLImage
+	}
+	return envMariaDBImage
 }
 
 // imageOf is the image engine e's container runs.

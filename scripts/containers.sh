@@ -10,6 +10,7 @@
 #   bash scripts/containers.sh start    engine up and left running (pidfile in the state directory), images built
 #   bash scripts/containers.sh stop     stop the engine that `start` started (an engine it did not start is left alone)
 #   bash scripts/containers.sh env      the export lines for running `go test` in integration/ by hand after `start`
+#   bash scripts/containers.sh clean    remove the three images and their build cache (the next build is cold)
 #
 # Engine: a daemon that already answers `docker info` is used as it is and never stopped. Otherwise the Debian
 # packages docker.io, debootstrap and iptables are installed when missing (root only; apt-get) and dockerd is
@@ -22,6 +23,7 @@
 #   kmsdb-test/postgres:15       Debian's postgresql-15;  scripts/images/postgres/entrypoint.sh
 # The entrypoints honour the official images' environment (MARIADB_*/MYSQL_*, POSTGRES_*), enforce passwords
 # (scram-sha-256 for PostgreSQL over TCP) and print the readiness lines testcontainers' modules wait for.
+# integration/ runs them by default (KMSDB_TEST_MARIADB_IMAGE / KMSDB_TEST_POSTGRES_IMAGE choose others).
 #
 # Container-test environment given to CMD: KMSDB_TEST_CONTAINERS=1 (containers only, never local servers),
 # TESTCONTAINERS_HOST_OVERRIDE=localhost (testcontainers would otherwise dial the default gateway whenever
@@ -174,8 +176,16 @@ build_image() { # build_image TAG DIR
 
 build_images() {
   build_base
-  build_image "$MARIADB_IMAGE" scripts/images/mariadb
-  build_image "$POSTGRES_IMAGE" scripts/images/postgres
+  # Side by side: a cold build is mostly waiting for the mirror and for dpkg.
+  local pids=() rc=0 p
+  build_image "$MARIADB_IMAGE" scripts/images/mariadb &
+  pids+=($!)
+  build_image "$POSTGRES_IMAGE" scripts/images/postgres &
+  pids+=($!)
+  for p in "${pids[@]}"; do
+    wait "$p" || rc=1
+  done
+  [[ $rc == 0 ]] || die "building the images failed (see above)"
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,8 +204,6 @@ container_env() {
   export KMSDB_TEST_CONTAINERS=1
   export TESTCONTAINERS_HOST_OVERRIDE=localhost
   export TESTCONTAINERS_RYUK_DISABLED=true
-  export KMSDB_TEST_MARIADB_IMAGE=${KMSDB_TEST_MARIADB_IMAGE:-$MARIADB_IMAGE}
-  export KMSDB_TEST_POSTGRES_IMAGE=${KMSDB_TEST_POSTGRES_IMAGE:-$POSTGRES_IMAGE}
 }
 
 cmd=${1:-}
@@ -236,13 +244,23 @@ stop)
     say "no dockerd started by this script ($STATE/dockerd.pid absent): nothing to stop"
   fi
   ;;
+clean)
+  trap on_exit EXIT
+  engine_up
+  for img in "$MARIADB_IMAGE" "$POSTGRES_IMAGE" "$BASE_IMAGE"; do
+    if docker image inspect "$img" >/dev/null 2>&1; then
+      docker rmi "$img" >/dev/null
+      say "removed $img"
+    fi
+  done
+  ;;
 env)
   container_env
-  for v in KMSDB_TEST_CONTAINERS TESTCONTAINERS_HOST_OVERRIDE TESTCONTAINERS_RYUK_DISABLED KMSDB_TEST_MARIADB_IMAGE KMSDB_TEST_POSTGRES_IMAGE; do
+  for v in KMSDB_TEST_CONTAINERS TESTCONTAINERS_HOST_OVERRIDE TESTCONTAINERS_RYUK_DISABLED; do
     echo "export $v=${!v}"
   done
   ;;
 *)
-  die "usage: $0 run [--] CMD [ARG...] | images | start | stop | env"
+  die "usage: $0 run [--] CMD [ARG...] | images | start | stop | env | clean"
   ;;
 esac
