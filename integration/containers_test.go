@@ -163,7 +163,7 @@ func engineAnswers() error {
 	return nil
 }
 
-// started are the containers of this process, for TestContainersAtLoopback.
+// started are the containers of this process, for TestServersAtLoopback.
 var started struct {
 	sync.Mutex
 	ctrs map[testdb.Engine]testcontainers.Container

@@ -10,7 +10,7 @@
 #   bash scripts/containers.sh start    engine up and left running (pidfile in the state directory), images built
 #   bash scripts/containers.sh stop     stop the engine that `start` started (an engine it did not start is left alone)
 #   bash scripts/containers.sh env      the export lines for running `go test` in integration/ by hand after `start`
-#   bash scripts/containers.sh clean    remove the three images and their build cache (the next build is cold)
+#   bash scripts/containers.sh clean    remove the containers of earlier runs, the three images and their build cache
 #
 # Engine: a daemon that already answers `docker info` is used as it is and never stopped. Otherwise the Debian
 # packages docker.io, debootstrap and iptables are installed when missing (root only; apt-get) and dockerd is
@@ -66,9 +66,12 @@ apt_install() {
 engine_answers() { command -v docker >/dev/null && timeout 10 docker info --format '{{.ServerVersion}}' >/dev/null 2>&1; }
 
 started_pid=""
+run_id=""
 tmp_dirs=()
 on_exit() {
   [[ ${#tmp_dirs[@]} == 0 ]] || rm -rf "${tmp_dirs[@]}"
+  # An interrupted run (Ctrl-C, a killed test binary) still removes its containers before the engine stops.
+  [[ -z "$run_id" ]] || remove_leftovers "$run_id" || true
   stop_engine "$started_pid"
 }
 
@@ -95,6 +98,13 @@ engine_up() {
     sleep 0.5
   done
   engine_answers || { tail -20 "$STATE/dockerd.log" >&2; die "dockerd started (pid $started_pid) but does not answer after 60s"; }
+  # The daemon's own pidfile, should setsid have forked.
+  local own
+  own=$(cat /var/run/docker.pid 2>/dev/null || true)
+  if [[ -n "$own" && "$own" != "$started_pid" && "$(cat "/proc/$own/comm" 2>/dev/null)" == dockerd ]]; then
+    started_pid=$own
+    echo "$started_pid" >"$STATE/dockerd.pid"
+  fi
   say "started dockerd (pid $started_pid, $(elapsed "$t"), log $STATE/dockerd.log)"
 }
 
@@ -208,6 +218,9 @@ container_env() {
 
 cmd=${1:-}
 [[ $# -gt 0 ]] && shift
+# A signal ends the script through its EXIT trap (containers removed, engine stopped).
+trap 'exit 130' INT
+trap 'exit 143' TERM
 case "$cmd" in
 run)
   [[ "${1:-}" == -- ]] && shift
@@ -224,6 +237,7 @@ run)
     say "FAIL: the command left containers behind (removed now); every test must remove its containers"
     [[ $rc != 0 ]] || rc=1
   fi
+  run_id=""
   exit "$rc"
   ;;
 images)
@@ -247,6 +261,12 @@ stop)
 clean)
   trap on_exit EXIT
   engine_up
+  ids=$(docker ps -aq --filter "label=$RUN_LABEL")
+  if [[ -n "$ids" ]]; then
+    # shellcheck disable=SC2086
+    docker rm -f -v $ids >/dev/null
+    say "removed containers of earlier runs: $(echo "$ids" | tr '\n' ' ')"
+  fi
   for img in "$MARIADB_IMAGE" "$POSTGRES_IMAGE" "$BASE_IMAGE"; do
     if docker image inspect "$img" >/dev/null 2>&1; then
       docker rmi "$img" >/dev/null

@@ -37,7 +37,15 @@ file_env() {
 if [[ "${1:-}" == -* ]]; then
   set -- postgres "$@"
 fi
-if [[ "${1:-}" != postgres ]]; then
+# Not a server start: another command, or the server asked for help or its version (as the official image).
+want_help() {
+  local a
+  for a in "$@"; do
+    case "$a" in -'?' | --help | --describe-config | -V | --version | -C | -C*) return 0 ;; esac
+  done
+  return 1
+}
+if [[ "${1:-}" != postgres ]] || want_help "$@"; then
   exec "$@"
 fi
 export PGDATA=${PGDATA:-/var/lib/postgresql/data}
