@@ -196,6 +196,11 @@ build_images() {
     wait "$p" || rc=1
   done
   [[ $rc == 0 ]] || die "building the images failed (see above)"
+  # Images that a rebuild untagged would pile up on a CI machine.
+  local img
+  for img in kmsdb-test/mariadb kmsdb-test/postgres; do
+    docker image prune -f --filter "label=org.opencontainers.image.title=$img" >/dev/null
+  done
 }
 
 # ---------------------------------------------------------------------------------------------------------------
