@@ -92,6 +92,10 @@ type entry struct {
 	fetchedAt time.Time
 	serve     bool // the hot path may return secret
 	state     entryState
+	// replaced is the version this cache served as ACSCurrent before secret
+	// (nil if none): during a rotation it is the password the database may
+	// still have, at no KMS call (see Replaced).
+	replaced *secretsource.Secret
 }
 
 // slot holds everything the cache knows of one secret name. It lives as long
@@ -640,7 +644,7 @@ func (c *Cache) onSuccess(s *slot, reason string, sec *secretsource.Secret, now 
 		s.mu.Unlock()
 		return
 	}
-	prev := s.cur.Swap(e)
+	prev := s.cur.Load()
 	var prevVersion string
 	if prev != nil && prev.secret != nil {
 		prevVersion = prev.secret.VersionID()
@@ -654,6 +658,13 @@ func (c *Cache) onSuccess(s *slot, reason string, sec *secretsource.Secret, now 
 	if prev == nil || prev.secret == nil || prev.state == statePersisted || changed || s.failures > 0 {
 		next = time.Duration((1 - c.cfg.rnd()) * float64(next))
 	}
+	switch {
+	case changed && prev != nil && prev.secret != nil:
+		e.replaced = prev.secret // the old ACSCurrent: today's ACSPrevious, as far as this cache knows
+	case prev != nil:
+		e.replaced = prev.replaced
+	}
+	s.cur.Store(e)
 	if changed {
 		for ref := range s.versions {
 			if ref.Stage != "" { // a stage moves with rotation; a version id does not
@@ -910,6 +921,24 @@ func (c *Cache) Invalidate(name, rejectedVersion string) bool {
 		c.sf.DoChan(name, c.flight(context.Background(), s, reasonInvalidated, true, e))
 		return true
 	}
+}
+
+// Replaced returns the version this cache served as ACSCurrent before the
+// one it serves now (the value it replaced when a refresh brought a new
+// version), or nil if it knows none. It never calls the source and never
+// blocks. During a rotation it is usually KMS's ACSPrevious, the password a
+// database that has not been changed yet still accepts; but the cache may
+// have missed a version in between, so it is a candidate to try, not a
+// statement about the secret's stages.
+func (c *Cache) Replaced(name string) *secretsource.Secret {
+	s := c.slots.Load().get(name)
+	if s == nil {
+		return nil
+	}
+	if e := s.cur.Load(); e != nil {
+		return e.replaced
+	}
+	return nil
 }
 
 // Refresh fetches the secret now, whatever the cache holds, and returns what
