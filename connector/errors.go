@@ -75,6 +75,8 @@ type Error struct {
 	Attempts int           // logins tried
 	Waited   time.Duration // time spent since the first attempt
 	Err      error         // the driver's or the source's error, scrubbed
+
+	wait bool // from Login.Account: nothing to try now, Continue waits for the rotation
 }
 
 func (e *Error) Error() string {

@@ -21,10 +21,33 @@ import (
 // shows up quickly.
 const DefaultGracePeriod = 30 * time.Second
 
-// Backoff bounds of the polling step (see the package documentation).
+// DefaultProbeInterval is how often, by default, a Login whose secret is
+// rejected past the grace period lets one login reach the database to see
+// whether it was fixed (every other connection fails at once).
+const DefaultProbeInterval = time.Second
+
+// Pace of the rotation loop (see the package documentation).
 const (
-	pollMin = 50 * time.Millisecond
-	pollMax = time.Second
+	// waitMin and waitMax bound the jittered wait of a connection that has
+	// tried every password it holds.
+	waitMin = 25 * time.Millisecond
+	waitMax = 400 * time.Millisecond
+	// retryMin and retryMax bound how often, within the grace period, one
+	// connection of the Login retries a password that was rejected: a
+	// quarter of the time since the rejection, within these bounds.
+	retryMin = 25 * time.Millisecond
+	retryMax = 250 * time.Millisecond
+	// refreshFirstGap and refreshGap space the KMS refreshes the Login asks
+	// for while every password it holds is rejected: the second comes
+	// refreshFirstGap after the first, the next ones refreshGap apart. An
+	// episode ends after refreshQuiet without a refresh.
+	refreshFirstGap = 500 * time.Millisecond
+	refreshGap      = time.Second
+	refreshQuiet    = 5 * time.Second
+	// refreshTimeout bounds one background refresh.
+	refreshTimeout = 10 * time.Second
+	// maxRejections bounds the rejected versions a Login remembers.
+	maxRejections = 4
 )
 
 // Config describes a Login. SecretName and Classify are required.
@@ -38,8 +61,14 @@ type Config struct {
 	// own, closed by Login.Close.
 	Source secretsource.Source
 	// GracePeriod bounds how long a rejected version is retried; zero means
-	// DefaultGracePeriod, a negative value disables waiting (steps 1-3 only).
+	// DefaultGracePeriod, a negative value disables waiting (the passwords
+	// the process holds are tried once, then the login fails).
 	GracePeriod time.Duration
+	// ProbeInterval is how often one login may reach the database once the
+	// secret has been rejected for longer than the grace period (every other
+	// connection fails at once); zero means DefaultProbeInterval. It must not
+	// be negative.
+	ProbeInterval time.Duration
 	// Classify tells what a driver error means. Required.
 	Classify func(error) Class
 	// Redact lists further strings to scrub from errors, for example a
@@ -52,7 +81,7 @@ type Config struct {
 
 // String describes c without the strings of Redact (they are passwords).
 func (c Config) String() string {
-	return fmt.Sprintf("connector.Config(secret=%q grace=%s redact=%d string(s) REDACTED)", c.SecretName, c.GracePeriod, len(c.Redact))
+	return fmt.Sprintf("connector.Config(secret=%q grace=%s probe=%s redact=%d string(s) REDACTED)", c.SecretName, c.GracePeriod, c.ProbeInterval, len(c.Redact))
 }
 
 // GoString is String, so %#v cannot print a redacted string.
@@ -67,25 +96,44 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 // Login opens connections with the credentials of one secret and carries
 // the rotation state its connections share. It is safe for concurrent use.
 type Login struct {
-	name     string
-	classify func(error) Class
-	grace    time.Duration
-	redact   []string
-	log      *slog.Logger
+	name       string
+	classify   func(error) Class
+	grace      time.Duration
+	probeEvery time.Duration
+	redact     []string
+	log        *slog.Logger
 
 	fixed  Provider  // given provider, or nil for the default
 	closer io.Closer // cache owned by this Login
 
-	decoded  [2]atomic.Pointer[decodedSecret]
+	decoded  [4]atomic.Pointer[decodedSecret]
 	nextSlot atomic.Uint32
-	fallback atomic.Pointer[fallbackState] // ACSPrevious in use while ACSCurrent is rejected
-	window   atomic.Pointer[rejectWindow]  // the current version rejected since
+
+	// trouble is what the connections learnt about rejected passwords; nil
+	// while the current version logs in (the fast path reads only this).
+	trouble atomic.Pointer[trouble]
+	// probeAt (unix nanoseconds) is the earliest time one connection may
+	// retry a password the database rejected.
+	probeAt atomic.Int64
+	// prev is ACSPrevious as fetched for a rejected current version, when
+	// the provider holds no version it replaced.
+	prev atomic.Pointer[heldPrevious]
+
+	mu          sync.Mutex    // serializes trouble updates; guards the fields below
+	changed     chan struct{} // closed when trouble or the cached secret may have changed
+	refreshing  bool          // a background refresh runs
+	lastRefresh time.Time     // start of the last background refresh
+	nextRefresh time.Time     // no background refresh starts before
+	closed      bool
+	bg          sync.WaitGroup
+	bgCtx       context.Context
+	bgCancel    context.CancelFunc
 
 	stats loginStats
 
 	// test hooks
 	now   func() time.Time
-	sleep func(ctx context.Context, d time.Duration) error
+	sleep func(ctx context.Context, d time.Duration, wake <-chan struct{}) error
 	rand  func() float64
 
 	closeOnce sync.Once
@@ -98,15 +146,41 @@ type decodedSecret struct {
 	err    error
 }
 
-type fallbackState struct {
-	rejected string               // the ACSCurrent version id that is rejected
-	prev     *secretsource.Secret // the version that logs in instead
-	until    time.Time
+// trouble is an immutable snapshot, replaced as a whole under Login.mu.
+type trouble struct {
+	rejected []rejection // most recently rejected last; at most maxRejections
+	// good logged in while goodFor was the current version and was rejected:
+	// it stands in for it until goodUntil, then the current version is
+	// checked again by one connection (and good renewed if it still fails).
+	good      *secretsource.Secret
+	goodFor   string
+	goodUntil time.Time
 }
 
-type rejectWindow struct {
+// rejection records that the database refused a version.
+type rejection struct {
 	version string
-	since   time.Time
+	user    string
+	since   time.Time // first refusal since the Login last logged in with it
+	last    time.Time
+	err     error // the last refusal, scrubbed
+}
+
+type heldPrevious struct {
+	forVersion string // the current version it was fetched for
+	secret     *secretsource.Secret
+}
+
+func (t *trouble) rejection(version string) *rejection {
+	if t == nil {
+		return nil
+	}
+	for i := range t.rejected {
+		if t.rejected[i].version == version {
+			return &t.rejected[i]
+		}
+	}
+	return nil
 }
 
 type loginStats struct {
@@ -115,11 +189,18 @@ type loginStats struct {
 
 // Stats counts what a Login did, for metrics and tests.
 type Stats struct {
-	Logins       int64 // login attempts (for a pgkms.Pool: acquisitions, most of which reuse an idle connection)
+	Logins       int64 // login attempts made through the rotation loop (a pgkms.Pool counts only those that met a rejection)
 	AuthFailures int64 // attempts the database rejected as an authentication failure
 	Retries      int64 // attempts after the first within one connection
-	PreviousUsed int64 // connections that logged in with ACSPrevious
+	PreviousUsed int64 // times an older version began to stand in for a rejected current one
 	Failed       int64 // connections that failed
+}
+
+// replacer is implemented by a provider that keeps the version its current
+// one replaced (*cache.Cache): the password a database that has not been
+// changed yet still accepts, at no KMS call.
+type replacer interface {
+	Replaced(name string) *secretsource.Secret
 }
 
 // NewLogin validates cfg and returns a Login. It makes no network call.
@@ -129,6 +210,9 @@ func NewLogin(cfg Config) (*Login, error) {
 	}
 	if cfg.Classify == nil {
 		return nil, errors.New("connector: Config.Classify is nil")
+	}
+	if cfg.ProbeInterval < 0 {
+		return nil, fmt.Errorf("connector: Config.ProbeInterval must not be negative, got %v", cfg.ProbeInterval)
 	}
 	p, closer, err := providerFor(cfg.Provider, cfg.Source)
 	if err != nil {
@@ -141,15 +225,22 @@ func NewLogin(cfg Config) (*Login, error) {
 	if grace < 0 {
 		grace = 0
 	}
+	probe := cfg.ProbeInterval
+	if probe == 0 {
+		probe = DefaultProbeInterval
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Login{
-		name: cfg.SecretName, classify: cfg.Classify, grace: grace, redact: slices.DeleteFunc(slices.Clone(cfg.Redact), func(s string) bool { return s == "" }), log: log,
+	l := &Login{
+		name: cfg.SecretName, classify: cfg.Classify, grace: grace, probeEvery: probe,
+		redact: slices.DeleteFunc(slices.Clone(cfg.Redact), func(s string) bool { return s == "" }), log: log,
 		fixed: p, closer: closer,
 		now: time.Now, sleep: sleepCtx, rand: rand.Float64,
-	}, nil
+	}
+	l.bgCtx, l.bgCancel = context.WithCancel(context.Background())
+	return l, nil
 }
 
 // SecretName is the name of the secret the Login uses.
@@ -157,6 +248,10 @@ func (l *Login) SecretName() string { return l.name }
 
 // GracePeriod is how long a rejected version is retried.
 func (l *Login) GracePeriod() time.Duration { return l.grace }
+
+// ProbeInterval is how often one login may reach the database once the
+// secret has been rejected past the grace period.
+func (l *Login) ProbeInterval() time.Duration { return l.probeEvery }
 
 // Stats returns the counters of the Login.
 func (l *Login) Stats() Stats {
@@ -166,10 +261,16 @@ func (l *Login) Stats() Stats {
 	}
 }
 
-// Close closes the cache the Login built in front of a plain Source, if
-// any. It is idempotent. A given Provider and the default one stay open.
+// Close stops the Login's background refresh, if one runs, and closes the
+// cache the Login built in front of a plain Source, if any. It is
+// idempotent. A given Provider and the default one stay open.
 func (l *Login) Close() error {
 	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		l.bgCancel()
+		l.bg.Wait()
 		if l.closer != nil {
 			l.closeErr = l.closer.Close()
 		}
@@ -184,10 +285,16 @@ func (l *Login) provider(ctx context.Context) (Provider, error) {
 	return DefaultProvider(ctx)
 }
 
-// Account returns the account a new connection should log in with now: the
-// cached ACSCurrent version, or ACSPrevious while it stands in for a rejected
-// current version. Hooks that cannot run the retry loop (pgxpool background
-// connections) use it.
+// Account returns the account a connection made outside Run should log in
+// with now: the cached current version while it logs in, else a version the
+// process holds that the database has not refused (an older one standing in
+// for a rejected current one). Hooks that cannot run the retry loop
+// (pgxpool's BeforeConnect) use it, and hand a failed login to Continue.
+//
+// While every version the process holds is rejected it returns an
+// AuthFailure *Error without a login: within the grace period Continue then
+// waits for the rotation; past it the error is final, except that one call
+// per probe interval gets a version to try.
 func (l *Login) Account(ctx context.Context) (secretsource.DBAccount, error) {
 	p, err := l.provider(ctx)
 	if err != nil {
@@ -198,14 +305,46 @@ func (l *Login) Account(ctx context.Context) (secretsource.DBAccount, error) {
 		return secretsource.DBAccount{}, l.secretError(err, nil)
 	}
 	s := cur
-	if fb := l.activeFallback(cur); fb != nil {
-		s = fb.prev
+	if l.trouble.Load() != nil {
+		r := &run{l: l, p: p, start: l.now(), cur: cur}
+		s = r.first(ctx)
+		if s == nil {
+			s, err = r.await(ctx, false)
+			if err != nil {
+				return secretsource.DBAccount{}, err
+			}
+		}
 	}
 	acct, err := l.decode(s)
 	if err != nil {
 		return secretsource.DBAccount{}, l.secretError(err, s)
 	}
 	return acct, nil
+}
+
+// Match returns the account of a version the Login holds (the current one,
+// the one it replaced, ACSPrevious, a stand-in) whose user name and password
+// are user and password, so that a login made with what Account returned can
+// be handed to Continue; ok is false if none matches.
+func (l *Login) Match(user, password string) (acct secretsource.DBAccount, ok bool) {
+	p, err := l.provider(context.Background())
+	if err != nil {
+		return acct, false
+	}
+	cur, err := p.GetSecret(context.Background(), l.name)
+	if err != nil {
+		return acct, false
+	}
+	cands := l.held(p, cur)
+	if t := l.trouble.Load(); t != nil && t.good != nil {
+		cands = append(cands, t.good)
+	}
+	for _, s := range cands {
+		if a, err := l.decode(s); err == nil && a.Username == user && a.Password == password {
+			return a, true
+		}
+	}
+	return acct, false
 }
 
 // decode returns the account of s, decoding each *Secret once.
@@ -220,12 +359,23 @@ func (l *Login) decode(s *secretsource.Secret) (secretsource.DBAccount, error) {
 	return acct, err
 }
 
-func (l *Login) activeFallback(cur *secretsource.Secret) *fallbackState {
-	fb := l.fallback.Load()
-	if fb == nil || fb.rejected != cur.VersionID() || !l.now().Before(fb.until) {
-		return nil
+// held lists the versions the process holds for a login, newest first: the
+// current one, the one the provider replaced, ACSPrevious fetched for it.
+func (l *Login) held(p Provider, cur *secretsource.Secret) []*secretsource.Secret {
+	out := make([]*secretsource.Secret, 1, 4)
+	out[0] = cur
+	add := func(s *secretsource.Secret) {
+		if s != nil && !slices.ContainsFunc(out, func(o *secretsource.Secret) bool { return o.VersionID() == s.VersionID() }) {
+			out = append(out, s)
+		}
 	}
-	return fb
+	if rp, ok := p.(replacer); ok {
+		add(rp.Replaced(l.name))
+	}
+	if hp := l.prev.Load(); hp != nil && hp.forVersion == cur.VersionID() {
+		add(hp.secret)
+	}
+	return out
 }
 
 // Run opens one connection with attempt, under the rotation algorithm of the
@@ -244,16 +394,81 @@ func Run[T any](ctx context.Context, l *Login, attempt func(ctx context.Context,
 		l.stats.failed.Add(1)
 		return zero, l.secretError(err, nil)
 	}
-	r := run{l: l, p: p, start: l.now(), cur: cur, cand: cur}
-	if fb := l.activeFallback(cur); fb != nil {
-		r.cand, r.usingPrev, r.triedPrev = fb.prev, true, true
+	r := &run{l: l, p: p, start: l.now(), cur: cur}
+	cand := cur
+	if l.trouble.Load() != nil {
+		cand = r.first(ctx)
 	}
-	polled := false
+	return loop(ctx, r, cand, attempt)
+}
+
+// Continue goes on with the rotation loop for a connection whose first
+// attempt was made outside Run with an account Account returned, and failed
+// with err: acct is that account (Match finds it from the credentials a
+// driver reports; a zero account when unknown). An error of Account itself
+// is returned as it is, except the one that asks to wait for the rotation.
+// It returns what Run would have: the connection of a later attempt, or an
+// *Error.
+func Continue[T any](ctx context.Context, l *Login, acct secretsource.DBAccount, err error, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
+	var zero T
+	var ce *Error
+	if errors.As(err, &ce) {
+		if !ce.wait {
+			l.stats.failed.Add(1)
+			return zero, err
+		}
+	}
+	p, perr := l.provider(ctx)
+	if perr != nil {
+		l.stats.failed.Add(1)
+		return zero, l.secretError(perr, nil)
+	}
+	cur, perr := p.GetSecret(ctx, l.name)
+	if perr != nil {
+		l.stats.failed.Add(1)
+		return zero, l.secretError(perr, nil)
+	}
+	r := &run{l: l, p: p, start: l.now(), cur: cur}
+	if ce != nil { // Account found nothing to try: wait for the rotation
+		return loop(ctx, r, nil, attempt)
+	}
+	l.stats.logins.Add(1)
+	r.attempts = 1
+	class := l.classify(err)
+	if class != AuthFailure {
+		l.stats.failed.Add(1)
+		return zero, r.fail(ctx, class, acct, err)
+	}
+	l.stats.authFailures.Add(1)
+	r.lastAcct, r.lastErr = acct, err
+	if ctx.Err() != nil {
+		l.stats.failed.Add(1)
+		return zero, r.fail(ctx, AuthFailure, acct, err)
+	}
+	if acct.VersionID == "" {
+		return loop(ctx, r, r.first(ctx), attempt)
+	}
+	r.rejected(acct, err)
+	return loop(ctx, r, r.next(ctx), attempt)
+}
+
+// loop tries cand, then the next candidate after each rejection, waiting
+// when there is none (cand nil: wait first).
+func loop[T any](ctx context.Context, r *run, cand *secretsource.Secret, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
+	var zero T
+	l := r.l
 	for {
-		acct, err := l.decode(r.cand)
+		if cand == nil {
+			var err error
+			if cand, err = r.await(ctx, true); err != nil {
+				l.stats.failed.Add(1)
+				return zero, err
+			}
+		}
+		acct, err := l.decode(cand)
 		if err != nil {
 			l.stats.failed.Add(1)
-			return zero, l.secretError(err, r.cand)
+			return zero, l.secretError(err, cand)
 		}
 		l.stats.logins.Add(1)
 		if r.attempts > 0 {
@@ -262,7 +477,7 @@ func Run[T any](ctx context.Context, l *Login, attempt func(ctx context.Context,
 		r.attempts++
 		res, err := attempt(ctx, acct)
 		if err == nil {
-			r.succeeded()
+			r.succeeded(cand)
 			return res, nil
 		}
 		class := l.classify(err)
@@ -276,182 +491,335 @@ func Run[T any](ctx context.Context, l *Login, attempt func(ctx context.Context,
 			l.stats.failed.Add(1)
 			return zero, r.fail(ctx, AuthFailure, acct, err)
 		}
-		r.rejected(acct)
-		if !polled {
-			// 1. A newer current version: try it at once.
-			if next := r.refresh(ctx); next != nil {
-				r.cur = next
-				if !slices.Contains(r.rejectedVersions, next.VersionID()) {
-					r.cand, r.usingPrev = next, false
-					l.log.LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: rejected version replaced; retrying",
-						slog.String("secret", l.name), slog.String("rejected", acct.VersionID), slog.String("version", next.VersionID()))
-					continue
-				}
-			}
-			// 2. ACSPrevious, once.
-			if !r.triedPrev {
-				r.triedPrev = true
-				if prev := r.previous(ctx); prev != nil && !slices.Contains(r.rejectedVersions, prev.VersionID()) {
-					r.cand, r.usingPrev = prev, true
-					continue
-				}
-			}
+		r.rejected(acct, err)
+		cand = r.next(ctx)
+		if cand != nil {
+			l.log.LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: credentials rejected; trying another version",
+				slog.String("secret", l.name), slog.String("rejected", acct.VersionID), slog.String("version", cand.VersionID()))
 		}
-		// 3. Poll until the grace period ends.
-		if !l.now().Before(r.deadline) {
-			l.stats.failed.Add(1)
-			return zero, r.fail(ctx, AuthFailure, acct, err)
-		}
-		r.backoff = min(max(2*r.backoff, pollMin), pollMax)
-		d := time.Duration(float64(r.backoff) * (0.5 + 0.5*l.rand()))
-		d = min(d, r.deadline.Sub(l.now()))
-		l.log.LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: credentials rejected; waiting for the rotation",
-			slog.String("secret", l.name), slog.String("version", acct.VersionID), slog.Duration("wait", d))
-		if err := l.sleep(ctx, d); err != nil {
-			l.stats.failed.Add(1)
-			return zero, r.fail(ctx, AuthFailure, acct, r.lastErr)
-		}
-		if next := r.refresh(ctx); next != nil {
-			r.cur = next
-		}
-		r.cand, r.usingPrev, polled = r.cur, false, true
 	}
 }
 
-// run is the state of one Run.
+// run is the state of one connection's login.
 type run struct {
 	l     *Login
 	p     Provider
 	start time.Time
 
-	cur       *secretsource.Secret // the freshest ACSCurrent seen
-	cand      *secretsource.Secret // the version to try next
-	usingPrev bool                 // cand is ACSPrevious
-	triedPrev bool
-
-	rejectedVersions []string
-	invalidated      []string
-	deadline         time.Time
-	backoff          time.Duration
-	attempts         int
-	lastAcct         secretsource.DBAccount
-	lastErr          error
+	cur      *secretsource.Secret // the freshest ACSCurrent seen
+	tried    []string             // versions this run was refused with
+	wait     time.Duration
+	attempts int
+	lastAcct secretsource.DBAccount
+	lastErr  error
 }
 
-// rejected records that acct's version was refused.
-func (r *run) rejected(acct secretsource.DBAccount) {
-	l, v := r.l, acct.VersionID
-	if !slices.Contains(r.rejectedVersions, v) {
-		r.rejectedVersions = append(r.rejectedVersions, v)
-	}
-	// Invalidate acts on the cached ACSCurrent only if it is v, and drops a
-	// cached ACSPrevious that is v.
-	if !slices.Contains(r.invalidated, v) {
-		r.invalidated = append(r.invalidated, v)
-		r.p.Invalidate(l.name, v)
-	}
-	if r.usingPrev {
-		if fb := l.fallback.Load(); fb != nil && fb.prev.VersionID() == v {
-			l.fallback.CompareAndSwap(fb, nil)
-		}
-	} else {
-		// The grace period of a version is shared by every connection of the Login.
-		now := l.now()
-		for {
-			w := l.window.Load()
-			if w != nil && w.version == v {
-				break
-			}
-			if l.window.CompareAndSwap(w, &rejectWindow{version: v, since: now}) {
-				break
-			}
-		}
-	}
-	if r.deadline.IsZero() {
-		since := r.start
-		if w := l.window.Load(); w != nil && w.version == r.cur.VersionID() && w.since.Before(since) {
-			since = w.since
-		}
-		r.deadline = since.Add(l.grace)
-	}
-}
-
-// succeeded updates the shared state after a login.
-func (r *run) succeeded() {
+// first is the version a new connection tries while the Login is in
+// trouble: the current version when the Login is not known to be refused
+// with it, else a version standing in for it (but the current version again
+// once its stand-in's time is up, for one connection per probe interval);
+// nil when every version held was refused.
+func (r *run) first(ctx context.Context) *secretsource.Secret {
 	l := r.l
-	if r.usingPrev {
-		if fb := l.fallback.Load(); fb == nil || fb.prev != r.cand || fb.rejected != r.cur.VersionID() {
-			l.fallback.Store(&fallbackState{rejected: r.cur.VersionID(), prev: r.cand, until: l.now().Add(max(l.grace, time.Second))})
-			l.stats.previousUsed.Add(1)
-			l.log.LogAttrs(context.Background(), slog.LevelWarn, "kmsdb connector: ACSCurrent rejected, logged in with ACSPrevious",
-				slog.String("secret", l.name), slog.String("current", r.cur.VersionID()), slog.String("previous", r.cand.VersionID()))
+	t := l.trouble.Load()
+	if t != nil && t.good != nil && t.goodFor == r.cur.VersionID() && !l.now().Before(t.goodUntil) &&
+		l.takeProbe(l.now(), l.probeEvery) {
+		return r.cur // is the current version accepted by now?
+	}
+	return r.next(ctx)
+}
+
+// next returns a version to try at once: a stand-in another connection has
+// just logged in with, or a held version neither this run nor (since the
+// Login last logged in with the current version) any other connection was
+// refused with. It re-reads the cache, so a version a refresh just brought
+// is used at once. Nil when there is none.
+func (r *run) next(ctx context.Context) *secretsource.Secret {
+	l := r.l
+	if s, err := r.p.GetSecret(ctx, l.name); err == nil {
+		r.cur = s
+	}
+	t := l.trouble.Load()
+	if t == nil {
+		return r.cur // the current version logged in since
+	}
+	if g := t.good; g != nil && t.goodFor == r.cur.VersionID() && !slices.Contains(r.tried, g.VersionID()) {
+		return g
+	}
+	for _, s := range l.held(r.p, r.cur) {
+		if v := s.VersionID(); !slices.Contains(r.tried, v) && t.rejection(v) == nil {
+			return s
 		}
+	}
+	return nil
+}
+
+// probe is the held version to try again when every one was refused: the one
+// refused longest ago.
+func (r *run) probe() *secretsource.Secret {
+	t := r.l.trouble.Load()
+	var best *secretsource.Secret
+	var bestAt time.Time
+	for _, s := range r.l.held(r.p, r.cur) {
+		var at time.Time
+		if rej := t.rejection(s.VersionID()); rej != nil {
+			at = rej.last
+		}
+		if best == nil || at.Before(bestAt) {
+			best, bestAt = s, at
+		}
+	}
+	return best
+}
+
+// await waits until there is a version to try: the cache brings a new one,
+// another connection logs in, or this connection wins the shared turn to
+// retry a refused one. Meanwhile the Login refreshes the secret from KMS in
+// the background. Past the grace period it returns an error at once, except
+// for one connection per probe interval. Without block it does not wait:
+// where it would, it returns an error that asks the caller to (see Continue).
+func (r *run) await(ctx context.Context, block bool) (*secretsource.Secret, error) {
+	l := r.l
+	for {
+		ch := l.changedChan()
+		if c := r.next(ctx); c != nil {
+			return c, nil
+		}
+		t := l.trouble.Load()
+		rej := t.rejection(r.cur.VersionID())
+		if rej == nil {
+			return r.cur, nil
+		}
+		l.kickRefresh(r.p)
+		now := l.now()
+		deadline := rej.since.Add(l.grace)
+		if !now.Before(deadline) {
+			if l.takeProbe(now, l.probeEvery) {
+				return r.probe(), nil
+			}
+			return nil, r.failRejected(ctx, rej)
+		}
+		if l.takeProbe(now, min(max(now.Sub(rej.since)/4, retryMin), retryMax)) {
+			return r.probe(), nil
+		}
+		if !block {
+			e := r.failRejected(ctx, rej).(*Error)
+			e.wait = true
+			return nil, e
+		}
+		r.wait = min(max(2*r.wait, waitMin), waitMax)
+		d := time.Duration(float64(r.wait) * (0.5 + 0.5*l.rand()))
+		d = min(d, deadline.Sub(now))
+		if err := l.sleep(ctx, d, ch); err != nil {
+			return nil, r.failRejected(ctx, rej)
+		}
+	}
+}
+
+// rejected records that the database refused acct's version.
+func (r *run) rejected(acct secretsource.DBAccount, err error) {
+	l, v := r.l, acct.VersionID
+	if !slices.Contains(r.tried, v) {
+		r.tried = append(r.tried, v)
+	}
+	err = Scrub(err, l.scrubList(acct)...)
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.trouble.Load()
+	t := &trouble{}
+	if old != nil {
+		*t = *old
+		t.rejected = slices.Clone(old.rejected)
+	}
+	if t.good != nil && t.good.VersionID() == v {
+		// The stand-in is refused now: the database changed, so what was
+		// refused before may log in now.
+		t.good, t.goodFor, t.goodUntil, t.rejected = nil, "", time.Time{}, nil
+	}
+	// Nobody retries a refused version before retryMin has passed.
+	for at := now.Add(retryMin).UnixNano(); ; {
+		old := l.probeAt.Load()
+		if old >= at || l.probeAt.CompareAndSwap(old, at) {
+			break
+		}
+	}
+	if rej := t.rejection(v); rej != nil {
+		rej.last, rej.err, rej.user = now, err, acct.Username
+	} else {
+		t.rejected = append(t.rejected, rejection{version: v, user: acct.Username, since: now, last: now, err: err})
+		if len(t.rejected) > maxRejections {
+			slices.SortStableFunc(t.rejected, func(a, b rejection) int { return a.last.Compare(b.last) })
+			t.rejected = t.rejected[len(t.rejected)-maxRejections:]
+		}
+	}
+	l.trouble.Store(t)
+}
+
+// succeeded updates the shared state after a login with cand.
+func (r *run) succeeded(cand *secretsource.Secret) {
+	l := r.l
+	old := l.trouble.Load()
+	if old == nil {
+		return // the fast path: nothing to update
+	}
+	v := cand.VersionID()
+	now := l.now()
+	if v != r.cur.VersionID() {
+		if old.good == cand && old.goodFor == r.cur.VersionID() && now.Before(old.goodUntil) {
+			return
+		}
+	}
+	l.mu.Lock()
+	old = l.trouble.Load()
+	var standIn bool
+	switch {
+	case old == nil:
+	case v == r.cur.VersionID():
+		l.trouble.Store(nil)
+	default:
+		t := &trouble{rejected: slices.DeleteFunc(slices.Clone(old.rejected), func(rj rejection) bool { return rj.version == v })}
+		t.good, t.goodFor, t.goodUntil = cand, r.cur.VersionID(), now.Add(max(l.grace, l.probeEvery))
+		standIn = old.good == nil || old.good.VersionID() != v || old.goodFor != r.cur.VersionID()
+		l.trouble.Store(t)
+	}
+	l.wakeLocked()
+	l.mu.Unlock()
+	if old == nil {
 		return
 	}
-	closedWindow := false
-	if w := l.window.Load(); w != nil {
-		closedWindow = l.window.CompareAndSwap(w, nil)
+	if standIn {
+		l.stats.previousUsed.Add(1)
+		l.log.LogAttrs(context.Background(), slog.LevelWarn, "kmsdb connector: current version rejected, logged in with an older one",
+			slog.String("secret", l.name), slog.String("current", r.cur.VersionID()), slog.String("version", v))
+		return
 	}
-	if fb := l.fallback.Load(); fb != nil && fb.rejected != r.cand.VersionID() {
-		l.fallback.CompareAndSwap(fb, nil)
-	}
-	if r.attempts > 1 {
-		// Info once per rotation (the login that closes the rejection window), Debug for the
-		// other connections that waited through it: no Info line per connection.
+	if r.attempts > 1 || v == r.cur.VersionID() {
+		// Info once per rotation (the login that clears the trouble), Debug
+		// for the other connections that went through it.
 		level := slog.LevelDebug
-		if closedWindow {
+		if v == r.cur.VersionID() {
 			level = slog.LevelInfo
 		}
 		l.log.LogAttrs(context.Background(), level, "kmsdb connector: logged in after the credentials were rejected",
-			slog.String("secret", l.name), slog.String("version", r.cand.VersionID()), slog.Int("attempts", r.attempts),
-			slog.Duration("waited", l.now().Sub(r.start)))
+			slog.String("secret", l.name), slog.String("version", v), slog.Int("attempts", r.attempts),
+			slog.Duration("waited", now.Sub(r.start)))
 	}
 }
 
-// refresh returns a version of the secret newer than every rejected one: the
-// cached value when another connection's refresh already brought one (no KMS
-// call, no wait for the rate limit), otherwise a forced refresh bounded by the
-// grace deadline; nil on failure.
-func (r *run) refresh(ctx context.Context) *secretsource.Secret {
-	ctx, cancel := r.bounded(ctx)
-	defer cancel()
-	if s, err := r.p.GetSecret(ctx, r.l.name); err == nil && !slices.Contains(r.rejectedVersions, s.VersionID()) {
-		return s
-	}
-	s, err := r.p.Refresh(ctx, r.l.name)
-	if err != nil {
-		r.l.log.LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: refresh after a rejected login failed",
-			slog.String("secret", r.l.name), slog.Any("error", err))
-		if s, err := r.p.GetSecret(ctx, r.l.name); err == nil {
-			return s
+// takeProbe takes the shared turn to retry a refused version, if it is free
+// at now; the next turn is every later.
+func (l *Login) takeProbe(now time.Time, every time.Duration) bool {
+	for {
+		at := l.probeAt.Load()
+		if now.UnixNano() < at {
+			return false
 		}
-		return nil
+		if l.probeAt.CompareAndSwap(at, now.Add(every).UnixNano()) {
+			return true
+		}
 	}
-	return s
 }
 
-// previous fetches ACSPrevious when the provider can; nil otherwise.
-func (r *run) previous(ctx context.Context) *secretsource.Secret {
-	vs, ok := r.p.(secretsource.VersionSource)
-	if !ok {
-		return nil
+// changedChan returns a channel closed at the next change of the trouble
+// state or of the cached secret (by the Login's refresh).
+func (l *Login) changedChan() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.changed == nil {
+		l.changed = make(chan struct{})
 	}
-	ctx, cancel := r.bounded(ctx)
+	return l.changed
+}
+
+// wakeLocked wakes every connection waiting for a change. l.mu is held.
+func (l *Login) wakeLocked() {
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+}
+
+// kickRefresh starts a background refresh of the secret unless one runs or
+// the last one started too recently (the second of an episode
+// refreshFirstGap after the first, later ones refreshGap apart). The cache
+// adds its own per-secret rate limit; nobody waits for it.
+func (l *Login) kickRefresh(p Provider) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.refreshing || now.Before(l.nextRefresh) {
+		return
+	}
+	gap := refreshGap
+	if l.lastRefresh.IsZero() || now.Sub(l.lastRefresh) > refreshQuiet {
+		gap = refreshFirstGap
+	}
+	l.refreshing, l.lastRefresh, l.nextRefresh = true, now, now.Add(gap)
+	l.bg.Add(1)
+	go l.refresh(p)
+}
+
+func (l *Login) refresh(p Provider) {
+	defer l.bg.Done()
+	ctx, cancel := context.WithTimeout(l.bgCtx, refreshTimeout)
 	defer cancel()
-	s, err := vs.GetSecretVersion(ctx, r.l.name, secretsource.VersionRef{Stage: secretsource.StagePrevious})
+	s, err := p.Refresh(ctx, l.name)
 	if err != nil {
-		r.l.log.LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: no ACSPrevious version to try",
-			slog.String("secret", r.l.name), slog.Any("error", err))
-		return nil
+		l.log.LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: refresh after a rejected login failed",
+			slog.String("secret", l.name), slog.Any("error", err))
+	} else if l.needPrevious(p, s) {
+		// The process holds no older version: ask KMS for ACSPrevious once
+		// per current version.
+		vs := p.(secretsource.VersionSource)
+		prev, err := vs.GetSecretVersion(ctx, l.name, secretsource.VersionRef{Stage: secretsource.StagePrevious})
+		if err != nil {
+			l.log.LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: no ACSPrevious version to try",
+				slog.String("secret", l.name), slog.Any("error", err))
+			prev = nil
+		}
+		if prev == nil || prev.VersionID() == s.VersionID() {
+			prev = nil
+		}
+		l.prev.Store(&heldPrevious{forVersion: s.VersionID(), secret: prev})
 	}
-	return s
+	l.mu.Lock()
+	l.refreshing = false
+	l.wakeLocked()
+	l.mu.Unlock()
 }
 
-// bounded limits a provider call to the grace deadline (at least a second,
-// so a rate-limited refresh can still answer).
-func (r *run) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := max(r.deadline.Sub(r.l.now()), time.Second)
-	return context.WithTimeout(ctx, d)
+// needPrevious says whether s, the current version, is rejected while the
+// process holds nothing older to try, and ACSPrevious was not asked for it.
+func (l *Login) needPrevious(p Provider, s *secretsource.Secret) bool {
+	if _, ok := p.(secretsource.VersionSource); !ok {
+		return false
+	}
+	if l.trouble.Load().rejection(s.VersionID()) == nil {
+		return false
+	}
+	if hp := l.prev.Load(); hp != nil && hp.forVersion == s.VersionID() {
+		return false
+	}
+	return len(l.held(p, s)) == 1
+}
+
+// failRejected is the error of a connection that gives up on a rejected
+// version: its own last refusal, or the Login's when it made no attempt.
+func (r *run) failRejected(ctx context.Context, rej *rejection) error {
+	l := r.l
+	if r.attempts > 0 {
+		return r.fail(ctx, AuthFailure, r.lastAcct, r.lastErr)
+	}
+	err := rej.err
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w; stopped waiting for the rotation: %w", err, context.Cause(ctx))
+	}
+	e := &Error{Secret: l.name, Version: rej.version, User: rej.user, Class: AuthFailure,
+		Waited: l.now().Sub(r.start), Err: err}
+	l.log.LogAttrs(context.Background(), slog.LevelDebug, "kmsdb connector: the secret is rejected; failing without a login",
+		slog.String("secret", l.name), slog.String("version", rej.version))
+	return e
 }
 
 func (r *run) fail(ctx context.Context, class Class, acct secretsource.DBAccount, err error) error {
@@ -496,7 +864,8 @@ func (l *Login) Scrub(err error, acct secretsource.DBAccount) error {
 	return Scrub(err, l.scrubList(acct)...)
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// sleepCtx waits d, or until wake is closed or ctx ends (its error).
+func sleepCtx(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -505,7 +874,16 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	select {
 	case <-t.C:
 		return nil
+	case <-wake:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// refreshBusy reports whether a background refresh runs (for tests).
+func (l *Login) refreshBusy() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refreshing
 }

@@ -113,17 +113,23 @@ func classifyFake(err error) Class {
 	return Other
 }
 
-// fakeTime makes the Login's waits instant and deterministic.
+// fakeTime makes the Login's waits instant and deterministic: each wait
+// first lets a background refresh in progress finish (in real time), then
+// moves the fake clock by the wait.
 type fakeTime struct {
 	mu     sync.Mutex
 	t      time.Time
 	slept  []time.Duration
 	onWait func(n int) // called after each wait, with the number of waits so far
+	l      *Login
 }
 
 func (f *fakeTime) now() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.t }
 
-func (f *fakeTime) sleep(ctx context.Context, d time.Duration) error {
+func (f *fakeTime) advance(d time.Duration) { f.mu.Lock(); f.t = f.t.Add(d); f.mu.Unlock() }
+
+func (f *fakeTime) sleep(ctx context.Context, d time.Duration, _ <-chan struct{}) error {
+	f.settle()
 	f.mu.Lock()
 	f.t = f.t.Add(d)
 	f.slept = append(f.slept, d)
@@ -134,6 +140,15 @@ func (f *fakeTime) sleep(ctx context.Context, d time.Duration) error {
 	}
 	return ctx.Err()
 }
+
+// settle waits (in real time) for the Login's background refresh to end.
+func (f *fakeTime) settle() {
+	for i := 0; i < 20000 && f.l.refreshBusy(); i++ {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (f *fakeTime) waits() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.slept) }
 
 func newTestLogin(t *testing.T, src secretsource.Source, grace time.Duration) (*Login, *cache.Cache, *fakeTime) {
 	t.Helper()
@@ -146,7 +161,8 @@ func newTestLogin(t *testing.T, src secretsource.Source, grace time.Duration) (*
 	if err != nil {
 		t.Fatal(err)
 	}
-	ft := &fakeTime{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	t.Cleanup(func() { _ = l.Close() })
+	ft := &fakeTime{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), l: l}
 	l.now, l.sleep, l.rand = ft.now, ft.sleep, func() float64 { return 0.5 }
 	return l, c, ft
 }
@@ -170,48 +186,76 @@ func TestRunWarmCacheMakesNoSourceCall(t *testing.T) {
 }
 
 func TestRunRotation(t *testing.T) {
-	t.Run("secret first: new version tried at once", func(t *testing.T) {
+	t.Run("stale cache: the refresh brings the new version", func(t *testing.T) {
 		// The cache still holds v1; the database and the source already have v2.
 		src := newRotating("v1", "pw-one-1111")
 		db := &fakeDB{password: "pw-one-1111"}
-		l, _, ft := newTestLogin(t, src, 0)
+		l, _, _ := newTestLogin(t, src, 0)
 		mustRun(t, l, db, "v1")
 		src.add("v2", "pw-two-2222")
 		db.set("pw-two-2222")
+		before := src.calls.Load()
 		mustRun(t, l, db, "v2")
-		if len(ft.slept) != 0 {
-			t.Errorf("waited %v, want no wait", ft.slept)
-		}
 		if got := l.Stats(); got.AuthFailures != 1 || got.Retries != 1 {
 			t.Errorf("stats = %+v, want 1 auth failure, 1 retry", got)
 		}
+		if got := src.calls.Load() - before; got != 1 {
+			t.Errorf("source calls = %d, want 1 refresh", got)
+		}
 	})
-	t.Run("secret rotated, database not yet: ACSPrevious", func(t *testing.T) {
-		src := newRotating("v1", "pw-one-1111", "v2", "pw-two-2222")
+	t.Run("cache refreshed before the database: the replaced version, no KMS call", func(t *testing.T) {
+		src := newRotating("v1", "pw-one-1111")
 		db := &fakeDB{password: "pw-one-1111"}
-		l, _, ft := newTestLogin(t, src, 0)
+		l, c, ft := newTestLogin(t, src, 0)
 		mustRun(t, l, db, "v1")
-		if len(ft.slept) != 0 {
+		src.add("v2", "pw-two-2222")
+		if _, err := c.Refresh(context.Background(), "db"); err != nil { // refresh-ahead learnt v2 first
+			t.Fatal(err)
+		}
+		before := src.calls.Load()
+		mustRun(t, l, db, "v1")
+		if ft.waits() != 0 {
 			t.Errorf("waited %v, want no wait", ft.slept)
 		}
-		// Later connections use ACSPrevious directly: one login each.
-		before := db.logins.Load()
+		// Later connections use v1 directly: one login each.
+		logins := db.logins.Load()
 		for range 10 {
 			mustRun(t, l, db, "v1")
 		}
-		if got := db.logins.Load() - before; got != 10 {
-			t.Errorf("10 connections made %d logins, want 10 (no failed login while ACSPrevious stands in)", got)
+		if got := db.logins.Load() - logins; got != 10 {
+			t.Errorf("10 connections made %d logins, want 10 (no failed login while v1 stands in)", got)
 		}
-		// The database catches up: ACSPrevious is rejected, ACSCurrent works.
+		// The database catches up: v1 is rejected, v2 logs in at once.
 		db.set("pw-two-2222")
 		mustRun(t, l, db, "v2")
-		before = db.logins.Load()
+		logins = db.logins.Load()
 		mustRun(t, l, db, "v2")
-		if got := db.logins.Load() - before; got != 1 {
+		if got := db.logins.Load() - logins; got != 1 {
 			t.Errorf("after the database caught up a connection made %d logins, want 1", got)
+		}
+		if got := src.calls.Load() - before; got != 0 {
+			t.Errorf("the rotation made %d source calls, want 0", got)
+		}
+		if ft.waits() != 0 {
+			t.Errorf("waited %v, want no wait", ft.slept)
 		}
 		if got := l.Stats().PreviousUsed; got != 1 {
 			t.Errorf("PreviousUsed = %d, want 1", got)
+		}
+	})
+	t.Run("cold cache with the new version only: ACSPrevious from KMS", func(t *testing.T) {
+		src := newRotating("v1", "pw-one-1111", "v2", "pw-two-2222")
+		db := &fakeDB{password: "pw-one-1111"}
+		l, _, _ := newTestLogin(t, src, 0)
+		mustRun(t, l, db, "v1")
+		if got := src.prevCall.Load(); got != 1 {
+			t.Errorf("ACSPrevious calls = %d, want 1", got)
+		}
+		for range 5 {
+			mustRun(t, l, db, "v1")
+		}
+		if got := src.prevCall.Load(); got != 1 {
+			t.Errorf("ACSPrevious calls = %d after more connections, want 1", got)
 		}
 	})
 	t.Run("database first, secret later: polling", func(t *testing.T) {
@@ -225,14 +269,25 @@ func TestRunRotation(t *testing.T) {
 				src.add("v2", "pw-two-2222")
 			}
 		}
+		before := src.calls.Load()
 		mustRun(t, l, db, "v2")
-		if len(ft.slept) != 5 {
-			t.Errorf("waited %d times, want 5", len(ft.slept))
+		if n := ft.waits(); n < 5 {
+			t.Errorf("waited %d times, want at least 5", n)
 		}
 		for i, d := range ft.slept {
-			if d < pollMin/2 || d > pollMax {
-				t.Errorf("wait %d = %v, outside [%v, %v]", i, d, pollMin/2, pollMax)
+			if d < waitMin/2 || d > waitMax {
+				t.Errorf("wait %d = %v, outside [%v, %v]", i, d, waitMin/2, waitMax)
 			}
+		}
+		// Refreshes are spaced (0.5 s, then 1 s) on the Login's clock: a
+		// few over the waits, not one per wait (plus one ACSPrevious: the
+		// cache holds no older version).
+		var total time.Duration
+		for _, d := range ft.slept {
+			total += d
+		}
+		if got, limit := src.calls.Load()-before, int64(3+total/refreshGap); got > limit {
+			t.Errorf("%d source calls over %v of waiting, want at most %d", got, total, limit)
 		}
 	})
 }
@@ -248,7 +303,7 @@ func mustRun(t *testing.T, l *Login, db *fakeDB, want string) {
 func TestRunGracePeriod(t *testing.T) {
 	src := newRotating("v1", "pw-one-1111")
 	db := &fakeDB{password: "the-database-has-another"}
-	l, _, ft := newTestLogin(t, src, 10*time.Second)
+	l, _, _ := newTestLogin(t, src, 10*time.Second)
 	_, err := Run(context.Background(), l, db.attempt)
 	var e *Error
 	if !errors.As(err, &e) || e.Class != AuthFailure || !errors.Is(err, ErrCredentialsRejected) {
@@ -263,20 +318,72 @@ func TestRunGracePeriod(t *testing.T) {
 	if strings.Contains(err.Error(), "pw-one-1111") || strings.Contains(fmt.Sprintf("%+v %#v", err, err), "pw-one-1111") {
 		t.Errorf("the password shows in the error: %v", err)
 	}
-	if !strings.Contains(err.Error(), `secret "db" version "v1"`) {
-		t.Errorf("error does not name the secret and version: %v", err)
+	if !strings.Contains(err.Error(), `secret "db" version "v1" (user "app")`) {
+		t.Errorf("error does not name the secret, version and user: %v", err)
 	}
-	// The grace period of v1 is spent: the next connection fails without waiting.
-	n := len(ft.slept)
-	before := db.logins.Load()
+	if logins := db.logins.Load(); logins > int64(1+10*time.Second/retryMin) {
+		t.Errorf("%d logins during the grace period", logins)
+	}
+}
+
+// TestRunBrokenRotation: the database was changed and the secret never. Past
+// the grace period new connections fail at once, with the error naming the
+// secret, version and user; one login per probe interval reaches the
+// database; KMS is asked at most once per second; and the first refresh that
+// brings a working version heals the next connection.
+func TestRunBrokenRotation(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	db := &fakeDB{password: "pw-one-1111"}
+	l, _, ft := newTestLogin(t, src, 5*time.Second)
+	mustRun(t, l, db, "v1")
+	db.set("pw-two-2222")
 	if _, err := Run(context.Background(), l, db.attempt); !errors.Is(err, ErrCredentialsRejected) {
-		t.Fatalf("second Run: %v", err)
+		t.Fatalf("first Run: %v", err)
 	}
-	if len(ft.slept) != n {
-		t.Errorf("second Run waited %v, want no wait once the grace period is spent", ft.slept[n:])
+	// One simulated minute, a connection every 10 ms.
+	waits, logins, calls := ft.waits(), db.logins.Load(), src.calls.Load()
+	const step = 10 * time.Millisecond
+	for range 6000 {
+		ft.advance(step)
+		_, err := Run(context.Background(), l, db.attempt)
+		var e *Error
+		if !errors.As(err, &e) || !errors.Is(err, ErrCredentialsRejected) || e.Secret != "db" || e.Version != "v1" || e.User != "app" {
+			t.Fatalf("Run past the grace period = %v, want credentials rejected naming secret, version and user", err)
+		}
+		if strings.Contains(err.Error(), "pw-one-1111") {
+			t.Fatalf("the password shows: %v", err)
+		}
+		ft.settle()
 	}
-	if got := db.logins.Load() - before; got != 1 {
-		t.Errorf("second Run made %d logins, want 1", got)
+	if got := ft.waits() - waits; got != 0 {
+		t.Errorf("connections past the grace period waited %d times, want none", got)
+	}
+	if got := db.logins.Load() - logins; got < 55 || got > 61 {
+		t.Errorf("%d logins reached the database in a minute, want one per second", got)
+	}
+	if got := src.calls.Load() - calls; got > 61 {
+		t.Errorf("%d source calls in a minute, want at most one per second", got)
+	}
+	// The secret is fixed: the next refresh brings v2, and the connection after logs in.
+	src.add("v2", "pw-two-2222")
+	var healed time.Duration
+	for healed = 0; healed < 10*time.Second; healed += step {
+		ft.advance(step)
+		if v, err := Run(context.Background(), l, db.attempt); err == nil {
+			if v != "v2" {
+				t.Fatalf("healed with %q", v)
+			}
+			break
+		}
+		ft.settle()
+	}
+	if healed > 2*time.Second {
+		t.Errorf("healed %v after the secret was fixed, want within 2 s", healed)
+	}
+	logins = db.logins.Load()
+	mustRun(t, l, db, "v2")
+	if got := db.logins.Load() - logins; got != 1 {
+		t.Errorf("after healing a connection made %d logins, want 1", got)
 	}
 }
 
@@ -391,8 +498,8 @@ func TestRunConcurrentRejections(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if got := src.calls.Load() - before; got > 4 {
-		t.Errorf("100 concurrent rejections made %d source calls, want at most 4", got)
+	if got := src.calls.Load() - before; got != 1 {
+		t.Errorf("100 concurrent rejections made %d source calls, want 1", got)
 	}
 }
 
@@ -443,7 +550,101 @@ func TestScrubHidesTheChain(t *testing.T) {
 	}
 }
 
+// TestAccountAndContinue: a connection made outside Run (pgxpool's
+// BeforeConnect) logs in with what Account returns; when the database
+// rejects it, Continue goes on from the next version without trying the
+// rejected one again, and Match finds the account from its credentials.
+func TestAccountAndContinue(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	db := &fakeDB{password: "pw-one-1111"}
+	l, c, ft := newTestLogin(t, src, 0)
+	ctx := context.Background()
+	acct, err := l.Account(ctx)
+	if err != nil || acct.VersionID != "v1" {
+		t.Fatalf("Account = %v, %v", acct.VersionID, err)
+	}
+	src.add("v2", "pw-two-2222")
+	if _, err := c.Refresh(ctx, "db"); err != nil {
+		t.Fatal(err)
+	}
+	acct, err = l.Account(ctx)
+	if err != nil || acct.VersionID != "v2" {
+		t.Fatalf("Account after the refresh = %v, %v", acct.VersionID, err)
+	}
+	_, err = db.attempt(ctx, acct)
+	m, ok := l.Match(acct.Username, "pw-two-2222")
+	if !ok || m.VersionID != "v2" {
+		t.Fatalf("Match = %v, %v", m.VersionID, ok)
+	}
+	if _, ok := l.Match(acct.Username, "no-such-password"); ok {
+		t.Error("Match found an account for a password the Login does not hold")
+	}
+	logins := db.logins.Load()
+	v, err := Continue(ctx, l, m, err, db.attempt)
+	if err != nil || v != "v1" {
+		t.Fatalf("Continue = %q, %v; want v1", v, err)
+	}
+	if got := db.logins.Load() - logins; got != 1 {
+		t.Errorf("Continue made %d logins, want 1 (v1 only)", got)
+	}
+	if acct, err := l.Account(ctx); err != nil || acct.VersionID != "v1" {
+		t.Errorf("Account while v1 stands in = %v, %v", acct.VersionID, err)
+	}
+	// The database moves on to a version the cache does not know yet: Continue
+	// tries what the process holds, then waits for the refresh.
+	db.set("pw-three-3333")
+	acct, _ = l.Account(ctx)
+	_, err = db.attempt(ctx, acct)
+	w0 := ft.waits()
+	ft.onWait = func(n int) {
+		if n == w0+2 {
+			src.add("v3", "pw-three-3333")
+		}
+	}
+	if v, err := Continue(ctx, l, acct, err, db.attempt); err != nil || v != "v3" {
+		t.Fatalf("Continue = %q, %v; want v3", v, err)
+	}
+	// Every version refused, within the grace period: Account asks Continue
+	// to wait, without a login (one call per retry turn gets a version to try).
+	db.set("pw-four-4444")
+	cctx, cancel := context.WithCancel(ctx)
+	ft.onWait = func(int) { cancel() }
+	if _, err := Run(cctx, l, db.attempt); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want cancelled while waiting", err)
+	}
+	ft.onWait = nil
+	for i := 0; ; i++ {
+		if _, err = l.Account(ctx); err != nil {
+			break
+		}
+		if i == 10 {
+			t.Fatal("Account keeps handing out refused versions")
+		}
+	}
+	if !errors.Is(err, ErrCredentialsRejected) {
+		t.Fatalf("Account with every version refused = %v", err)
+	}
+	w := ft.waits()
+	ft.onWait = func(n int) {
+		if n == w+1 {
+			src.add("v4", "pw-four-4444")
+		}
+	}
+	if v, err := Continue(ctx, l, secretsource.DBAccount{}, err, db.attempt); err != nil || v != "v4" {
+		t.Fatalf("Continue after Account's error = %q, %v; want v4", v, err)
+	}
+	// A permanent error is returned as it is.
+	db.perm = errPerm
+	if _, err := Continue(ctx, l, m, errPerm, db.attempt); !errors.Is(err, ErrLoginRefused) {
+		t.Errorf("Continue with a permanent error = %v", err)
+	}
+}
+
 func TestNewLoginValidates(t *testing.T) {
+	if _, err := NewLogin(Config{SecretName: "x", Classify: classifyFake, ProbeInterval: -time.Second}); err == nil ||
+		!strings.Contains(err.Error(), "ProbeInterval") {
+		t.Errorf("negative ProbeInterval: %v", err)
+	}
 	if _, err := NewLogin(Config{Classify: classifyFake}); err == nil {
 		t.Error("empty secret name accepted")
 	}

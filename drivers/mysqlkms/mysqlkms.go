@@ -103,6 +103,7 @@ type options struct {
 	dsnSet   bool
 	cfg      *mysql.Config
 	grace    time.Duration
+	probe    time.Duration
 	logger   *slog.Logger
 	// endpointFromSecret lets the secret's endpoint replace an address the
 	// base configuration names (WithEndpointFromSecret).
@@ -162,6 +163,14 @@ func WithGracePeriod(d time.Duration) Option {
 	return func(o *options) { o.grace = d }
 }
 
+// WithProbeInterval sets how often one login may reach the database once
+// the secret has been rejected for longer than the grace period, to see
+// whether the rotation was fixed; every other connection fails at once
+// (default connector.DefaultProbeInterval, one per second).
+func WithProbeInterval(d time.Duration) Option {
+	return func(o *options) { o.probe = d }
+}
+
 // WithLogger sets the logger for retries and fallbacks (never a password).
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
@@ -218,7 +227,7 @@ func newConnector(secretName string, opts ...Option) (*connector.Connector, erro
 		return nil, err
 	}
 	l, err := connector.NewLogin(connector.Config{
-		SecretName: secretName, Provider: o.provider, Source: o.source, GracePeriod: o.grace,
+		SecretName: secretName, Provider: o.provider, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
 		Classify: Classify, Redact: []string{base.Passwd}, Logger: o.logger,
 	})
 	if err != nil {

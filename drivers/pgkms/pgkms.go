@@ -129,6 +129,7 @@ type options struct {
 	cfg      *pgx.ConnConfig
 	poolCfg  *pgxpool.Config
 	grace    time.Duration
+	probe    time.Duration
 	logger   *slog.Logger
 	// endpointFromSecret lets the secret's endpoint replace a host the
 	// user named (WithEndpointFromSecret).
@@ -201,6 +202,14 @@ func WithGracePeriod(d time.Duration) Option {
 	return func(o *options) { o.grace = d }
 }
 
+// WithProbeInterval sets how often one login may reach the database once
+// the secret has been rejected for longer than the grace period, to see
+// whether the rotation was fixed; every other connection fails at once
+// (default connector.DefaultProbeInterval, one per second).
+func WithProbeInterval(d time.Duration) Option {
+	return func(o *options) { o.probe = d }
+}
+
 // WithLogger sets the logger for retries and fallbacks (never a password).
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
@@ -244,7 +253,7 @@ func (o *options) login(secretName string, redact ...string) (*connector.Login, 
 		return nil, errors.New("pgkms: the secret name is empty")
 	}
 	l, err := connector.NewLogin(connector.Config{
-		SecretName: secretName, Provider: o.provider, Source: o.source, GracePeriod: o.grace,
+		SecretName: secretName, Provider: o.provider, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
 		Classify: Classify, Redact: redact, Logger: o.logger,
 	})
 	if err != nil {

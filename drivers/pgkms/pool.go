@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -124,8 +125,30 @@ func (p *Pool) Close() {
 
 // Acquire returns a connection from the pool, opening one if needed; a
 // rejected login is retried under the rotation algorithm.
+//
+// An idle connection costs what it costs in pgxpool: the rotation loop runs
+// only when opening a connection failed. A new connection logs in with the
+// account the connector chooses now (connector.Login.Account); when the
+// database rejects it, connector.Continue takes over and each retry logs in
+// with exactly the account the loop chose, carried in the context to
+// BeforeConnect.
 func (p *Pool) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
-	c, err := connector.Run(ctx, p.login, func(ctx context.Context, acct secretsource.DBAccount) (*pgxpool.Conn, error) {
+	c, err := p.Pool.Acquire(ctx)
+	if err == nil {
+		return c, nil
+	}
+	return p.acquireAfter(ctx, err)
+}
+
+// acquireAfter handles a failed acquisition: a rejected login goes on in the
+// rotation loop; other errors come back as pgxpool returns them.
+func (p *Pool) acquireAfter(ctx context.Context, err error) (*pgxpool.Conn, error) {
+	var acct secretsource.DBAccount
+	var pe *pgconn.ConnectError
+	if errors.As(err, &pe) && pe.Config != nil {
+		acct, _ = p.login.Match(pe.Config.User, pe.Config.Password)
+	}
+	c, err := connector.Continue(ctx, p.login, acct, err, func(ctx context.Context, acct secretsource.DBAccount) (*pgxpool.Conn, error) {
 		return p.Pool.Acquire(withAccount(ctx, acct))
 	})
 	if err != nil {
@@ -172,7 +195,9 @@ func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, er
 		c.Release()
 		return errRows{err}, err
 	}
-	return &poolRows{Rows: rows, c: c}, nil
+	r := rowsChunks.get()
+	r.Rows, r.c = rows, c
+	return r, nil
 }
 
 // QueryRow acquires a connection and runs sql; the connection is released
@@ -182,7 +207,9 @@ func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if err != nil {
 		return errRows{err}
 	}
-	return &poolRow{r: c.QueryRow(ctx, sql, args...), c: c}
+	r := rowChunks.get()
+	r.r, r.c = c.QueryRow(ctx, sql, args...), c
+	return r
 }
 
 // SendBatch acquires a connection and sends b; the connection is released
@@ -192,7 +219,9 @@ func (p *Pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if err != nil {
 		return errBatch{err}
 	}
-	return &poolBatch{BatchResults: c.SendBatch(ctx, b), c: c}
+	r := batchChunks.get()
+	r.BatchResults, r.c = c.SendBatch(ctx, b), c
+	return r
 }
 
 // Begin acquires a connection and starts a transaction; the connection is
@@ -213,7 +242,9 @@ func (p *Pool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) 
 		c.Release()
 		return nil, err
 	}
-	return &poolTx{Tx: tx, c: c}, nil
+	t := txChunks.get()
+	t.Tx, t.c = tx, c
+	return t, nil
 }
 
 // CopyFrom acquires a connection, runs a COPY FROM and releases the connection.
@@ -235,6 +266,38 @@ func (p *Pool) Ping(ctx context.Context) error {
 	defer c.Release()
 	return c.Ping(ctx)
 }
+
+// chunks hands out zeroed values of T carved from arrays, so that wrapping
+// a result costs an allocation per chunkLen calls, as pgxpool's own
+// wrappers do. A value is never handed out twice.
+type chunks[T any] struct{ p sync.Pool }
+
+const chunkLen = 64
+
+type chunk[T any] struct {
+	items [chunkLen]T
+	n     int
+}
+
+func (c *chunks[T]) get() *T {
+	ch, _ := c.p.Get().(*chunk[T])
+	if ch == nil {
+		ch = new(chunk[T])
+	}
+	v := &ch.items[ch.n]
+	ch.n++
+	if ch.n < chunkLen {
+		c.p.Put(ch)
+	}
+	return v
+}
+
+var (
+	rowChunks   chunks[poolRow]
+	rowsChunks  chunks[poolRows]
+	batchChunks chunks[poolBatch]
+	txChunks    chunks[poolTx]
+)
 
 // poolRows releases its connection when closed.
 type poolRows struct {
