@@ -58,8 +58,11 @@ func SetDefaultProvider(p Provider) {
 
 // DefaultProvider returns the process-wide default provider, building it on
 // first use: a *cache.Cache in front of the source config.Load builds from
-// code options, the environment and secretsmanager.properties. A failure is
-// not remembered: the next call tries again.
+// code options, the environment and secretsmanager.properties. The cache
+// follows the configuration's refresh_secret_ttl (its TTL, instead of
+// cache.DefaultTTL) and starts fetching the secrets of secret_names in the
+// background at once. A failure is not remembered: the next call tries
+// again.
 func DefaultProvider(ctx context.Context) (Provider, error) {
 	if b := defaultProvider.cur.Load(); b != nil {
 		return b.p, nil
@@ -69,30 +72,77 @@ func DefaultProvider(ctx context.Context) (Provider, error) {
 	if b := defaultProvider.cur.Load(); b != nil {
 		return b.p, nil
 	}
-	src, err := config.Load(ctx)
+	set, err := loadSettings(ctx)
+	var src secretsource.Source
+	if err == nil {
+		src, err = set.Source()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connector: no secret source for the default provider (configure secretsmanager.properties "+
 			"or the environment as for Alibaba's secrets manager client, or give the connector a source): %w", err)
 	}
-	c, err := cache.New(src)
+	c, err := cache.New(src, defaultCacheOptions(set)...)
 	if err != nil {
 		if cl, ok := src.(io.Closer); ok {
 			_ = cl.Close()
 		}
 		return nil, fmt.Errorf("connector: default provider: %w", err)
 	}
+	cl := &closers{c: c, src: src}
+	cl.prefetch(set.SecretNames)
 	defaultProvider.cur.Store(&providerBox{c})
-	defaultProvider.closer = closers{c, src}
+	defaultProvider.closer = cl
 	return c, nil
 }
 
-// closers closes a cache, then its source when the source is a Closer.
-type closers struct {
-	c   *cache.Cache
-	src secretsource.Source
+// loadSettings reads the configuration of the default provider (a variable
+// so that tests can add options, such as the emulator's CA).
+var loadSettings = func(ctx context.Context) (*config.Settings, error) { return config.LoadSettings(ctx) }
+
+// defaultCacheOptions are the cache options the configuration sets.
+func defaultCacheOptions(set *config.Settings) []cache.Option {
+	var opts []cache.Option
+	if set.RefreshSecretTTL > 0 {
+		opts = append(opts, cache.WithTTL(set.RefreshSecretTTL))
+	}
+	if set.Logger != nil {
+		opts = append(opts, cache.WithLogger(set.Logger))
+	}
+	return opts
 }
 
-func (c closers) Close() error {
+// closers closes a cache, then its source when the source is a Closer,
+// after stopping the prefetch of secret_names.
+type closers struct {
+	c      *cache.Cache
+	src    secretsource.Source
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// prefetch fetches names into the cache in the background, one after the
+// other (a failure is the cache's to log and retry on the next use).
+func (c *closers) prefetch(names []string) {
+	if len(names) == 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Go(func() {
+		for _, n := range names {
+			if ctx.Err() != nil {
+				return
+			}
+			_, _ = c.c.GetSecret(ctx, n)
+		}
+	})
+}
+
+func (c *closers) Close() error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
 	err := c.c.Close()
 	if cl, ok := c.src.(io.Closer); ok {
 		err = errors.Join(err, cl.Close())

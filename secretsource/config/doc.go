@@ -41,8 +41,8 @@
 //	                                 (or "cn-hangzhou,cn-shanghai"; caFilePath: see TLS below)
 //	cache_client_dkms_config_info    [{"regionId","endpoint","clientKeyFile","passwordFromEnvVariable"|
 //	                                   "passwordFromFilePath","caFilePath","ignoreSslCerts"}]
-//	secret_names                     comma-separated; Settings.SecretNames (a cache may prefetch them)
-//	refresh_secret_ttl               milliseconds; Settings.RefreshSecretTTL (for the cache)
+//	secret_names                     comma-separated; Settings.SecretNames (connector's default provider fetches them at start)
+//	refresh_secret_ttl               milliseconds; Settings.RefreshSecretTTL (connector's default provider: the cache TTL)
 //	credentials_security_token       sts_token (kmsdb)
 //	credentials_oidc_provider_arn    oidc_role_arn (kmsdb; else ALIBABA_CLOUD_OIDC_PROVIDER_ARN)
 //	credentials_oidc_token_file      oidc_role_arn (kmsdb; else ALIBABA_CLOUD_OIDC_TOKEN_FILE)
