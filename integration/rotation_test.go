@@ -16,8 +16,19 @@ package integration
 //	               the account that becomes current a new password (as RDS
 //	               does) and makes it current. Old connections' account stays
 //	               valid until the rotation after.
+//	secret-cached: the secret moves, the application's cache learns the new
+//	               version 0.1 s later (as refresh-ahead on NextRotationDate
+//	               does), the database follows 1 s after the secret. New
+//	               connections must fall back to the version the cache
+//	               replaced, at no KMS call.
+//	outage-restart: KMS goes down and the secret rotates meanwhile; the
+//	               cache's refreshes fail (using up its rate limit); KMS comes
+//	               back 1 s later, the cache learns the new version 0.1 s
+//	               after that and the database follows 1 s after KMS is back.
 //
-// Every scenario fails on a single failed query. Figures (latency p50/p99 with
+// Every scenario fails on a single failed query, on more KMS calls than
+// maxKMSCallsPerRotation per rotation (the calls KMS failed during an outage
+// aside) and on more rejected logins than maxRejectedPerRotation per rotation. Figures (latency p50/p99 with
 // and without rotation, KMS calls, logins) are logged as KMSDB_FIGURES lines.
 // KMSDB_LOAD_ROTATIONS raises the number of rotations per scenario (default 10);
 // KMSDB_LOAD_REFRESH_EVERY sets the cache's refresh rate limit (default: the
@@ -64,7 +75,34 @@ const (
 	orderSecretFirst rotationOrder = "secret-first"
 	orderDBFirst     rotationOrder = "db-first"
 	orderDoubleUsers rotationOrder = "double-users"
+	orderSecretCache rotationOrder = "secret-cached"
+	orderOutage      rotationOrder = "outage-restart"
 )
+
+var allOrders = []rotationOrder{orderSecretFirst, orderDBFirst, orderDoubleUsers, orderSecretCache, orderOutage}
+
+// Bounds the rotation scenarios assert (counts, not times).
+const (
+	// maxKMSCallsPerRotation: GetSecretValue calls per rotation by the
+	// process (its cache's refresh that learns the new version included),
+	// plus one ACSPrevious call in the whole run.
+	maxKMSCallsPerRotation = 3
+	// secretCachedLag: the cache learns the new version this long after the
+	// secret moved (secret-cached) or KMS came back (outage-restart).
+	secretCachedLag = 100 * time.Millisecond
+	// databaseLag: the database follows this long after the secret moved
+	// (secret-cached) or KMS came back (outage-restart).
+	databaseLag = time.Second
+	// outageLength: how long KMS is down in outage-restart.
+	outageLength = time.Second
+)
+
+// maxRejectedPerRotation bounds the logins the database rejects per
+// rotation: the connections in flight when a version stops working (at most
+// one per pool connection, twice: the current version and the one standing
+// in), and the shared retries while the process waits for the secret (at
+// most one per 25 ms, db-first's longest lag being 2 s).
+func maxRejectedPerRotation(conns int) int64 { return int64(2*conns) + int64(2*time.Second/(25*time.Millisecond)) }
 
 // dbFirstLags are how long the secret lags behind the database in the
 // db-first order, cycled over the rotations: "up to a few seconds".
@@ -100,7 +138,7 @@ func rotationGap(o rotationOrder) time.Duration {
 func TestRotationUnderLoad(t *testing.T) {
 	rotations := envInt(t, "KMSDB_LOAD_ROTATIONS", 10)
 	for _, k := range allKinds {
-		for _, o := range []rotationOrder{orderSecretFirst, orderDBFirst, orderDoubleUsers} {
+		for _, o := range allOrders {
 			t.Run(string(k)+"/"+string(o), func(t *testing.T) {
 				runRotationScenario(t, k, o, rotations)
 			})
@@ -150,7 +188,35 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 			hookMu.Unlock()
 		}
 	}
+	refresh := func() {
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := stack.cache.Refresh(rctx, secretName)
+		cancel()
+		if err != nil {
+			hookMu.Lock()
+			hookErrs = append(hookErrs, fmt.Errorf("refresh: %w", err))
+			hookMu.Unlock()
+		}
+	}
+	// learnThenFollow: the cache learns the new version secretCachedLag from
+	// now, the database follows databaseLag from now.
+	learnThenFollow := func(value string) {
+		start := time.Now()
+		dbDone := make(chan struct{})
+		go func() {
+			defer close(dbDone)
+			time.Sleep(time.Until(start.Add(databaseLag)))
+			setPassword(value)
+		}()
+		time.Sleep(secretCachedLag)
+		refresh()
+		<-dbDone
+	}
 	var lag time.Duration // db-first: set before each rotation by the rotating goroutine
+	// outage-restart: set by the rotating goroutine when KMS goes down; the
+	// calls KMS received (and failed) while down are added up by the hook.
+	var outageStart time.Time
+	var outageCalls0, outageCalls int
 	stack.srv.OnRotate(func(ev kmstest.RotationEvent) {
 		if ev.SecretName != secretName {
 			return
@@ -180,6 +246,20 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 			time.Sleep(lag) // the secret's stages move when the hook returns
 		case order == orderDoubleUsers && ev.Phase == "before":
 			setPassword(ev.NewValue) // the account becoming current gets its new password
+		case order == orderSecretCache && ev.Phase == "after":
+			learnThenFollow(ev.NewValue)
+		case order == orderOutage && ev.Phase == "after":
+			// KMS is down (since before the rotation): the cache's refreshes
+			// fail, using up its rate limit.
+			for range 2 {
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, _ = stack.cache.Refresh(rctx, secretName)
+				cancel()
+			}
+			time.Sleep(time.Until(outageStart.Add(outageLength)))
+			outageCalls += stack.srv.Calls("", "") - outageCalls0
+			stack.srv.ClearFaults()
+			learnThenFollow(ev.NewValue)
 		}
 	})
 
@@ -210,6 +290,10 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 	accounts := map[string]bool{}
 	for i := range rotations {
 		lag = dbFirstLags[i%len(dbFirstLags)]
+		if order == orderOutage {
+			outageStart, outageCalls0 = time.Now(), stack.srv.Calls("", "")
+			stack.srv.InjectFault(kmstest.Fault{Action: "*", Code: "ServiceUnavailableTemporary", HTTPStatus: 503})
+		}
 		if _, err := stack.srv.RotateSecret(secretName); err != nil {
 			t.Fatal(err)
 		}
@@ -242,6 +326,14 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 	if order == orderDoubleUsers && (!accounts[user1] || !accounts[user2]) {
 		t.Errorf("DoubleUsers rotations did not alternate between the two accounts: %v", accounts)
 	}
+	kmsCalls := rotCalls - outageCalls
+	if limit := maxKMSCallsPerRotation*rotations + 1; kmsCalls > limit {
+		t.Errorf("%d KMS calls for %d rotations (%d more failed during outages), want at most %d",
+			kmsCalls, rotations, outageCalls, limit)
+	}
+	if limit := int64(rotations) * maxRejectedPerRotation(conns); stats.AuthFailures > limit {
+		t.Errorf("%d logins rejected for %d rotations, want at most %d", stats.AuthFailures, rotations, limit)
+	}
 	if steadyLogins+rotLogins < int64(rotations) {
 		t.Errorf("only %d connections were made in the whole run: connections are not re-made, the test proves little",
 			steadyLogins+rotLogins)
@@ -252,13 +344,13 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 
 	figures(t, "kind=%s order=%s workers=%d conns=%d lifetime=%v rotations=%d failed=%d | "+
 		"steady: %d q in %.1fs (%.0f q/s) p50=%s p99=%s new_conns=%d kms_calls=%d | "+
-		"rotating: %d q in %.1fs (%.0f q/s) p50=%s p99=%s max=%s new_conns=%d auth_failures=%d previous_used=%d kms_calls=%d (GetSecretValue total %d)",
+		"rotating: %d q in %.1fs (%.0f q/s) p50=%s p99=%s max=%s new_conns=%d auth_failures=%d previous_used=%d kms_calls=%d (GetSecretValue total %d, failed in outages %d) gap=%v",
 		k, order, loadWorkers, conns, lifetime, rotations, res.failed(),
 		res.queries(phaseSteady), steadyDur.Seconds(), float64(res.queries(phaseSteady))/steadyDur.Seconds(),
 		ms(res.pct(phaseSteady, 0.50)), ms(res.pct(phaseSteady, 0.99)), steadyLogins, steadyCalls,
 		res.queries(phaseRotating), rotDur.Seconds(), float64(res.queries(phaseRotating))/rotDur.Seconds(),
 		ms(res.pct(phaseRotating, 0.50)), ms(res.pct(phaseRotating, 0.99)), ms(res.pct(phaseRotating, 1)),
-		rotLogins, stats.AuthFailures, stats.PreviousUsed, rotCalls, getCalls)
+		rotLogins, stats.AuthFailures, stats.PreviousUsed, kmsCalls, getCalls, outageCalls, rotationGap(order))
 }
 
 // rotationCacheOptions: the cache's defaults, unless KMSDB_LOAD_REFRESH_EVERY
