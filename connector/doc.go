@@ -10,32 +10,51 @@
 // # Rotation without errors
 //
 // Each new connection takes the cached secret (no KMS call when the cache is
-// warm), decodes the account (secretsource.DecodeDBAccount) and logs in. When
-// the database rejects the credentials (an AuthFailure, as the driver
-// classifies it):
+// warm), decodes the account (secretsource.DecodeDBAccount) and logs in. While
+// that works, nothing else happens: a Login keeps no state on the fast path.
+// When the database rejects the credentials (an AuthFailure, as the driver
+// classifies it), the connection goes through the versions the process
+// already holds, newest first, without waiting and without a KMS call:
 //
-//  1. the version used is invalidated in the provider (Invalidate acts only
-//     if it is still the cached version, so N connections failing on one
-//     version cause one fetch), and the secret is refreshed (forced, but
-//     rate-limited and joined by the cache);
-//  2. a new version is tried at once;
-//  3. if the version did not change, the ACSPrevious version is tried once
-//     (when the provider implements secretsource.VersionSource): during a
-//     rotation the secret may already name the new password while the
-//     database still has the old one;
-//  4. otherwise the login is retried with jittered exponential backoff
-//     (50 ms doubling to 1 s), refreshing the secret before each try, until
-//     the rotation grace period (default 30 s, DefaultGracePeriod) has passed
-//     since the version was first rejected, or the caller's context ends: the
-//     database may have been changed before the secret, or the other way.
+//  1. the cached current version (re-read at each step, so a version a
+//     refresh just brought is used at once);
+//  2. the version the cache replaced when it last learnt a new one (the
+//     provider's Replaced: during a rotation, the password a database that
+//     has not been changed yet still accepts);
+//  3. ACSPrevious, fetched from KMS once per current version, only when the
+//     provider holds no replaced version (a process started mid-rotation).
 //
-// When ACSPrevious logs in while ACSCurrent is rejected, later connections
-// use ACSPrevious directly (no failed login each time) until the current
-// version changes or a grace period has passed, then try ACSCurrent again.
-// The grace period is shared by the connections of one Login: once a version
-// has been rejected for longer than the grace period, new connections stop
-// waiting and fail after the immediate steps 1-3, so a truly wrong password
-// does not make every connection hang.
+// What one connection learns is shared by every connection of the Login: a
+// version the database refused is not tried first by the next connections,
+// and an older version that logged in stands in for the rejected current one
+// (new connections use it directly) until it is refused in turn (the
+// database changed: the current version is tried at once) or a grace period
+// passes (one connection checks the current version again).
+//
+// When every version held was refused, the connection waits, woken at once
+// when another connection logs in or the cache brings a new version, while:
+//
+//   - the Login refreshes the secret from KMS in the background (never more
+//     than one refresh at a time, the second 0.5 s after the first, then one
+//     a second; the cache's per-secret rate limit applies, but no connection
+//     waits for it): N connections rejected on one version cause one KMS
+//     call;
+//   - one connection of the Login at a time retries a refused version, at
+//     most every 25 ms at first, growing with the age of the rejection to
+//     every 250 ms: the database may be in the middle of its own change.
+//
+// The rotation grace period (default 30 s, DefaultGracePeriod) starts when
+// the current version is first refused and is shared by the connections of
+// the Login. Once it has passed, a connection that has nothing left to try
+// fails at once with ErrCredentialsRejected (naming the secret, the version
+// and the user): only one login per probe interval (default one second,
+// DefaultProbeInterval) reaches the database to see whether it was fixed,
+// and KMS is asked at most once a second. The first refresh that brings a
+// version the database accepts heals every connection.
+//
+// Login.Account and Continue let a pool that opens connections itself
+// (pgxpool) use the same algorithm: it logs in with Account's choice and
+// hands a failure to Continue.
 //
 // Errors that cannot heal by waiting (a locked account, an expired password,
 // an unknown database, no privilege, an unreachable network) are returned at

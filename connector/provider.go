@@ -13,14 +13,19 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource/config"
 )
 
-// Provider serves secrets to connectors and learns from rejected versions.
-// *cache.Cache implements it. A Provider that also implements
-// secretsource.VersionSource lets connectors try the ACSPrevious version
-// during a rotation window.
+// Provider serves secrets to connectors. *cache.Cache implements it. The
+// rotation loop calls Refresh in the background when every version it holds
+// is rejected. A Provider that also has a method
+// Replaced(name string) *secretsource.Secret (as *cache.Cache does) lets
+// connectors fall back to the version it replaced at no KMS call; one that
+// implements secretsource.VersionSource lets them fetch ACSPrevious when it
+// holds no such version.
 type Provider interface {
 	secretsource.Source
 	// Invalidate tells the provider that rejectedVersion of the secret was
-	// refused; it acts only if that version is the cached one.
+	// refused; it acts only if that version is the cached one. The rotation
+	// loop does not call it (its callers would wait for the refresh it
+	// starts); other users of a shared provider may.
 	Invalidate(name, rejectedVersion string) bool
 	// Refresh fetches the secret now (rate-limited, joining a fetch in progress).
 	Refresh(ctx context.Context, name string) (*secretsource.Secret, error)

@@ -17,20 +17,25 @@
 // caller of Acquire (or Query, Exec...). NewPool therefore returns a *Pool
 // that embeds the *pgxpool.Pool and overrides every method that may open a
 // connection (Acquire, AcquireFunc, Exec, Query, QueryRow, SendBatch, Begin,
-// BeginTx, CopyFrom, Ping): each runs the pool's own Acquire inside the
-// rotation loop, with the account to try carried in the context to
-// BeforeConnect (pgxpool passes the acquirer's context values to the
-// constructor). An authentication failure can only happen while a
-// connection is being made, before any statement is sent, so retrying the
+// BeginTx, CopyFrom, Ping). Each acquires from the pool directly, so a call
+// that finds an idle connection costs what it costs in pgxpool (no extra
+// allocation); a new connection logs in with the account the connector
+// chooses now (connector.Login.Account: the current version, or an older one
+// standing in for it). Only when that login is rejected does the call enter
+// the rotation loop (connector.Continue), whose retries carry the account to
+// try in the context to BeforeConnect (pgxpool passes the acquirer's context
+// values to the constructor). An authentication failure can only happen while
+// a connection is being made, before any statement is sent, so retrying the
 // acquisition is always safe. Connections the pool makes in the background
-// (MinConns, health checks) use the current account and fail silently, as
+// (MinConns, health checks) use Account's choice and fail silently, as
 // pgxpool's do.
 //
 // Code that needs a plain *pgxpool.Pool can use Pool.Pool (the embedded
 // pool) or ConfigurePool, which wires BeforeConnect into a pgxpool.Config:
-// connections always log in with the newest known account and ACSPrevious
-// stands in during a rotation, but the one Acquire whose login was rejected
-// returns that error (the next succeeds).
+// connections log in with Account's choice too, but the one Acquire whose
+// login was rejected returns that error (the next one succeeds once the
+// rotation loop of another call, or the held versions, found a password that
+// works).
 //
 // # Base configuration
 //
