@@ -43,7 +43,7 @@ const (
 	// episode ends after refreshQuiet without a refresh.
 	refreshFirstGap = 500 * time.Millisecond
 	refreshGap      = time.Second
-	refreshQuiet    = 5 * time.Second
+	refreshQuiet    = 2 * time.Second
 	// refreshTimeout bounds one background refresh.
 	refreshTimeout = 10 * time.Second
 	// maxRejections bounds the rejected versions a Login remembers.
