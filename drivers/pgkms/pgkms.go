@@ -6,9 +6,10 @@
 //	pool, err := pgkms.NewPool(ctx, "db-secret")
 //
 // Each new connection logs in with the cached secret; when PostgreSQL
-// rejects it, the connector refreshes the secret and retries as described in
-// package connector (new version at once, ACSPrevious once, then polling
-// within a grace period), so a rotation never surfaces as a failed query.
+// rejects it, the connector retries as described in package connector (the
+// versions the process holds at once, then waiting for the secret's refresh
+// within a grace period; past it, failing fast with one probe login per
+// second), so a rotation never surfaces as a failed query.
 //
 // # pgxpool
 //
