@@ -509,7 +509,7 @@ func openTarget(t testing.TB, k targetKind, s *testdb.Server, p connector.Provid
 			}
 			return nil
 		}
-		tg.stats = pool.Stats // its Logins count acquisitions, not new connections
+		tg.stats = pool.Stats // its Logins count only logins that met a rejection (the rest bypass the loop)
 		tg.newConns = func() int64 { return pool.Stat().NewConnsCount() }
 		tg.close = pool.Close
 	default:
