@@ -102,7 +102,9 @@ const (
 // one per pool connection, twice: the current version and the one standing
 // in), and the shared retries while the process waits for the secret (at
 // most one per 25 ms, db-first's longest lag being 2 s).
-func maxRejectedPerRotation(conns int) int64 { return int64(2*conns) + int64(2*time.Second/(25*time.Millisecond)) }
+func maxRejectedPerRotation(conns int) int64 {
+	return int64(2*conns) + int64(2*time.Second/(25*time.Millisecond))
+}
 
 // dbFirstLags are how long the secret lags behind the database in the
 // db-first order, cycled over the rotations: "up to a few seconds".
