@@ -596,3 +596,44 @@ func TestWarmConnectsAreQuiet(t *testing.T) {
 		t.Errorf("connections logged at Info or above:\n%s", logs.String())
 	}
 }
+
+// TestPoolFastPathAllocatesLikePgxpool: with an idle connection, the *Pool's
+// methods allocate no more than the same calls on its plain *pgxpool.Pool
+// (the rotation loop runs only when a login was rejected).
+func TestPoolFastPathAllocatesLikePgxpool(t *testing.T) {
+	e := newEnv(t)
+	user := e.srv.CreateUser(t, "allocs", "allocs-pass-1")
+	e.secrets.PutAccount("db", e.srv.Account(user, "allocs-pass-1"))
+	p := e.pool(t, "db")
+	ctx := context.Background()
+	acquire := func(acq func(context.Context) (*pgxpool.Conn, error)) func() {
+		return func() {
+			c, err := acq(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Release()
+		}
+	}
+	queryRow := func(qr func(context.Context, string, ...any) pgx.Row) func() {
+		return func() {
+			var n int
+			if err := qr(ctx, "SELECT 1").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		name      string
+		raw, pool func()
+	}{
+		{"Acquire", acquire(p.Pool.Acquire), acquire(p.Acquire)},
+		{"QueryRow", queryRow(p.Pool.QueryRow), queryRow(p.QueryRow)},
+	} {
+		c.pool() // the first connection
+		raw, pool := testing.AllocsPerRun(500, c.raw), testing.AllocsPerRun(500, c.pool)
+		if pool > raw+0.1 {
+			t.Errorf("%s allocates %.2f times per call, the plain pgxpool %.2f", c.name, pool, raw)
+		}
+	}
+}
