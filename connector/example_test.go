@@ -16,7 +16,7 @@ import (
 func ExampleRun() {
 	version := "v1"
 	src := secretsource.SourceFunc(func(ctx context.Context, name string) (*secretsource.Secret, error) {
-		return secretsource.New(secretsource.Fields{
+		return secretsource.NewSecret(secretsource.Fields{
 			Name: name, VersionID: version, SecretType: secretsource.TypeRds,
 			Value: []byte(`{"AccountName":"app","AccountPassword":"password-of-` + version + `"}`),
 		}), nil

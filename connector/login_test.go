@@ -48,7 +48,7 @@ func (s *rotatingSource) add(version, password string) {
 }
 
 func (s *rotatingSource) secret(name, v string, stages ...string) *secretsource.Secret {
-	return secretsource.New(secretsource.Fields{
+	return secretsource.NewSecret(secretsource.Fields{
 		Name: name, VersionID: v, VersionStages: stages, SecretType: secretsource.TypeRds, DataType: secretsource.DataText,
 		Value: fmt.Appendf(nil, `{"AccountName":"app","AccountPassword":%q}`, s.pw[v]),
 	})
@@ -450,7 +450,7 @@ func TestRunSecretErrors(t *testing.T) {
 	})
 	t.Run("not a database secret", func(t *testing.T) {
 		src := secretsource.SourceFunc(func(ctx context.Context, name string) (*secretsource.Secret, error) {
-			return secretsource.New(secretsource.Fields{Name: name, VersionID: "v9", Value: []byte("hunter2-plain-text")}), nil
+			return secretsource.NewSecret(secretsource.Fields{Name: name, VersionID: "v9", Value: []byte("hunter2-plain-text")}), nil
 		})
 		l, _, _ := newTestLogin(t, src, 0)
 		_, err := Run(context.Background(), l, (&fakeDB{}).attempt)

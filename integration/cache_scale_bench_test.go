@@ -53,7 +53,7 @@ func (stubSMClient) GetSecretValue(req *kms.GetSecretValueRequest) (*kms.GetSecr
 
 // stubSource is the same answer as kmsdb's sources hand it to the cache.
 var stubSource = secretsource.SourceFunc(func(_ context.Context, name string) (*secretsource.Secret, error) {
-	return secretsource.New(secretsource.Fields{Name: name, VersionID: "v1", VersionStages: []string{"ACSCurrent"},
+	return secretsource.NewSecret(secretsource.Fields{Name: name, VersionID: "v1", VersionStages: []string{"ACSCurrent"},
 		SecretType: "Rds", DataType: "text", Value: []byte(stubValue),
 		CreateTime: time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)}), nil
 })

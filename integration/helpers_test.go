@@ -213,7 +213,7 @@ func account(t testing.TB, value string) (user, password string) {
 
 // decodeAccount is account for goroutines other than the test's.
 func decodeAccount(value string) (user, password string, err error) {
-	s := secretsource.New(secretsource.Fields{Name: "decode", SecretType: "Rds", Value: []byte(value)})
+	s := secretsource.NewSecret(secretsource.Fields{Name: "decode", SecretType: "Rds", Value: []byte(value)})
 	a, err := secretsource.DecodeDBAccount(s)
 	if err != nil {
 		return "", "", fmt.Errorf("decode Rds value: %w", err)

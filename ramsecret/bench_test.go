@@ -14,7 +14,7 @@ import (
 // serves one RAM secret (the hot path never reaches the source).
 func benchProvider(b *testing.B) *ramsecret.Provider {
 	b.Helper()
-	sec := secretsource.New(secretsource.Fields{Name: ramName, VersionID: "v1", SecretType: secretsource.TypeRAM,
+	sec := secretsource.NewSecret(secretsource.Fields{Name: ramName, VersionID: "v1", SecretType: secretsource.TypeRAM,
 		DataType: secretsource.DataText,
 		Value:    fmt.Appendf(nil, `{"AccessKeyId":%q,"AccessKeySecret":%q}`, firstAK, firstSK)})
 	src := secretsource.SourceFunc(func(ctx context.Context, name string) (*secretsource.Secret, error) { return sec, nil })

@@ -64,7 +64,7 @@ func (m *memCache) rotate(s *secretsource.Secret) {
 }
 
 func ramSecret(version, id, secret string) *secretsource.Secret {
-	return secretsource.New(secretsource.Fields{
+	return secretsource.NewSecret(secretsource.Fields{
 		Name: "acs/ram/user/unit", VersionID: version, SecretType: secretsource.TypeRAM, DataType: secretsource.DataText,
 		Value: fmt.Appendf(nil, `{"AccessKeyId":%q,"AccessKeySecret":%q,"GenerateTimestamp":"2024-01-02T03:04:05Z"}`, id, secret),
 	})

@@ -11,7 +11,7 @@ import (
 )
 
 func secretWith(typ, value, ext string) *secretsource.Secret {
-	return secretsource.New(secretsource.Fields{Name: "s1", VersionID: "v1", SecretType: typ, Value: []byte(value), ExtendedConfig: ext})
+	return secretsource.NewSecret(secretsource.Fields{Name: "s1", VersionID: "v1", SecretType: typ, Value: []byte(value), ExtendedConfig: ext})
 }
 
 func TestDecodeDBAccount(t *testing.T) {
@@ -175,7 +175,7 @@ func TestDecodeECSCredential(t *testing.T) {
 }
 
 func ExampleDecodeDBAccount() {
-	s := secretsource.New(secretsource.Fields{
+	s := secretsource.NewSecret(secretsource.Fields{
 		Name: "db/app", VersionID: "v3", SecretType: secretsource.TypeGeneric,
 		Value: []byte(`{"username":"app","password":"s3cret==","host":"db.internal","port":"5432","dbname":"shop"}`),
 	})
@@ -189,7 +189,7 @@ func ExampleDecodeDBAccount() {
 }
 
 func ExampleDecodeAccessKey() {
-	s := secretsource.New(secretsource.Fields{
+	s := secretsource.NewSecret(secretsource.Fields{
 		Name: "acs/ram/user/app", VersionID: "v1", SecretType: secretsource.TypeRAM,
 		Value: []byte(`{"AccessKeyId":"LTAI4Fexample","AccessKeySecret":"never-printed","GenerateTimestamp":"2016-03-25T10:42:40Z"}`),
 	})

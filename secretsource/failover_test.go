@@ -24,7 +24,7 @@ func (s *stubSource) GetSecret(_ context.Context, name string) (*secretsource.Se
 	if s.err != nil {
 		return nil, s.err
 	}
-	return secretsource.New(secretsource.Fields{Name: name, VersionID: s.name}), nil
+	return secretsource.NewSecret(secretsource.Fields{Name: name, VersionID: s.name}), nil
 }
 
 type stubVersionSource struct{ stubSource }
@@ -33,7 +33,7 @@ func (s *stubVersionSource) GetSecretVersion(ctx context.Context, name string, r
 	if _, err := s.GetSecret(ctx, name); err != nil {
 		return nil, err
 	}
-	return secretsource.New(secretsource.Fields{Name: name, VersionID: s.name + "/" + ref.Stage}), nil
+	return secretsource.NewSecret(secretsource.Fields{Name: name, VersionID: s.name + "/" + ref.Stage}), nil
 }
 
 func kindErr(k secretsource.Kind, code string) error {
@@ -137,7 +137,7 @@ func ExampleFailover() {
 		return nil, &secretsource.Error{Kind: secretsource.KindThrottled, Secret: name, Code: "Rejected.Throttling"}
 	})
 	secondary := secretsource.SourceFunc(func(ctx context.Context, name string) (*secretsource.Secret, error) {
-		return secretsource.New(secretsource.Fields{Name: name, VersionID: "v1", Value: []byte("s3cr3t")}), nil
+		return secretsource.NewSecret(secretsource.Fields{Name: name, VersionID: "v1", Value: []byte("s3cr3t")}), nil
 	})
 	src := secretsource.Failover(primary, secondary)
 	s, err := src.GetSecret(context.Background(), "db/app")

@@ -104,7 +104,7 @@ func FromMap(secrets map[string]string) LocalOption {
 }
 
 func localText(name, value string) *Secret {
-	return New(Fields{Name: name, VersionID: "local", VersionStages: []string{StageCurrent},
+	return NewSecret(Fields{Name: name, VersionID: "local", VersionStages: []string{StageCurrent},
 		SecretType: TypeGeneric, DataType: DataText, Value: []byte(value)})
 }
 
@@ -365,7 +365,7 @@ func localVersion(name string, m map[string]any, versionKey, stage string) (*Sec
 			return nil, bad(t.key, "expected an RFC 3339 time")
 		}
 	}
-	return New(f), nil
+	return NewSecret(f), nil
 }
 
 // GetSecret returns the ACSCurrent version of name, or an *Error of

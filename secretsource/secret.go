@@ -69,7 +69,7 @@ func (f Fields) LogValue() slog.Value {
 }
 
 // MarshalJSON shows the metadata of f, never its value.
-func (f Fields) MarshalJSON() ([]byte, error) { return New(f).MarshalJSON() }
+func (f Fields) MarshalJSON() ([]byte, error) { return NewSecret(f).MarshalJSON() }
 
 // Secret is one version of a secret. It is immutable and safe to share.
 // Formatting it with fmt, slog or encoding/json shows only its name and version.
@@ -91,8 +91,8 @@ func (s *Secret) fields() *Fields {
 	return s.f
 }
 
-// New builds a Secret from f, copying every slice so the caller cannot mutate it later.
-func New(f Fields) *Secret {
+// NewSecret builds a Secret from f, copying every slice so the caller cannot mutate it later.
+func NewSecret(f Fields) *Secret {
 	f.VersionStages = slices.Clone(f.VersionStages)
 	f.Value = slices.Clone(f.Value)
 	return &Secret{f: &f}

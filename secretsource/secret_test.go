@@ -42,7 +42,7 @@ func assertNoLeak(t *testing.T, what, out string) {
 }
 
 func leakSecret() *secretsource.Secret {
-	return secretsource.New(secretsource.Fields{
+	return secretsource.NewSecret(secretsource.Fields{
 		Name:          "db/app",
 		VersionID:     "v7",
 		VersionStages: []string{secretsource.StageCurrent},
@@ -132,7 +132,7 @@ func TestSecretFormatShowsMetadata(t *testing.T) {
 func TestSecretIsImmutable(t *testing.T) {
 	value := []byte("abc")
 	stages := []string{secretsource.StageCurrent}
-	s := secretsource.New(secretsource.Fields{Name: "n", Value: value, VersionStages: stages})
+	s := secretsource.NewSecret(secretsource.Fields{Name: "n", Value: value, VersionStages: stages})
 	value[0] = 'X'
 	stages[0] = "mutated"
 	if s.Text() != "abc" || !s.HasStage(secretsource.StageCurrent) {

@@ -167,7 +167,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if ev.SecretName != demoSecret || ev.Phase != "after" {
 			return
 		}
-		s := secretsource.New(secretsource.Fields{Name: demoSecret, SecretType: "Rds", Value: []byte(ev.NewValue)})
+		s := secretsource.NewSecret(secretsource.Fields{Name: demoSecret, SecretType: "Rds", Value: []byte(ev.NewValue)})
 		acct, err := secretsource.DecodeDBAccount(s)
 		if err == nil {
 			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

@@ -83,7 +83,7 @@ func (st *Secrets) PutExtended(name, secretType, value, extendedConfig string) s
 	st.seq++
 	id := "v" + strconv.Itoa(st.seq)
 	vs := st.versions[name]
-	st.versions[name] = append(vs, secretsource.New(secretsource.Fields{
+	st.versions[name] = append(vs, secretsource.NewSecret(secretsource.Fields{
 		Name: name, VersionID: id, SecretType: secretType, DataType: secretsource.DataText, Value: []byte(value),
 		ExtendedConfig: extendedConfig,
 	}))
@@ -111,7 +111,7 @@ func (st *Secrets) GetSecretVersion(ctx context.Context, name string, ref secret
 		}
 		f := vs[i].Fields()
 		f.VersionStages = []string{stage}
-		return secretsource.New(f), nil
+		return secretsource.NewSecret(f), nil
 	}
 	switch {
 	case ref.VersionID != "":

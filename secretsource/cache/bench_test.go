@@ -199,7 +199,7 @@ func BenchmarkColdDistinct(b *testing.B) {
 // benchSecret is what a KMS client would build from a GetSecretValue answer
 // of an Rds secret.
 func benchSecret(name string) *secretsource.Secret {
-	return secretsource.New(secretsource.Fields{
+	return secretsource.NewSecret(secretsource.Fields{
 		Name: name, VersionID: "v1", VersionStages: []string{secretsource.StageCurrent},
 		SecretType: secretsource.TypeRds, DataType: secretsource.DataText,
 		Value: []byte(`{"AccountName":"app","AccountPassword":"bench-password-not-printed"}`),

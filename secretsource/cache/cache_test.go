@@ -165,7 +165,7 @@ func TestRefreshPolicyRotationAware(t *testing.T) {
 	p := RotationAwareTTL{}
 	rnd := constRand(0.5)
 	sec := func(nrd time.Time) *secretsource.Secret {
-		return secretsource.New(secretsource.Fields{Name: "db", VersionID: "v1", NextRotationDate: nrd})
+		return secretsource.NewSecret(secretsource.Fields{Name: "db", VersionID: "v1", NextRotationDate: nrd})
 	}
 	tests := []struct {
 		name string
@@ -695,9 +695,9 @@ func TestCloseAbortsFetchInProgress(t *testing.T) {
 func TestWarmStartFromStore(t *testing.T) {
 	fc := clock.NewFake(t0)
 	store := NewMemoryStore()
-	old := secretsource.New(secretsource.Fields{Name: "db", VersionID: "v0", Value: []byte("pw-0")})
+	old := secretsource.NewSecret(secretsource.Fields{Name: "db", VersionID: "v0", Value: []byte("pw-0")})
 	_ = store.Save(context.Background(), Record{Secret: old, FetchedAt: t0.Add(-time.Hour)})
-	_ = store.Save(context.Background(), Record{Secret: secretsource.New(secretsource.Fields{Name: "ancient", VersionID: "x"}), FetchedAt: t0.Add(-48 * time.Hour)})
+	_ = store.Save(context.Background(), Record{Secret: secretsource.NewSecret(secretsource.Fields{Name: "ancient", VersionID: "x"}), FetchedAt: t0.Add(-48 * time.Hour)})
 
 	t.Run("source down: the persisted value is served", func(t *testing.T) {
 		src := newFakeSource(fc)

@@ -13,7 +13,7 @@ import (
 
 // exampleSource stands in for kms.New(...) so the examples run anywhere.
 var exampleSource = secretsource.SourceFunc(func(ctx context.Context, name string) (*secretsource.Secret, error) {
-	return secretsource.New(secretsource.Fields{Name: name, VersionID: "v1", SecretType: secretsource.TypeRds,
+	return secretsource.NewSecret(secretsource.Fields{Name: name, VersionID: "v1", SecretType: secretsource.TypeRds,
 		Value: []byte(`{"AccountName":"app","AccountPassword":"example"}`)}), nil
 })
 

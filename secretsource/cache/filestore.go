@@ -250,7 +250,7 @@ func (s *FileStore) open(base string) (Record, error) {
 	if s.fileName(fr.Name) != base {
 		return Record{}, errors.New("record belongs to another file name")
 	}
-	sec := secretsource.New(secretsource.Fields{
+	sec := secretsource.NewSecret(secretsource.Fields{
 		Name: fr.Name, VersionID: fr.VersionID, VersionStages: fr.VersionStages, SecretType: fr.SecretType,
 		DataType: fr.DataType, Value: fr.Value, CreateTime: fr.CreateTime, AutomaticRotation: fr.AutomaticRotation,
 		RotationInterval: time.Duration(fr.RotationInterval), NextRotationDate: fr.NextRotationDate,

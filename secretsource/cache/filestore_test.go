@@ -40,11 +40,11 @@ func TestFileStoreRoundTrip(t *testing.T) {
 		SecretType: secretsource.TypeRAM, DataType: secretsource.DataText, Value: []byte("TOP-SECRET-VALUE"),
 		CreateTime: t0.Add(-time.Hour), AutomaticRotation: true, RotationInterval: 7 * 24 * time.Hour,
 		NextRotationDate: t0.Add(time.Hour), LastRotationDate: t0.Add(-time.Hour), ExtendedConfig: `{"SecretSubType":"RamUserAccessKey"}`}
-	if err := st.Save(ctx, Record{Secret: secretsource.New(want), FetchedAt: fetched}); err != nil {
+	if err := st.Save(ctx, Record{Secret: secretsource.NewSecret(want), FetchedAt: fetched}); err != nil {
 		t.Fatal(err)
 	}
 	// Saving again replaces the file.
-	if err := st.Save(ctx, Record{Secret: secretsource.New(want), FetchedAt: fetched}); err != nil {
+	if err := st.Save(ctx, Record{Secret: secretsource.NewSecret(want), FetchedAt: fetched}); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(dir)
@@ -93,8 +93,8 @@ func TestFileStoreRejects(t *testing.T) {
 	dir := t.TempDir()
 	key := testKey(t)
 	st, _ := NewFileStore(dir, key)
-	_ = st.Save(ctx, Record{Secret: secretsource.New(secretsource.Fields{Name: "a", VersionID: "1", Value: []byte("x")}), FetchedAt: t0})
-	_ = st.Save(ctx, Record{Secret: secretsource.New(secretsource.Fields{Name: "b", VersionID: "1", Value: []byte("y")}), FetchedAt: t0})
+	_ = st.Save(ctx, Record{Secret: secretsource.NewSecret(secretsource.Fields{Name: "a", VersionID: "1", Value: []byte("x")}), FetchedAt: t0})
+	_ = st.Save(ctx, Record{Secret: secretsource.NewSecret(secretsource.Fields{Name: "b", VersionID: "1", Value: []byte("y")}), FetchedAt: t0})
 
 	t.Run("wrong key", func(t *testing.T) {
 		other, _ := NewFileStore(dir, testKey(t))
@@ -188,7 +188,7 @@ func TestStoresRace(t *testing.T) {
 			wg.Go(func() {
 				ctx := context.Background()
 				name := fmt.Sprintf("s%d", i%7)
-				sec := secretsource.New(secretsource.Fields{Name: name, VersionID: fmt.Sprint(i), Value: []byte("v")})
+				sec := secretsource.NewSecret(secretsource.Fields{Name: name, VersionID: fmt.Sprint(i), Value: []byte("v")})
 				if err := st.Save(ctx, Record{Secret: sec, FetchedAt: t0}); err != nil {
 					t.Error(err)
 				}
@@ -212,7 +212,7 @@ func FuzzFileStoreLoad(f *testing.F) {
 	key := bytes.Repeat([]byte{7}, 32)
 	seedDir := f.TempDir()
 	st, _ := NewFileStore(seedDir, key)
-	_ = st.Save(context.Background(), Record{Secret: secretsource.New(secretsource.Fields{Name: "a", VersionID: "1", Value: []byte("x")}), FetchedAt: t0})
+	_ = st.Save(context.Background(), Record{Secret: secretsource.NewSecret(secretsource.Fields{Name: "a", VersionID: "1", Value: []byte("x")}), FetchedAt: t0})
 	good, _ := os.ReadFile(filepath.Join(seedDir, st.fileName("a")))
 	f.Add(good)
 	f.Add([]byte{})

@@ -78,7 +78,7 @@ func TestFileStoreRefusesUnsafeDirectory(t *testing.T) {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
 				}
-				if err := st.Save(context.Background(), Record{Secret: secretsource.New(secretsource.Fields{Name: "a", VersionID: "1", Value: []byte("x")})}); err != nil {
+				if err := st.Save(context.Background(), Record{Secret: secretsource.NewSecret(secretsource.Fields{Name: "a", VersionID: "1", Value: []byte("x")})}); err != nil {
 					t.Fatal(err)
 				}
 				return
@@ -104,7 +104,7 @@ func TestFileStoreRemovesStaleTemps(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := st.Save(ctx, Record{Secret: secretsource.New(secretsource.Fields{Name: "a", VersionID: "1", Value: []byte("x")}), FetchedAt: t0}); err != nil {
+	if err := st.Save(ctx, Record{Secret: secretsource.NewSecret(secretsource.Fields{Name: "a", VersionID: "1", Value: []byte("x")}), FetchedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 	old := time.Now().Add(-time.Hour)

@@ -29,7 +29,7 @@ func (f *fleetSource) GetSecret(_ context.Context, name string) (*secretsource.S
 	defer f.mu.Unlock()
 	f.bins[int(f.clk.Now().Sub(t0)/fleetBin)]++
 	f.total++
-	return secretsource.New(secretsource.Fields{Name: name, VersionID: f.version, Value: []byte("pw")}), nil
+	return secretsource.NewSecret(secretsource.Fields{Name: name, VersionID: f.version, Value: []byte("pw")}), nil
 }
 
 func (f *fleetSource) rotate() {

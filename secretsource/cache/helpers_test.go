@@ -35,7 +35,7 @@ func newFakeSource(clk clock.Clock) *fakeSource {
 }
 
 func (f *fakeSource) secretLocked(name string) *secretsource.Secret {
-	return secretsource.New(secretsource.Fields{
+	return secretsource.NewSecret(secretsource.Fields{
 		Name: name, VersionID: fmt.Sprintf("v%d", f.version), VersionStages: []string{secretsource.StageCurrent},
 		SecretType: secretsource.TypeGeneric, DataType: secretsource.DataText, Value: []byte(f.value),
 		NextRotationDate: f.nextRot,
@@ -88,7 +88,7 @@ func (f *fakeSource) rotate(name string) {
 	old := f.secretLocked(name)
 	fl := old.Fields()
 	fl.VersionStages = []string{secretsource.StagePrevious}
-	f.previous = secretsource.New(fl)
+	f.previous = secretsource.NewSecret(fl)
 	f.version++
 	f.value = fmt.Sprintf("pw-%d", f.version)
 }

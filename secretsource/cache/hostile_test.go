@@ -17,12 +17,12 @@ import (
 // without an error (no secret, another secret, no version id), the good value
 // stays and is served stale; the junk is an invalid-answer error.
 func TestJunkFromASourceNeverReplacesAValue(t *testing.T) {
-	good := secretsource.New(secretsource.Fields{Name: "db", VersionID: "v1", Value: []byte("pw-1"),
+	good := secretsource.NewSecret(secretsource.Fields{Name: "db", VersionID: "v1", Value: []byte("pw-1"),
 		VersionStages: []string{secretsource.StageCurrent}})
 	junk := map[string]*secretsource.Secret{
 		"no secret":      nil,
-		"another secret": secretsource.New(secretsource.Fields{Name: "other", VersionID: "v7", Value: []byte("x")}),
-		"no version id":  secretsource.New(secretsource.Fields{Name: "db", Value: []byte("")}),
+		"another secret": secretsource.NewSecret(secretsource.Fields{Name: "other", VersionID: "v7", Value: []byte("x")}),
+		"no version id":  secretsource.NewSecret(secretsource.Fields{Name: "db", Value: []byte("")}),
 	}
 	for what, bad := range junk {
 		t.Run(what, func(t *testing.T) {
@@ -70,8 +70,8 @@ func (j junkVersionSource) GetSecretVersion(context.Context, string, secretsourc
 func TestJunkVersionsRefused(t *testing.T) {
 	for what, junk := range map[string]*secretsource.Secret{
 		"no secret":      nil,
-		"another secret": secretsource.New(secretsource.Fields{Name: "other", VersionID: "v7"}),
-		"no version id":  secretsource.New(secretsource.Fields{Name: "db"}),
+		"another secret": secretsource.NewSecret(secretsource.Fields{Name: "other", VersionID: "v7"}),
+		"no version id":  secretsource.NewSecret(secretsource.Fields{Name: "db"}),
 	} {
 		t.Run(what, func(t *testing.T) {
 			c := newTestCache(t, junkVersionSource{junk: junk}, WithRefreshLimit(time.Millisecond, 100))
@@ -115,7 +115,7 @@ func TestFarNextRotationDate(t *testing.T) {
 	// The policy alone, at the limits of time.Time.
 	p := RotationAwareTTL{}
 	for _, nrd := range []time.Time{time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), time.Unix(1<<62, 0)} {
-		s := secretsource.New(secretsource.Fields{Name: "db", VersionID: "v1", NextRotationDate: nrd})
+		s := secretsource.NewSecret(secretsource.Fields{Name: "db", VersionID: "v1", NextRotationDate: nrd})
 		if d := p.NextRefresh(s, t0, constRand(0.999)); d <= 0 || d > DefaultTTL {
 			t.Errorf("NextRotationDate %v: next refresh in %v", nrd, d)
 		}
@@ -132,7 +132,7 @@ type stuckSource struct {
 func (s *stuckSource) GetSecret(_ context.Context, name string) (*secretsource.Secret, error) {
 	s.entered <- name
 	<-s.release
-	return secretsource.New(secretsource.Fields{Name: name, VersionID: "v1", Value: []byte("late")}), nil
+	return secretsource.NewSecret(secretsource.Fields{Name: name, VersionID: "v1", Value: []byte("late")}), nil
 }
 
 // TestCloseBoundedWhenTheSourceIgnoresItsContext: Close returns after the

@@ -76,7 +76,7 @@ func (r Response) Secret(name string, ref secretsource.VersionRef) (*secretsourc
 		AutomaticRotation: strings.EqualFold(r.AutomaticRotation, "Enabled"),
 		ExtendedConfig:    r.ExtendedConfig,
 	}
-	if err := secretsource.CheckAnswer(secretsource.New(f), name, ref); err != nil {
+	if err := secretsource.CheckAnswer(secretsource.NewSecret(f), name, ref); err != nil {
 		return nil, nil, err
 	}
 	if r.SecretData == "" {
@@ -114,7 +114,7 @@ func (r Response) Secret(name string, ref secretsource.VersionRef) (*secretsourc
 		warnings = append(warnings, fmt.Sprintf("RotationInterval (%d bytes): %v", len(r.RotationInterval), err))
 	}
 	f.RotationInterval = d
-	return secretsource.New(f), warnings, nil
+	return secretsource.NewSecret(f), warnings, nil
 }
 
 func decodeBase64(s string) ([]byte, error) {
