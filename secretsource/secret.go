@@ -209,6 +209,20 @@ type VersionRef struct {
 	VersionID string
 }
 
+// Matches reports whether s is the version ref selects: its version id is
+// ref.VersionID (when given) and it has the stage ref.Stage (when given);
+// the zero VersionRef selects ACSCurrent.
+func (ref VersionRef) Matches(s *Secret) bool {
+	if ref.VersionID != "" && ref.VersionID != s.VersionID() {
+		return false
+	}
+	stage := ref.Stage
+	if stage == "" && ref.VersionID == "" {
+		stage = StageCurrent
+	}
+	return stage == "" || s.HasStage(stage)
+}
+
 // VersionSource is an optional capability of a Source: fetching a version
 // other than ACSCurrent (for example ACSPrevious during a rotation window).
 // Discover it with a type assertion.

@@ -152,3 +152,26 @@ func TestSecretIsImmutable(t *testing.T) {
 		t.Fatal("zero and nil secrets must read as empty")
 	}
 }
+
+func TestVersionRefMatches(t *testing.T) {
+	cur := secretsource.NewSecret(secretsource.Fields{Name: "db", VersionID: "v2", VersionStages: []string{secretsource.StageCurrent}})
+	prev := secretsource.NewSecret(secretsource.Fields{Name: "db", VersionID: "v1", VersionStages: []string{secretsource.StagePrevious}})
+	for _, tt := range []struct {
+		ref       secretsource.VersionRef
+		cur, prev bool
+	}{
+		{secretsource.VersionRef{}, true, false}, // the zero ref is ACSCurrent
+		{secretsource.VersionRef{Stage: secretsource.StageCurrent}, true, false},
+		{secretsource.VersionRef{Stage: secretsource.StagePrevious}, false, true},
+		{secretsource.VersionRef{VersionID: "v1"}, false, true}, // an id alone: any stage
+		{secretsource.VersionRef{VersionID: "v1", Stage: secretsource.StageCurrent}, false, false},
+		{secretsource.VersionRef{VersionID: "v2", Stage: secretsource.StageCurrent}, true, false},
+	} {
+		if got := tt.ref.Matches(cur); got != tt.cur {
+			t.Errorf("%+v.Matches(current) = %v", tt.ref, got)
+		}
+		if got := tt.ref.Matches(prev); got != tt.prev {
+			t.Errorf("%+v.Matches(previous) = %v", tt.ref, got)
+		}
+	}
+}

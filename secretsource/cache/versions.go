@@ -15,9 +15,6 @@ type versionEntry struct {
 	validFor  time.Duration // zero: forever (a version id never changes)
 }
 
-func matches(s *secretsource.Secret, ref secretsource.VersionRef) bool {
-	return (ref.VersionID == "" || s.VersionID() == ref.VersionID) && (ref.Stage == "" || s.HasStage(ref.Stage))
-}
 
 // GetSecretVersion returns one version of the secret, by stage (for example
 // secretsource.StagePrevious during a rotation window), by version id, or
@@ -39,7 +36,7 @@ func (c *Cache) GetSecretVersion(ctx context.Context, name string, ref secretsou
 		return nil, err
 	}
 	defer c.dropIfIdle(s) // a version of a name with nothing cached that could not be fetched
-	if e := s.cur.Load(); e != nil && e.serve && matches(e.secret, ref) {
+	if e := s.cur.Load(); e != nil && e.serve && ref.Matches(e.secret) {
 		return e.secret, nil
 	}
 	now := c.cfg.clock.Now()

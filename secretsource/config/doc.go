@@ -83,7 +83,7 @@
 // # Local development
 //
 // KMSDB_LOCAL_SECRETS_FILE=secrets.yaml (or KMSDB_LOCAL_SECRETS=true, or
-// WithLocal) makes Load return a secretsource.LocalSource: the file's
+// WithLocal) makes Load return a local.Source: the file's
 // secrets and KMSDB_SECRET_<NAME> environment variables, no KMS at all.
 // Code beats the environment here too: when the program configures KMS in
 // code (WithRegion(s), WithDKMS, WithCredential, WithAccessKey,

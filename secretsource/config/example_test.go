@@ -9,6 +9,7 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource/config"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
+	"github.com/kmsdb/kmsdb/secretsource/local"
 )
 
 // Load with options in code, the seed's "method 3", here against the
@@ -58,7 +59,7 @@ func ExampleLoad_error() {
 
 // Development without KMS: secrets from a map (or a file, or KMSDB_SECRET_<NAME>).
 func ExampleWithLocal() {
-	src, err := config.Load(context.Background(), config.WithLocal(secretsource.FromMap(map[string]string{
+	src, err := config.Load(context.Background(), config.WithLocal(local.FromMap(map[string]string{
 		"db/app": `{"username":"dev","password":"dev","host":"localhost","port":5432}`,
 	})))
 	if err != nil {

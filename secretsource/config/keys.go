@@ -42,11 +42,11 @@ const (
 	// ./secretsmanager.properties. A kmsdb extension: Alibaba's Go client
 	// (v1.1.5) has no such variable, only WithCustomConfigFile in code.
 	EnvPropertiesFile = "KMSDB_PROPERTIES_FILE"
-	// EnvLocalSecretsFile switches Load to a secretsource.LocalSource serving
+	// EnvLocalSecretsFile switches Load to a local.Source serving
 	// this JSON/YAML file plus KMSDB_SECRET_<NAME> variables (development
 	// without KMS), unless KMS is configured in code.
 	EnvLocalSecretsFile = "KMSDB_LOCAL_SECRETS_FILE"
-	// EnvLocal set to "true" switches Load to a LocalSource serving only the
+	// EnvLocal set to "true" switches Load to a local.Source serving only the
 	// KMSDB_SECRET_<NAME> variables, unless KMS is configured in code.
 	EnvLocal = "KMSDB_LOCAL_SECRETS"
 

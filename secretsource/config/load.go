@@ -8,6 +8,7 @@ import (
 
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
+	"github.com/kmsdb/kmsdb/secretsource/local"
 )
 
 // Load builds the secret source the configuration describes: options in
@@ -38,7 +39,7 @@ func (s *Settings) Source() (secretsource.Source, error) {
 		}
 	}
 	if s.Local {
-		return secretsource.NewLocalSource(s.localOptions...)
+		return local.New(s.localOptions...)
 	}
 	var sources []secretsource.Source
 	var closers []io.Closer

@@ -11,8 +11,8 @@ import (
 
 	"github.com/aliyun/credentials-go/credentials"
 
-	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
+	"github.com/kmsdb/kmsdb/secretsource/local"
 )
 
 // Option configures Load in code. Options take precedence over environment
@@ -34,7 +34,7 @@ type options struct {
 	logger        *slog.Logger
 	stsEndpoint   string
 	credProxy     string
-	local         []secretsource.LocalOption
+	local         []local.Option
 	useLocal      bool
 	errs          []error
 }
@@ -212,11 +212,11 @@ func WithCredentialsProxy(proxyURL string) Option {
 	return func(o *options) { o.credProxy = proxyURL }
 }
 
-// WithLocal makes Load return a secretsource.LocalSource built from opts
+// WithLocal makes Load return a local.Source built from opts
 // instead of a KMS source: for development and tests without KMS. Load logs
 // a warning each time it serves a local source (KMSDB_LOCAL_SECRETS and
 // KMSDB_LOCAL_SECRETS_FILE do the same from the environment, unless KMS is
 // configured in code).
-func WithLocal(opts ...secretsource.LocalOption) Option {
+func WithLocal(opts ...local.Option) Option {
 	return func(o *options) { o.useLocal, o.local = true, append(o.local, opts...) }
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/kmsdb/kmsdb/internal/regfile"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
+	"github.com/kmsdb/kmsdb/secretsource/local"
 )
 
 // Where a setting came from, as errors name it.
@@ -79,10 +80,10 @@ type Settings struct {
 	SecretNames      []string      // secret_names: secrets connector.DefaultProvider fetches at start
 	RefreshSecretTTL time.Duration // refresh_secret_ttl (milliseconds in the file): connector.DefaultProvider's cache TTL; 0 when unset
 
-	// Local: Load returns a LocalSource (WithLocal, or KMSDB_LOCAL_SECRETS_FILE
+	// Local: Load returns a local.Source (WithLocal, or KMSDB_LOCAL_SECRETS_FILE
 	// or KMSDB_LOCAL_SECRETS when no KMS setting is given in code).
 	Local        bool
-	localOptions []secretsource.LocalOption
+	localOptions []local.Option
 
 	// Warnings are configuration oddities that are not errors: unknown
 	// properties keys, ignoreSslCerts, an explicit CA that is ignored, a
@@ -218,7 +219,7 @@ func loadLocal(s *Settings, r *resolver) error {
 		}
 		if name == EnvLocalSecretsFile {
 			path := r.env(EnvLocalSecretsFile)
-			s.localOptions = []secretsource.LocalOption{secretsource.FromFile(path), secretsource.FromEnv("")}
+			s.localOptions = []local.Option{local.FromFile(path), local.FromEnv("")}
 			origin = fmt.Sprintf("%s=%s", EnvLocalSecretsFile, path)
 			break
 		}
@@ -229,7 +230,7 @@ func loadLocal(s *Settings, r *resolver) error {
 		if !on {
 			return nil
 		}
-		s.localOptions, origin = []secretsource.LocalOption{secretsource.FromEnv("")}, EnvLocal+"=true"
+		s.localOptions, origin = []local.Option{local.FromEnv("")}, EnvLocal+"=true"
 	default:
 		return nil
 	}

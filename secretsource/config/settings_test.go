@@ -26,6 +26,7 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
+	"github.com/kmsdb/kmsdb/secretsource/local"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -480,7 +481,7 @@ func TestLocalSettings(t *testing.T) {
 	if s, err := src.GetSecret(ctx, "db/other"); err != nil || s.Text() != "x" {
 		t.Errorf("local env: %v %v", s, err)
 	}
-	src, err = Load(ctx, WithLocal(secretsource.FromMap(map[string]string{"a": "b"})))
+	src, err = Load(ctx, WithLocal(local.FromMap(map[string]string{"a": "b"})))
 	if err != nil {
 		t.Fatal(err)
 	}

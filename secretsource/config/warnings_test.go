@@ -9,6 +9,7 @@ import (
 
 	"github.com/kmsdb/kmsdb/internal/syncbuf"
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/local"
 )
 
 // captureDefault points slog.Default at a buffer (every level) for the rest
@@ -131,7 +132,7 @@ func TestLocalSecretsFromEnvironment(t *testing.T) {
 	t.Chdir(t.TempDir())
 	localFile := writeFile(t, t.TempDir(), "secrets.yaml", "db/app: local-value\n")
 	ctx := context.Background()
-	isLocal := func(src secretsource.Source) bool { _, ok := src.(*secretsource.LocalSource); return ok }
+	isLocal := func(src secretsource.Source) bool { _, ok := src.(*local.Source); return ok }
 
 	for _, tt := range []struct {
 		name    string
@@ -153,7 +154,7 @@ func TestLocalSecretsFromEnvironment(t *testing.T) {
 			[]Option{WithSetting(KeySecretNames, "db/app")}, true, "local source (KMSDB_LOCAL_SECRETS=true)"},
 		{"env file alone", map[string]string{EnvLocalSecretsFile: localFile}, nil, true, "local source (KMSDB_LOCAL_SECRETS_FILE=" + localFile + ")"},
 		{"WithLocal in code", map[string]string{"cache_client_region_id": "cn-hangzhou"},
-			[]Option{WithLocal(secretsource.FromMap(map[string]string{"db/app": "x"}))}, true, "local source (config.WithLocal)"},
+			[]Option{WithLocal(local.FromMap(map[string]string{"db/app": "x"}))}, true, "local source (config.WithLocal)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			def := captureDefault(t)

@@ -1,8 +1,9 @@
-package secretsource_test
+package local_test
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/local"
 )
 
 func writeFile(t *testing.T, name, content string) string {
@@ -48,7 +50,7 @@ number: 42
 func TestLocalSourceFile(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range []string{"s.yaml", "s.unknown-ext"} {
-		src, err := secretsource.NewLocalSource(secretsource.FromFile(writeFile(t, name, localYAML)))
+		src, err := local.New(local.FromFile(writeFile(t, name, localYAML)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +94,7 @@ func TestLocalSourceFile(t *testing.T) {
 
 func TestLocalSourceJSONFile(t *testing.T) {
 	p := writeFile(t, "s.json", `{"a":"x=y==","b":{"type":"ECS","value":{"UserName":"root","Password":"p"}}}`)
-	src, err := secretsource.NewLocalSource(secretsource.FromFile(p))
+	src, err := local.New(local.FromFile(p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +111,7 @@ func TestLocalSourceEnv(t *testing.T) {
 	t.Setenv("KMSDB_SECRET_DB_APP_PROD", `{"username":"u","password":"from=env"}`)
 	t.Setenv("MYAPP_X", "custom")
 	p := writeFile(t, "s.yaml", "db/app-prod: from-file\nother: file-only\n")
-	src, err := secretsource.NewLocalSource(secretsource.FromFile(p), secretsource.FromEnv(""), secretsource.FromMap(map[string]string{"m": "map"}))
+	src, err := local.New(local.FromFile(p), local.FromEnv(""), local.FromMap(map[string]string{"m": "map"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,12 +128,12 @@ func TestLocalSourceEnv(t *testing.T) {
 	if !errors.Is(err, secretsource.ErrNotFound) || !strings.Contains(err.Error(), "KMSDB_SECRET_MISSING") {
 		t.Errorf("missing: %v", err)
 	}
-	custom, _ := secretsource.NewLocalSource(secretsource.FromEnv("MYAPP_"))
+	custom, _ := local.New(local.FromEnv("MYAPP_"))
 	if s, err := custom.GetSecret(ctx, "x"); err != nil || s.Text() != "custom" {
 		t.Errorf("custom prefix: %v %v", s, err)
 	}
-	if got := secretsource.LocalEnvName("", "acs/ram/user/app.1"); got != "KMSDB_SECRET_ACS_RAM_USER_APP_1" {
-		t.Errorf("LocalEnvName = %s", got)
+	if got := local.EnvName("", "acs/ram/user/app.1"); got != "KMSDB_SECRET_ACS_RAM_USER_APP_1" {
+		t.Errorf("EnvName = %s", got)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
@@ -158,7 +160,7 @@ func TestLocalSourceFileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := secretsource.NewLocalSource(secretsource.FromFile(writeFile(t, "s.yaml", tt.content)))
+			_, err := local.New(local.FromFile(writeFile(t, "s.yaml", tt.content)))
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -167,9 +169,41 @@ func TestLocalSourceFileErrors(t *testing.T) {
 			}
 		})
 	}
-	_, err := secretsource.NewLocalSource(secretsource.FromFile(filepath.Join(t.TempDir(), "nope.yaml")))
+	_, err := local.New(local.FromFile(filepath.Join(t.TempDir(), "nope.yaml")))
 	if !errors.Is(err, secretsource.ErrConfig) || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "nope.yaml") {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// checkFuzzErr fails when err shows the file's content or one of its JSON
+// string values long enough not to be a field name or a word of the message
+// by chance (secret names, the document's keys, are named on purpose).
+func checkFuzzErr(t *testing.T, err error, content string) {
+	t.Helper()
+	msg := err.Error()
+	var doc any
+	if json.Unmarshal([]byte(content), &doc) == nil {
+		var walk func(any)
+		walk = func(v any) {
+			switch x := v.(type) {
+			case string:
+				if len(x) >= 12 && strings.Contains(msg, x) {
+					t.Fatalf("error %q contains the value string %q", msg, x)
+				}
+			case []any:
+				for _, e := range x {
+					walk(e)
+				}
+			case map[string]any:
+				for _, e := range x {
+					walk(e)
+				}
+			}
+		}
+		walk(doc)
+	}
+	if len(content) >= 12 && strings.Contains(msg, content) {
+		t.Fatalf("error %q contains the raw value", msg)
 	}
 }
 
@@ -181,7 +215,7 @@ func FuzzLocalFile(f *testing.F) {
 		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		src, err := secretsource.NewLocalSource(secretsource.FromFile(p))
+		src, err := local.New(local.FromFile(p))
 		if err != nil {
 			checkFuzzErr(t, err, content)
 			return
@@ -194,10 +228,10 @@ func FuzzLocalFile(f *testing.F) {
 	})
 }
 
-func ExampleNewLocalSource() {
+func ExampleNew() {
 	os.Setenv("KMSDB_SECRET_DB_APP", `{"username":"app","password":"dev-only"}`)
 	defer os.Unsetenv("KMSDB_SECRET_DB_APP")
-	src, err := secretsource.NewLocalSource(secretsource.FromEnv(""))
+	src, err := local.New(local.FromEnv(""))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -217,8 +251,8 @@ func ExampleNewLocalSource() {
 func TestLocalSourceNeverPrintsValues(t *testing.T) {
 	t.Setenv("KMSDB_SECRET_DB_LEAK", `{"username":"u","password":"env-password-11"}`)
 	p := writeFile(t, "leak.yaml", "from-file: file-password-12\n")
-	src, err := secretsource.NewLocalSource(secretsource.FromFile(p), secretsource.FromEnv(""),
-		secretsource.FromMap(map[string]string{"from-map": "map-password-13"}))
+	src, err := local.New(local.FromFile(p), local.FromEnv(""),
+		local.FromMap(map[string]string{"from-map": "map-password-13"}))
 	if err != nil {
 		t.Fatal(err)
 	}
