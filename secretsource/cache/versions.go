@@ -15,7 +15,6 @@ type versionEntry struct {
 	validFor  time.Duration // zero: forever (a version id never changes)
 }
 
-
 // GetSecretVersion returns one version of the secret, by stage (for example
 // secretsource.StagePrevious during a rotation window), by version id, or
 // both. KMS serves only ACSCurrent and ACSPrevious of managed secrets (Rds,
