@@ -542,7 +542,7 @@ func (c *Cache) flight(parent context.Context, s *slot, reason string, waitTok b
 // Invalidate could not name). The error is
 // KindInvalidAnswer, so a value in hand is served stale (stale if error holds
 // for junk too) and the fetch is retried with backoff. Sources check their
-// answers more closely (secretsource.CheckAnswer); this holds for any Source.
+// answers more closely (the stage or version asked for too); this holds for any Source.
 func checkFetched(sec *secretsource.Secret, name string) error {
 	var msg string
 	switch {

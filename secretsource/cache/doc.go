@@ -114,7 +114,7 @@
 // Nor does junk: whatever a Source returns, a secret without a version id or
 // another secret's is a failed fetch of secretsource.KindInvalidAnswer (retryable), so the good
 // value stays and is served stale like after any other failure. The sources
-// of this module check their answers more closely (secretsource.CheckAnswer).
+// of this module check their answers more closely (the stage or version asked for too).
 //
 // # Forced refresh
 //

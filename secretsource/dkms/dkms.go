@@ -229,7 +229,7 @@ func newEndpoint(i int, e Endpoint, timeout time.Duration) (ep *endpoint, err er
 		ClientKeyContent: tea.String(string(content)), Password: tea.String(e.Password)})
 	if err != nil {
 		return nil, configError(fmt.Sprintf("%s: the SDK cannot load client key file %q: %s", name, e.ClientKeyFile,
-			kms.Scrub(sdkText(err))))
+			wire.Scrub(sdkText(err))))
 	}
 	// The instance asks for the client key's certificate as a TLS client
 	// certificate, as the SDK presents it.
@@ -333,7 +333,7 @@ func (s *Source) fetch(ctx context.Context, ep *endpoint, name string, ref secre
 	req, err := ep.request(rctx, "GetSecretValue", body)
 	if err != nil {
 		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "dkms", Region: where,
-			Message: "cannot sign the request with the client key: " + kms.Scrub(sdkText(err))}
+			Message: "cannot sign the request with the client key: " + wire.Scrub(sdkText(err))}
 	}
 	resp, err := ep.client.Do(req)
 	if err != nil {
@@ -359,7 +359,7 @@ func (s *Source) fetch(ctx context.Context, ep *endpoint, name string, ref secre
 			Message: fmt.Sprintf("the dedicated KMS answered HTTP %d with a body that is not a GetSecretValue answer (%d bytes, not shown)",
 				resp.StatusCode, len(data))}
 	}
-	sec, warnings, err := kms.Response{
+	sec, warnings, err := wire.Response{
 		SecretName: r.SecretName, SecretType: r.SecretType, SecretDataType: r.SecretDataType, SecretData: r.SecretData,
 		VersionID: r.VersionId, VersionStages: r.VersionStages, CreateTime: r.CreateTime,
 		AutomaticRotation: r.AutomaticRotation, RotationInterval: r.RotationInterval,
@@ -368,7 +368,7 @@ func (s *Source) fetch(ctx context.Context, ep *endpoint, name string, ref secre
 	if err != nil {
 		var e *secretsource.Error
 		if errors.As(err, &e) {
-			e.Source, e.Region, e.RequestID = "dkms", where, token(r.RequestId)
+			e.Source, e.Region, e.RequestID = "dkms", where, wire.Token(r.RequestId)
 		}
 		return nil, err
 	}
@@ -438,33 +438,16 @@ func errorAnswer(status int, body []byte, name, where string) *secretsource.Erro
 		e.Message = fmt.Sprintf("HTTP %d with a body that is not the service's error document (%d bytes, not shown)", status, len(body))
 		return e
 	}
-	e.Code, e.RequestID = token(ae.ErrorCode), token(ae.RequestId)
+	e.Code, e.RequestID = wire.Token(ae.ErrorCode), wire.Token(ae.RequestId)
 	e.Kind = kindOfCode(e.Code, status)
 	if e.Code == "" && e.Kind == secretsource.KindUnknown {
 		e.Kind = secretsource.KindInvalidAnswer
 	}
-	e.Message = kms.Scrub(strings.TrimSpace(ae.ErrorMessage))
-	if len(e.Message) > 200 {
-		e.Message = strings.ToValidUTF8(e.Message[:200], "") + "…"
-	}
+	e.Message = wire.Truncate(wire.Scrub(strings.TrimSpace(ae.ErrorMessage)), 200)
 	if e.Message == "" {
 		e.Message = "HTTP " + strconv.Itoa(status)
 	}
 	return e
-}
-
-// token keeps a code or request id only if it looks like one: at most 128
-// letters, digits, '.', '-' and '_'.
-func token(s string) string {
-	if len(s) > 128 {
-		return ""
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
-			return ""
-		}
-	}
-	return s
 }
 
 func ctxError(ctx context.Context, name, where string) *secretsource.Error {
@@ -504,7 +487,7 @@ func mapError(err error, name, where string) *secretsource.Error {
 	return e
 }
 
-// kindOfCode extends kms.KindOfCode with the instance API's own codes.
+// kindOfCode extends wire.KindOfCode with the instance API's own codes.
 func kindOfCode(code string, status int) secretsource.Kind {
 	switch code {
 	case "SignatureNotMatch", "Unauthorized", "UnauthorizedClientKey":
@@ -512,7 +495,7 @@ func kindOfCode(code string, status int) secretsource.Kind {
 	case "RequestTimeTooSkewed", "InvalidApiVersion", "InvalidApiName", "InvalidParam", "InvalidContentType":
 		return secretsource.KindConfig
 	}
-	if k := kms.KindOfCode(code); k != secretsource.KindUnknown {
+	if k := wire.KindOfCode(code); k != secretsource.KindUnknown {
 		return k
 	}
 	if status == 404 {
@@ -520,7 +503,7 @@ func kindOfCode(code string, status int) secretsource.Kind {
 		// without a known code does not say the secret is missing.
 		return secretsource.KindUnknown
 	}
-	return kms.KindOfStatus(status)
+	return wire.KindOfStatus(status)
 }
 
 // Close marks the source closed and releases its idle connections; calls

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/kmsdb/kmsdb/secretsource"
@@ -89,8 +87,8 @@ type wireAnswer struct {
 }
 
 // response converts a to the Response both gateways share.
-func (a *wireAnswer) response() Response {
-	return Response{SecretName: a.SecretName, SecretType: a.SecretType, SecretDataType: a.SecretDataType,
+func (a *wireAnswer) response() wire.Response {
+	return wire.Response{SecretName: a.SecretName, SecretType: a.SecretType, SecretDataType: a.SecretDataType,
 		SecretData: a.SecretData, VersionID: a.VersionID, VersionStages: a.VersionStages.VersionStage,
 		CreateTime: a.CreateTime, AutomaticRotation: a.AutomaticRotation, RotationInterval: a.RotationInterval,
 		NextRotationDate: a.NextRotationDate, LastRotationDate: a.LastRotationDate, ExtendedConfig: a.ExtendedConfig}
@@ -126,11 +124,11 @@ func parseAnswer(status int, body []byte) (*wireAnswer, *answerError) {
 	}
 	if err := json.Unmarshal(body, &a); err != nil {
 		return nil, &answerError{status: status, invalid: fmt.Sprintf("HTTP %d with a body that is not a GetSecretValue answer: %s",
-			status, DescribeJSONError(err, len(body)))}
+			status, wire.DescribeJSONError(err, len(body)))}
 	}
 	if a.Code != "" && a.SecretData == "" && a.VersionID == "" {
-		code := boundedToken(a.Code)
-		return nil, &answerError{status: status, code: code, requestID: boundedToken(a.RequestID), message: cleanMessage(a.Message),
+		code := wire.Token(a.Code)
+		return nil, &answerError{status: status, code: code, requestID: wire.Token(a.RequestID), message: cleanMessage(a.Message),
 			invalid: fmt.Sprintf("HTTP %d carrying error code %q instead of a secret", status, code)}
 	}
 	return &a, nil
@@ -153,74 +151,20 @@ func parseErrorAnswer(status int, body []byte) *answerError {
 		}
 		return v
 	}
-	e.code, e.requestID, e.recommend = boundedToken(str("Code")), boundedToken(str("RequestId")), str("Recommend")
+	e.code, e.requestID, e.recommend = wire.Token(str("Code")), wire.Token(str("RequestId")), str("Recommend")
 	e.message = cleanMessage(str("Message"))
 	// Recommend is a troubleshooting URL; only its prefix is used, to tell a
 	// wrong AccessKey secret from an unknown id.
 	if len(e.recommend) > 64 {
 		e.recommend = e.recommend[:64]
 	}
-	e.recommend = Scrub(e.recommend)
+	e.recommend = wire.Scrub(e.recommend)
 	return e
 }
 
 // cleanMessage scrubs a service message and bounds its length.
 func cleanMessage(m string) string {
-	return truncate(Scrub(strings.TrimSpace(m)), maxMessage)
-}
-
-// boundedToken keeps a code or request id only if it looks like one: a short
-// run of letters, digits and '.', '-', '_'. Anything else is dropped.
-func boundedToken(s string) string {
-	if len(s) > 128 {
-		return ""
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
-			return ""
-		}
-	}
-	return s
-}
-
-// DescribeJSONError says what is wrong with a JSON document of n bytes and
-// where, without quoting any of it: encoding/json's own messages quote the
-// offending character, which can be part of a secret value.
-func DescribeJSONError(err error, n int) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		if se.Offset >= int64(n) {
-			return fmt.Sprintf("JSON truncated after %d bytes", n)
-		}
-		return fmt.Sprintf("malformed JSON at byte offset %d of %d", se.Offset, n)
-	case errors.As(err, &te):
-		got := te.Value
-		if i := strings.IndexByte(got, ' '); i >= 0 { // "number 5": keep the JSON kind only
-			got = got[:i]
-		}
-		field := te.Field
-		if field == "" {
-			field = "the document"
-		}
-		return fmt.Sprintf("field %s is a JSON %s, want %s (byte offset %d of %d)", field, got, jsonKind(te.Type.Kind().String()), te.Offset, n)
-	}
-	return "not valid JSON (" + strconv.Itoa(n) + " bytes)"
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "a string"
-	case "slice", "array":
-		return "an array"
-	case "struct", "map":
-		return "an object"
-	case "bool":
-		return "a boolean"
-	}
-	return "a number"
+	return wire.Truncate(wire.Scrub(strings.TrimSpace(m)), maxMessage)
 }
 
 // answerErrorToSecret maps an unusable answer into the taxonomy. An error
@@ -232,9 +176,9 @@ func (e *answerError) toSecretError(se *secretsource.Error) *secretsource.Error 
 		se.Kind, se.Message = secretsource.KindInvalidAnswer, "KMS answered "+e.invalid
 		return se
 	}
-	se.Kind = KindOfCode(e.code)
+	se.Kind = wire.KindOfCode(e.code)
 	if se.Kind == secretsource.KindUnknown {
-		se.Kind = KindOfStatus(e.status)
+		se.Kind = wire.KindOfStatus(e.status)
 	}
 	if e.code == "" && se.Kind == secretsource.KindUnknown {
 		se.Kind = secretsource.KindInvalidAnswer

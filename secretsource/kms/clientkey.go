@@ -21,6 +21,8 @@ import (
 
 	"github.com/aliyun/credentials-go/credentials"
 	"golang.org/x/crypto/pkcs12"
+
+	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
 // ClientKey is a KMS application access point client key: an RSA key pair
@@ -109,7 +111,7 @@ func parseClientKey(data []byte, password, file string) (*ClientKey, error) {
 		if errors.Is(err, pkcs12.ErrIncorrectPassword) {
 			return nil, configError(what+": wrong password (PKCS#12 decryption failed)", nil)
 		}
-		return nil, configError(what+": PrivateKeyData is not a PKCS#12 key this client can decode: "+Scrub(err.Error()), nil)
+		return nil, configError(what+": PrivateKeyData is not a PKCS#12 key this client can decode: "+wire.Scrub(err.Error()), nil)
 	}
 	k := &ClientKey{keyID: raw.KeyID, file: file}
 	for _, b := range blocks {

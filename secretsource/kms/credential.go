@@ -14,6 +14,7 @@ import (
 	"github.com/aliyun/credentials-go/credentials/providers"
 
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
 // Credential types accepted by CredentialOptions.Type. They are credentials-go's
@@ -194,7 +195,7 @@ func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 		}
 		p, err := providers.NewURLCredentialsProviderBuilder().WithUrl(o.URL).WithHttpOptions(httpOpts).Build()
 		if err != nil {
-			return nil, configError("credentials_uri: "+Scrub(err.Error()), nil)
+			return nil, configError("credentials_uri: "+wire.Scrub(err.Error()), nil)
 		}
 		return credentials.FromCredentialsProvider(o.Type, p), nil
 	case CredentialECSRAMRole:
@@ -203,7 +204,7 @@ func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 		p, err := providers.NewECSRAMRoleCredentialsProviderBuilder().WithRoleName(o.RoleName).
 			WithDisableIMDSv1(o.DisableIMDSv1).WithHttpOptions(httpOpts).Build()
 		if err != nil {
-			return nil, configError("ecs_ram_role: "+Scrub(err.Error()), nil)
+			return nil, configError("ecs_ram_role: "+wire.Scrub(err.Error()), nil)
 		}
 		return credentials.FromCredentialsProvider(o.Type, p), nil
 	case CredentialClientKey:
@@ -219,7 +220,7 @@ func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 	}
 	cred, err := credentials.NewCredential(c)
 	if err != nil {
-		return nil, configError(o.Type+": "+Scrub(err.Error()), nil)
+		return nil, configError(o.Type+": "+wire.Scrub(err.Error()), nil)
 	}
 	return cred, nil
 }
@@ -273,7 +274,7 @@ func newProviderAdapter(cred credentials.Credential) *providerAdapter {
 func (p *providerAdapter) GetCredentials() (*sdkcreds.Credentials, error) {
 	m, err := p.get()
 	if err != nil {
-		return nil, &credentialError{provider: p.name, msg: Scrub(err.Error())}
+		return nil, &credentialError{provider: p.name, msg: wire.Scrub(err.Error())}
 	}
 	if m == nil || deref(m.AccessKeyId) == "" && deref(m.BearerToken) == "" {
 		return nil, &credentialError{provider: p.name, msg: "the provider returned no AccessKeyId"}
@@ -295,7 +296,7 @@ func (p *providerAdapter) get() (m *credentials.CredentialModel, err error) {
 	defer p.mu.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
-			m, err = nil, fmt.Errorf("the credential provider panicked on its service's answer: %s", Scrub(fmt.Sprint(r)))
+			m, err = nil, fmt.Errorf("the credential provider panicked on its service's answer: %s", wire.Scrub(fmt.Sprint(r)))
 		}
 	}()
 	return p.cred.GetCredential()

@@ -53,7 +53,7 @@
 // with backoff: it usually comes from a broken gateway or proxy): an empty or
 // malformed body, an error document sent with HTTP 200, an answer without a
 // secret name, version id or value, for another secret, or without the stage
-// asked for (Response.Secret, secretsource.CheckAnswer). Another version than
+// asked for. Another version than
 // the version id asked for is KindNotFound: KMS answers ACSCurrent when a
 // managed secret is asked for a version id alone. A cache in front keeps
 // serving its last good value meanwhile. Parse errors

@@ -16,175 +16,6 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
-// KindOfCode classifies a KMS (or STS) error code into the secretsource
-// taxonomy. Codes are the contract; the HTTP status is only a fallback for
-// codes this table does not know (see KindOfStatus).
-//
-//	Forbidden.ResourceNotFound, *.NotFound of a resource  -> NotFound
-//	InvalidAccessKeyId.*, SignatureDoesNotMatch,
-//	IncompleteSignature, InvalidSecurityToken.*           -> InvalidCredentials
-//	Forbidden.NoPermission, Forbidden.*, NoPermission     -> AccessDenied
-//	Rejected.Throttling, Throttling*                      -> Throttled
-//	ServiceUnavailableTemporary, ServiceUnavailable*      -> Unavailable
-//	InternalFailure, InternalError                        -> Internal
-//	SDK.TimeoutError                                      -> Timeout
-//	MissingParameter*, InvalidParameter*                  -> Config
-//
-// It returns KindUnknown for an empty or unknown code.
-func KindOfCode(code string) secretsource.Kind {
-	switch {
-	case code == "":
-		return secretsource.KindUnknown
-	case strings.HasPrefix(code, "InvalidAccessKeyId"),
-		code == "SignatureDoesNotMatch", code == "IncompleteSignature",
-		strings.HasPrefix(code, "InvalidSecurityToken"),
-		strings.HasPrefix(code, "InvalidSignature"),
-		code == "Forbidden.AccessKeyDisabled",
-		code == "Rejected.Unauthorized", code == "Unauthorized",
-		strings.HasPrefix(code, "InvalidAuthorization"), strings.HasPrefix(code, "AuthenticationFail"):
-		return secretsource.KindInvalidCredentials
-	case code == "Forbidden.ResourceNotFound", code == "ResourceNotFound",
-		strings.HasPrefix(code, "EntityNotExist"),
-		strings.HasPrefix(code, "Forbidden.") && strings.HasSuffix(code, "NotFound"):
-		return secretsource.KindNotFound
-	case code == "Forbidden", strings.HasPrefix(code, "Forbidden."), code == "NoPermission",
-		strings.HasPrefix(code, "NoPermission."), code == "AccessDenied",
-		strings.HasPrefix(code, "AccessDenied."):
-		return secretsource.KindAccessDenied
-	case strings.HasPrefix(code, "Rejected.Throttling"), strings.HasPrefix(code, "Throttling"),
-		code == "TooManyRequests":
-		return secretsource.KindThrottled
-	case strings.HasPrefix(code, "ServiceUnavailable"), code == "Rejected.ServiceUnavailable":
-		return secretsource.KindUnavailable
-	case code == "InternalFailure", code == "InternalError", strings.HasPrefix(code, "InternalError."),
-		code == "UnknownError":
-		return secretsource.KindInternal
-	case code == sdkerrors.TimeoutErrorCode, code == "SDK.ReadTimeout":
-		return secretsource.KindTimeout
-	case code == "SDK.ServerUnreachable":
-		return secretsource.KindNetwork
-	case strings.HasPrefix(code, "MissingParameter"), strings.HasPrefix(code, "InvalidParameter"),
-		strings.HasPrefix(code, "MissingSecretName"), strings.HasPrefix(code, "InvalidVersion"):
-		return secretsource.KindConfig
-	}
-	return secretsource.KindUnknown
-}
-
-// KindOfStatus classifies an HTTP status: the fallback for error codes that
-// KindOfCode does not know.
-func KindOfStatus(status int) secretsource.Kind {
-	switch {
-	case status == 429:
-		return secretsource.KindThrottled
-	case status == 401:
-		return secretsource.KindInvalidCredentials
-	case status == 403:
-		return secretsource.KindAccessDenied
-	case status == 404:
-		return secretsource.KindNotFound
-	case status == 502, status == 503, status == 504:
-		return secretsource.KindUnavailable
-	case status >= 500:
-		return secretsource.KindInternal
-	}
-	return secretsource.KindUnknown
-}
-
-var (
-	// A URL with a query string: the core SDK puts AccessKeyId, SecurityToken and
-	// Signature in the query, and net/http errors quote the whole URL.
-	reURLQuery = regexp.MustCompile(`(?i)((?:https?://)?[A-Za-z0-9.\-:\[\]]*/[^\s"'?]*)\?[^\s"']*`)
-	// A sensitive key and its separator, in key=value, key: value, "key":"value"
-	// and JSON escaped inside JSON (\"key\":\"value\"), at any depth; the value
-	// after it is found by sensitiveValueEnd.
-	reSensitive = regexp.MustCompile(`(?i)(?:AccessKeySecret|AccessKeyId|SecurityToken|Signature|` +
-		`SessionAccessKeySecret|SessionAccessKeyId|BearerToken|Password|PrivateKey|PrivateKeyData|` +
-		`Authorization|OIDCToken|Token|SecretData)(?:\\*")?\s*[:=]\s*`)
-	reStringToSign = regexp.MustCompile(`(?i)string to sign`)
-	reBearer       = regexp.MustCompile(`(?i)\b(Bearer)\s+[A-Za-z0-9+/=._~-]+`)
-)
-
-// Scrub removes from s what may identify or unlock an account: query strings of
-// URLs (where the core SDK puts AccessKeyId, SecurityToken and Signature), the
-// value after sensitive keys (AccessKeySecret=..., "SecurityToken":"..."), and
-// everything after "string to sign" (the service echoes the signed string,
-// which holds the AccessKeyId and the STS token, in SignatureDoesNotMatch).
-// It is applied to every message that comes from an SDK or a server before it
-// reaches an error or a log line.
-func Scrub(s string) string {
-	// Located with a case-insensitive regexp, not strings.ToLower: lowering
-	// can change a string's length (invalid UTF-8, 'İ'), and an index into
-	// the lowered copy would then cut the original in the wrong place.
-	if loc := reStringToSign.FindStringIndex(s); loc != nil {
-		s = strings.TrimRight(s[:loc[0]], " :") + " [string to sign redacted]"
-	}
-	s = reURLQuery.ReplaceAllString(s, "$1?[REDACTED]")
-	s = reBearer.ReplaceAllString(s, "$1 [REDACTED]")
-	return redactSensitive(s)
-}
-
-// redactSensitive replaces the value after every sensitive key with
-// [REDACTED]. A quoted value may sit in JSON escaped n levels deep: its
-// opening quote follows 2^n-1 backslashes, and its closing quote is the first
-// one whose run of backslashes r satisfies r ≡ 2^n-1 (mod 2^(n+1)); any other
-// quote is escaped content. An unquoted value runs to a space or one of
-// "'&,;}.
-func redactSensitive(s string) string {
-	locs := reSensitive.FindAllStringIndex(s, -1)
-	if locs == nil {
-		return s
-	}
-	var b strings.Builder
-	done := 0
-	for _, loc := range locs {
-		if loc[0] < done {
-			continue // inside a value already redacted
-		}
-		start := loc[1]
-		end := sensitiveValueEnd(s, &start)
-		if end <= start {
-			continue
-		}
-		b.WriteString(s[done:start])
-		b.WriteString("[REDACTED]")
-		done = end
-	}
-	b.WriteString(s[done:])
-	return b.String()
-}
-
-// sensitiveValueEnd returns where the value starting at *start ends, moving
-// *start past an opening quote and its escaping backslashes.
-func sensitiveValueEnd(s string, start *int) int {
-	i := *start
-	n := 0
-	for i+n < len(s) && s[i+n] == '\\' {
-		n++
-	}
-	if i+n < len(s) && s[i+n] == '"' {
-		i += n + 1
-		*start = i
-		for j := i; j < len(s); j++ {
-			if s[j] != '"' {
-				continue
-			}
-			r := 0
-			for j-r-1 >= i && s[j-r-1] == '\\' {
-				r++
-			}
-			if r >= n && (r-n)%(2*(n+1)) == 0 {
-				return j - n
-			}
-		}
-		return len(s)
-	}
-	j := i
-	for j < len(s) && !strings.ContainsRune(" \t\r\n\"'&,;}", rune(s[j])) {
-		j++
-	}
-	return j
-}
-
 // safeError is an error whose text has been scrubbed. Unwrap reaches only a
 // cause known to hold no URL or credential (a *net.OpError, an errno, a
 // context or certificate error), so errors.Is/As keep working for those and a
@@ -202,7 +33,7 @@ func safe(err error) error {
 	if err == nil {
 		return nil
 	}
-	return &safeError{msg: Scrub(err.Error()), cause: safeCause(err)}
+	return &safeError{msg: wire.Scrub(err.Error()), cause: safeCause(err)}
 }
 
 func safeCause(err error) error {
@@ -278,9 +109,9 @@ func mapError(ctx context.Context, err error, name, region string) *secretsource
 		return mapCredentialError(e, ce)
 	case errors.As(err, &se):
 		e.Code, e.RequestID = se.ErrorCode(), se.RequestId()
-		e.Kind = KindOfCode(e.Code)
+		e.Kind = wire.KindOfCode(e.Code)
 		if e.Kind == secretsource.KindUnknown {
-			e.Kind = KindOfStatus(se.HttpStatus())
+			e.Kind = wire.KindOfStatus(se.HttpStatus())
 		}
 		e.Message = serverMessage(e.Kind, e.Code, se.Message(), se.Recommend())
 		return e
@@ -288,11 +119,11 @@ func mapError(ctx context.Context, err error, name, region string) *secretsource
 		return mapTransportError(e, ue)
 	case errors.As(err, &cl):
 		e.Code = cl.ErrorCode()
-		e.Kind = KindOfCode(e.Code)
+		e.Kind = wire.KindOfCode(e.Code)
 		if e.Kind == secretsource.KindUnknown {
 			e.Kind = secretsource.KindNetwork
 		}
-		e.Message = Scrub(cl.Message())
+		e.Message = wire.Scrub(cl.Message())
 		if oe := cl.OriginError(); oe != nil {
 			if errors.As(oe, &ue) {
 				return mapTransportError(e, ue)
@@ -329,7 +160,7 @@ func serverMessage(kind secretsource.Kind, code, msg, recommend string) string {
 	case secretsource.KindInternal:
 		out = "KMS failed internally"
 	}
-	if m := truncate(Scrub(strings.TrimSpace(msg)), 300); m != "" {
+	if m := wire.Truncate(wire.Scrub(strings.TrimSpace(msg)), 300); m != "" {
 		if out != "" {
 			out += ": "
 		}
@@ -371,7 +202,7 @@ func mapCredentialError(e *secretsource.Error, ce *credentialError) *secretsourc
 	lower := strings.ToLower(msg)
 	if m := reJSONCode.FindStringSubmatch(msg); m != nil {
 		e.Code = m[1]
-		e.Kind = KindOfCode(e.Code)
+		e.Kind = wire.KindOfCode(e.Code)
 	}
 	switch {
 	case e.Kind == secretsource.KindNotFound, e.Kind == secretsource.KindConfig:
@@ -395,11 +226,4 @@ func mapCredentialError(e *secretsource.Error, ce *credentialError) *secretsourc
 	}
 	e.Message = "could not obtain credentials from " + ce.provider
 	return e
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/aliyun/credentials-go/credentials"
 
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
 // DefaultTimeout bounds one request to one region (connect + TLS + answer)
@@ -126,7 +127,7 @@ func New(cfg Config) (*Source, error) {
 	if cred == nil {
 		var err error
 		if cred, err = credentials.NewCredential(nil); err != nil {
-			return nil, configError("default credential chain: "+Scrub(err.Error()), nil)
+			return nil, configError("default credential chain: "+wire.Scrub(err.Error()), nil)
 		}
 	}
 	logger := cfg.Logger
@@ -270,7 +271,7 @@ func (s *Source) fetch(ctx context.Context, r Region, transport http.RoundTrippe
 	go func() {
 		defer func() {
 			if p := recover(); p != nil { // the SDK must not take the process down on an odd answer
-				done <- result{err: fmt.Errorf("alibaba-cloud-sdk-go panicked: %s", Scrub(fmt.Sprint(p)))}
+				done <- result{err: fmt.Errorf("alibaba-cloud-sdk-go panicked: %s", wire.Scrub(fmt.Sprint(p)))}
 			}
 		}()
 		_, err := client.GetSecretValue(req)
@@ -298,7 +299,7 @@ func (s *Source) fetch(ctx context.Context, r Region, transport http.RoundTrippe
 	if err != nil {
 		var e *secretsource.Error
 		if errors.As(err, &e) {
-			e.Source, e.Region, e.RequestID = "kms", r.ID, boundedToken(x.answer.RequestID)
+			e.Source, e.Region, e.RequestID = "kms", r.ID, wire.Token(x.answer.RequestID)
 		}
 		return nil, err
 	}

@@ -47,28 +47,3 @@ func TestCredentialOptionsRedacted(t *testing.T) {
 		}
 	}
 }
-
-// TestResponseRedacted: the raw GetSecretValue answer never prints its data.
-func TestResponseRedacted(t *testing.T) {
-	const data = `{"AccountName":"app","AccountPassword":"response-pw-21"}`
-	r := kms.Response{SecretName: "db", VersionID: "v1", SecretData: data, SecretType: "Rds"}
-	var buf bytes.Buffer
-	slog.New(slog.NewTextHandler(&buf, nil)).Info("r", "v", r, "p", &r)
-	slog.New(slog.NewJSONHandler(&buf, nil)).Info("r", "v", r)
-	js, err := json.Marshal(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	outputs := []string{buf.String(), string(js)}
-	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
-		outputs = append(outputs, fmt.Sprintf(verb, r), fmt.Sprintf(verb, &r))
-	}
-	for _, out := range outputs {
-		if strings.Contains(out, "response-pw-21") {
-			t.Errorf("the secret data shows: %s", out)
-		}
-	}
-	if !strings.Contains(r.String(), `"db"`) || !strings.Contains(r.String(), `"v1"`) {
-		t.Errorf("String() = %s, want the name and version", r.String())
-	}
-}

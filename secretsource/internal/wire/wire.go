@@ -1,6 +1,11 @@
-// Package wire holds the HTTP rules both KMS gateways' sources apply to an
-// answer before any of it is parsed: redirects are never followed and a body
-// is read up to MaxBody only. The errors it returns never hold body bytes.
+// Package wire holds what the two KMS gateways' sources (secretsource/kms
+// and secretsource/dkms) share on the wire: the HTTP rules applied to an
+// answer before any of it is parsed (redirects are never followed, a body is
+// read up to MaxBody only), the conversion of a GetSecretValue answer into a
+// secret (Response, CheckAnswer, ParseTime, ParseRotationInterval), the
+// classification of error codes and statuses (KindOfCode, KindOfStatus) and
+// the scrubbing of service and SDK messages (Scrub, Truncate, Token). The
+// errors it returns never hold body bytes or secret values.
 package wire
 
 import (

@@ -1,4 +1,4 @@
-package kms
+package wire
 
 import (
 	"encoding/base64"
@@ -17,8 +17,8 @@ import (
 
 // Response holds the fields of a GetSecretValue answer as both gateways send
 // them: every value a string, times in ISO 8601, the rotation interval as
-// "604800s", binary data base64. Package dkms converts its answers through it
-// too, so both gateways build identical secrets.
+// "604800s", binary data base64. Both sources convert their answers through it,
+// so both gateways build identical secrets.
 type Response struct {
 	SecretName        string
 	SecretType        string
@@ -36,7 +36,7 @@ type Response struct {
 
 // String shows the metadata of r, never SecretData.
 func (r Response) String() string {
-	return fmt.Sprintf("kms.Response(name=%q version=%q stages=%q type=%q dataType=%q data=REDACTED)",
+	return fmt.Sprintf("wire.Response(name=%q version=%q stages=%q type=%q dataType=%q data=REDACTED)",
 		r.SecretName, r.VersionID, r.VersionStages, r.SecretType, r.SecretDataType)
 }
 
@@ -61,7 +61,7 @@ func (r Response) MarshalJSON() ([]byte, error) {
 // name and converts it into a *secretsource.Secret. An answer that names no
 // secret or another one, has no version id or no value, lacks the version id
 // or stage asked for (the zero ref asks for ACSCurrent, see
-// secretsource.CheckAnswer), or carries binary data that is not base64, is a
+// CheckAnswer), or carries binary data that is not base64, is a
 // *secretsource.Error of KindInvalidAnswer that never holds the value. A
 // malformed date or interval is not an error: it is left zero and reported
 // in the returned warnings so the caller can log it, since the value itself
@@ -76,7 +76,7 @@ func (r Response) Secret(name string, ref secretsource.VersionRef) (*secretsourc
 		AutomaticRotation: strings.EqualFold(r.AutomaticRotation, "Enabled"),
 		ExtendedConfig:    r.ExtendedConfig,
 	}
-	if err := secretsource.CheckAnswer(secretsource.NewSecret(f), name, ref); err != nil {
+	if err := CheckAnswer(secretsource.NewSecret(f), name, ref); err != nil {
 		return nil, nil, err
 	}
 	if r.SecretData == "" {
@@ -187,4 +187,86 @@ func ParseRotationInterval(s string) (time.Duration, error) {
 		return 0, errors.New("negative interval")
 	}
 	return d, nil
+}
+
+// CheckAnswer reports whether s is a usable answer to a request for the
+// version ref of the secret name: a secret with name's name, a version id,
+// and, when ref asks for one, that version id and stage (the zero ref asks for
+// ACSCurrent). A gateway that answers HTTP 200 with an empty body, "{}" or an
+// error document, or a proxy that serves another secret's answer, fails here
+// instead of replacing a good value. The error is a *secretsource.Error of
+// KindInvalidAnswer naming what is missing (KindNotFound for another version
+// than the id asked for, which KMS itself answers for managed secrets); it
+// never holds the value.
+//
+// Sources check their answers with it; a cache in front of any Source checks
+// at least the name and the version id.
+func CheckAnswer(s *secretsource.Secret, name string, ref secretsource.VersionRef) error {
+	bad := func(msg string) error {
+		return &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name, Message: msg}
+	}
+	switch {
+	case s == nil:
+		return bad("the answer holds no secret")
+	case s.Name() == "":
+		return bad("the answer names no secret")
+	case s.Name() != name:
+		return bad(fmt.Sprintf("the answer is for another secret (%q)", s.Name()))
+	case s.VersionID() == "":
+		return bad("the answer has no version id")
+	case ref.VersionID != "" && s.VersionID() != ref.VersionID:
+		// Not junk: KMS answers ACSCurrent when a managed secret (Rds, PolarDB,
+		// Redis, RAMCredentials, ECS) is asked for a version id alone.
+		return &secretsource.Error{Kind: secretsource.KindNotFound, Secret: name, Message: fmt.Sprintf("asked for version %q, KMS answered "+
+			"version %q: KMS ignores a version id without a stage for Rds, PolarDB, Redis, RAMCredentials and ECS "+
+			"secrets; set the Stage (ACSCurrent or ACSPrevious) with the VersionID", ref.VersionID, s.VersionID())}
+	}
+	stage := ref.Stage
+	if stage == "" && ref.VersionID == "" {
+		stage = secretsource.StageCurrent
+	}
+	if stage != "" && !s.HasStage(stage) {
+		return bad(fmt.Sprintf("version %q does not carry the stage %s asked for (stages %q)", s.VersionID(), stage, s.VersionStages()))
+	}
+	return nil
+}
+
+// DescribeJSONError says what is wrong with a JSON document of n bytes and
+// where, without quoting any of it: encoding/json's own messages quote the
+// offending character, which can be part of a secret value.
+func DescribeJSONError(err error, n int) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		if se.Offset >= int64(n) {
+			return fmt.Sprintf("JSON truncated after %d bytes", n)
+		}
+		return fmt.Sprintf("malformed JSON at byte offset %d of %d", se.Offset, n)
+	case errors.As(err, &te):
+		got := te.Value
+		if i := strings.IndexByte(got, ' '); i >= 0 { // "number 5": keep the JSON kind only
+			got = got[:i]
+		}
+		field := te.Field
+		if field == "" {
+			field = "the document"
+		}
+		return fmt.Sprintf("field %s is a JSON %s, want %s (byte offset %d of %d)", field, got, jsonKind(te.Type.Kind().String()), te.Offset, n)
+	}
+	return "not valid JSON (" + strconv.Itoa(n) + " bytes)"
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	}
+	return "a number"
 }

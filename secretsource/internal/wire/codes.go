@@ -1,0 +1,81 @@
+package wire
+
+import (
+	"strings"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+)
+
+// KindOfCode classifies a KMS (or STS) error code into the secretsource
+// taxonomy. Codes are the contract; the HTTP status is only a fallback for
+// codes this table does not know (see KindOfStatus).
+//
+//	Forbidden.ResourceNotFound, *.NotFound of a resource  -> NotFound
+//	InvalidAccessKeyId.*, SignatureDoesNotMatch,
+//	IncompleteSignature, InvalidSecurityToken.*           -> InvalidCredentials
+//	Forbidden.NoPermission, Forbidden.*, NoPermission     -> AccessDenied
+//	Rejected.Throttling, Throttling*                      -> Throttled
+//	ServiceUnavailableTemporary, ServiceUnavailable*      -> Unavailable
+//	InternalFailure, InternalError                        -> Internal
+//	SDK.TimeoutError                                      -> Timeout
+//	MissingParameter*, InvalidParameter*                  -> Config
+//
+// It returns KindUnknown for an empty or unknown code.
+func KindOfCode(code string) secretsource.Kind {
+	switch {
+	case code == "":
+		return secretsource.KindUnknown
+	case strings.HasPrefix(code, "InvalidAccessKeyId"),
+		code == "SignatureDoesNotMatch", code == "IncompleteSignature",
+		strings.HasPrefix(code, "InvalidSecurityToken"),
+		strings.HasPrefix(code, "InvalidSignature"),
+		code == "Forbidden.AccessKeyDisabled",
+		code == "Rejected.Unauthorized", code == "Unauthorized",
+		strings.HasPrefix(code, "InvalidAuthorization"), strings.HasPrefix(code, "AuthenticationFail"):
+		return secretsource.KindInvalidCredentials
+	case code == "Forbidden.ResourceNotFound", code == "ResourceNotFound",
+		strings.HasPrefix(code, "EntityNotExist"),
+		strings.HasPrefix(code, "Forbidden.") && strings.HasSuffix(code, "NotFound"):
+		return secretsource.KindNotFound
+	case code == "Forbidden", strings.HasPrefix(code, "Forbidden."), code == "NoPermission",
+		strings.HasPrefix(code, "NoPermission."), code == "AccessDenied",
+		strings.HasPrefix(code, "AccessDenied."):
+		return secretsource.KindAccessDenied
+	case strings.HasPrefix(code, "Rejected.Throttling"), strings.HasPrefix(code, "Throttling"),
+		code == "TooManyRequests":
+		return secretsource.KindThrottled
+	case strings.HasPrefix(code, "ServiceUnavailable"), code == "Rejected.ServiceUnavailable":
+		return secretsource.KindUnavailable
+	case code == "InternalFailure", code == "InternalError", strings.HasPrefix(code, "InternalError."),
+		code == "UnknownError":
+		return secretsource.KindInternal
+	case code == "SDK.TimeoutError", code == "SDK.ReadTimeout": // the core SDK's own codes
+		return secretsource.KindTimeout
+	case code == "SDK.ServerUnreachable":
+		return secretsource.KindNetwork
+	case strings.HasPrefix(code, "MissingParameter"), strings.HasPrefix(code, "InvalidParameter"),
+		strings.HasPrefix(code, "MissingSecretName"), strings.HasPrefix(code, "InvalidVersion"):
+		return secretsource.KindConfig
+	}
+	return secretsource.KindUnknown
+}
+
+// KindOfStatus classifies an HTTP status: the fallback for error codes that
+// KindOfCode does not know.
+func KindOfStatus(status int) secretsource.Kind {
+	switch {
+	case status == 429:
+		return secretsource.KindThrottled
+	case status == 401:
+		return secretsource.KindInvalidCredentials
+	case status == 403:
+		return secretsource.KindAccessDenied
+	case status == 404:
+		return secretsource.KindNotFound
+	case status == 502, status == 503, status == 504:
+		return secretsource.KindUnavailable
+	case status >= 500:
+		return secretsource.KindInternal
+	}
+	return secretsource.KindUnknown
+}
