@@ -78,7 +78,7 @@ func DefaultProvider(ctx context.Context) (Provider, error) {
 		return b.p, nil
 	}
 	set, err := loadSettings(ctx)
-	var src secretsource.Source
+	var src *config.Source
 	if err == nil {
 		src, err = set.Source()
 	}
@@ -88,9 +88,7 @@ func DefaultProvider(ctx context.Context) (Provider, error) {
 	}
 	c, err := cache.New(src, defaultCacheOptions(set)...)
 	if err != nil {
-		if cl, ok := src.(io.Closer); ok {
-			_ = cl.Close()
-		}
+		_ = src.Close()
 		return nil, fmt.Errorf("connector: default provider: %w", err)
 	}
 	cl := &closers{c: c, src: src}

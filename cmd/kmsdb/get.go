@@ -34,7 +34,7 @@ UserName, which are shown as REDACTED.
 // loadSource is config.Load; tests replace it to add the emulator's CA.
 // The commands pass a logger that prints the configuration's warnings
 // (ignoreSslCerts, unknown keys, a local source) on stderr.
-var loadSource = func(ctx context.Context, opts ...config.Option) (secretsource.Source, error) {
+var loadSource = func(ctx context.Context, opts ...config.Option) (*config.Source, error) {
 	return config.Load(ctx, opts...)
 }
 
@@ -68,16 +68,10 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("get: %w", err)
 	}
-	if c, ok := src.(io.Closer); ok {
-		defer c.Close()
-	}
+	defer src.Close()
 	var s *secretsource.Secret
 	if *stage != "" || *versionID != "" {
-		vs, ok := src.(secretsource.VersionSource)
-		if !ok {
-			return errors.New("get: the configured source cannot fetch a stage or version id")
-		}
-		s, err = vs.GetSecretVersion(ctx, name, secretsource.VersionRef{Stage: *stage, VersionID: *versionID})
+		s, err = src.GetSecretVersion(ctx, name, secretsource.VersionRef{Stage: *stage, VersionID: *versionID})
 	} else {
 		s, err = src.GetSecret(ctx, name)
 	}

@@ -50,7 +50,7 @@ func useEmulator(t *testing.T, srv *kmstest.Server, akID, akSecret string) {
 	t.Setenv("cache_client_region_id", `[{"regionId":"cn-hangzhou","endpoint":"`+srv.KMSTLSAddr()+`"}]`)
 	t.Chdir(t.TempDir())
 	old := loadSource
-	loadSource = func(ctx context.Context, opts ...config.Option) (secretsource.Source, error) {
+	loadSource = func(ctx context.Context, opts ...config.Option) (*config.Source, error) {
 		return config.Load(ctx, append(opts, config.WithRootCAs(srv.CertPool()))...)
 	}
 	t.Cleanup(func() { loadSource = old })

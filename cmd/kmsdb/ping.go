@@ -84,9 +84,7 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("ping: secret source: %w", err)
 	}
-	if c, ok := src.(io.Closer); ok {
-		defer c.Close()
-	}
+	defer src.Close() // the connectors' caches close it too: Close is idempotent
 
 	var c driver.Connector
 	var versionQuery, userQuery string

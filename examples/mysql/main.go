@@ -109,17 +109,10 @@ func exampleProvider(ctx context.Context, lookupEnv func(string) (string, bool))
 	}
 	c, err := cache.New(src)
 	if err != nil {
-		if cl, ok := src.(io.Closer); ok {
-			_ = cl.Close()
-		}
+		_ = src.Close()
 		return nil, nil, err
 	}
-	return c, func() {
-		_ = c.Close()
-		if cl, ok := src.(io.Closer); ok {
-			_ = cl.Close()
-		}
-	}, nil
+	return c, func() { _ = c.Close() }, nil // closing the cache closes src
 }
 
 func pause(ctx context.Context, d time.Duration) error {

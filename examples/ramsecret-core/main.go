@@ -75,14 +75,12 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if err != nil {
 		return err
 	}
-	if c, ok := src.(io.Closer); ok {
-		defer c.Close()
-	}
 	secrets, err := cache.New(src)
 	if err != nil {
+		_ = src.Close()
 		return err
 	}
-	defer secrets.Close()
+	defer secrets.Close() // closes src too: the cache owns it
 
 	// The provider is the client's credential: kms.NewClientWithOptions accepts it.
 	p, err := ramsecret.New(secrets, *secretName)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -138,6 +139,13 @@ type slot struct {
 // New returns a cache in front of src. It loads the Store (see WithStore) and
 // schedules an immediate refresh of each persisted secret; it does not call
 // the source itself. Close it to stop its background work.
+//
+// The cache owns src: when src implements io.Closer (as config.Load's
+// source, kms.Source and dkms.Source do), Close closes it after the cache's
+// own work stopped. To share one source between caches, or to keep it open
+// after the cache closed, give each cache a wrapper without Close:
+// secretsource.SourceFunc(src.GetSecret) (versions other than ACSCurrent are
+// then not available through it). When New fails, src is left open.
 func New(src secretsource.Source, opts ...Option) (*Cache, error) {
 	if src == nil {
 		return nil, errors.New("cache: New: source is nil")
@@ -974,7 +982,8 @@ func (c *Cache) Refresh(ctx context.Context, name string) (*secretsource.Secret,
 // (WithCloseTimeout, 5 s by default) Close returns an error wrapping
 // ErrCloseTimeout that names the secrets still being fetched. Their
 // goroutines belong to the Source call by then and end when it returns; the
-// cache ignores what it returns.
+// cache ignores what it returns. Last, Close closes the source when it is an
+// io.Closer (see New).
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -1019,6 +1028,11 @@ func (c *Cache) Close() error {
 			ErrCloseTimeout, what, c.cfg.closeWait)
 		c.log.LogAttrs(context.Background(), slog.LevelWarn, "cache: Close did not wait for calls still in progress",
 			slog.Any("secrets", names), slog.Duration("waited", c.cfg.closeWait))
+	}
+	if cl, ok := c.src.(io.Closer); ok { // the cache owns its source (see New)
+		if err := cl.Close(); err != nil {
+			c.closeErr = errors.Join(c.closeErr, fmt.Errorf("cache: closing the source: %w", err))
+		}
 	}
 	close(c.done)
 	return c.closeErr

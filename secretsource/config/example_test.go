@@ -3,7 +3,6 @@ package config_test
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/config"
@@ -35,7 +34,7 @@ func ExampleLoad() {
 		fmt.Println(err)
 		return
 	}
-	defer src.(io.Closer).Close()
+	defer src.Close()
 
 	s, err := src.GetSecret(ctx, "db/app")
 	if err != nil {

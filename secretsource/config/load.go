@@ -3,8 +3,10 @@ package config
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
@@ -14,12 +16,15 @@ import (
 // Load builds the secret source the configuration describes: options in
 // code, then environment variables, then the properties file (see the
 // package documentation). Dedicated KMS instances come first, then KMS
-// regions, wrapped in secretsource.Failover when there are several. It makes
-// no network call; a wrong credential shows on the first GetSecret.
+// regions, composed with secretsource.Failover when there are several. It
+// makes no network call; a wrong credential shows on the first GetSecret.
 //
-// The result implements io.Closer (close it when done) and
-// secretsource.VersionSource.
-func Load(ctx context.Context, opts ...Option) (secretsource.Source, error) {
+// Close the result when done, or give it to cache.New, which then owns it:
+//
+//	src, err := config.Load(ctx)
+//	if err != nil { ... }
+//	c, err := cache.New(src) // closing c closes src
+func Load(ctx context.Context, opts ...Option) (*Source, error) {
 	s, err := LoadSettings(ctx, opts...)
 	if err != nil {
 		return nil, err
@@ -28,7 +33,7 @@ func Load(ctx context.Context, opts ...Option) (secretsource.Source, error) {
 }
 
 // Source builds the source s describes (see Load).
-func (s *Settings) Source() (secretsource.Source, error) {
+func (s *Settings) Source() (*Source, error) {
 	logger := s.Logger
 	if logger == nil {
 		logger = slog.New(warnOnly{slog.Default().Handler()})
@@ -39,11 +44,15 @@ func (s *Settings) Source() (secretsource.Source, error) {
 		}
 	}
 	if s.Local {
-		return local.New(s.localOptions...)
+		l, err := local.New(s.localOptions...)
+		if err != nil {
+			return nil, err
+		}
+		return newSource([]secretsource.Source{l}, nil), nil
 	}
 	var sources []secretsource.Source
 	var closers []io.Closer
-	fail := func(err error) (secretsource.Source, error) {
+	fail := func(err error) (*Source, error) {
 		for _, c := range closers {
 			_ = c.Close()
 		}
@@ -83,11 +92,7 @@ func (s *Settings) Source() (secretsource.Source, error) {
 		sources = append(sources, src)
 		closers = append(closers, src)
 	}
-	f := secretsource.Failover(sources...)
-	if _, ok := f.(secretsource.VersionSource); ok {
-		return &closingVersionSource{closingSource{f, closers}}, nil
-	}
-	return &closingSource{f, closers}, nil
+	return newSource(sources, closers), nil
 }
 
 // withOrigin adds the credential's origin to a construction error, keeping
@@ -100,30 +105,57 @@ func withOrigin(err error, key, origin string) error {
 		Message: key + " from " + origin, Err: err}
 }
 
-// closingSource is the source Load returns: the failover over every
-// configured source, and Close for them all.
-type closingSource struct {
-	secretsource.Source
+// Source is the secret source Load builds: the local source, or the
+// dedicated KMS instances then the KMS regions composed with
+// secretsource.Failover. It implements secretsource.Source and
+// secretsource.VersionSource, is safe for concurrent use, and holds the
+// connections of its members until Close.
+type Source struct {
+	src     secretsource.Source
+	members []string // what each member is, for String
 	closers []io.Closer
 }
 
-// Close releases every source's connections. It is idempotent.
-func (c *closingSource) Close() error {
+func newSource(members []secretsource.Source, closers []io.Closer) *Source {
+	names := make([]string, len(members))
+	for i, m := range members {
+		names[i] = fmt.Sprint(m)
+	}
+	return &Source{src: secretsource.Failover(members...), members: names, closers: closers}
+}
+
+// GetSecret fetches the ACSCurrent version of name from the first member
+// that answers (the next one is asked only after a retryable failure).
+func (s *Source) GetSecret(ctx context.Context, name string) (*secretsource.Secret, error) {
+	return s.src.GetSecret(ctx, name)
+}
+
+// GetSecretVersion fetches the version ref selects (ACSPrevious, a version
+// id), like GetSecret.
+func (s *Source) GetSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
+	vs, ok := s.src.(secretsource.VersionSource)
+	if !ok { // only the empty failover, which fails every call anyway
+		return s.src.GetSecret(ctx, name)
+	}
+	return vs.GetSecretVersion(ctx, name, ref)
+}
+
+// Close releases every member's connections (a KMS or dedicated KMS member
+// fails every call afterwards with a KindConfig error). It is idempotent.
+func (s *Source) Close() error {
 	var errs []error
-	for _, cl := range c.closers {
-		errs = append(errs, cl.Close())
+	for _, c := range s.closers {
+		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)
 }
 
-func (c *closingSource) String() string { return "config.Load source" }
-
-type closingVersionSource struct{ closingSource }
-
-// GetSecretVersion fetches the version ref selects (ACSPrevious, a version id).
-func (c *closingVersionSource) GetSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
-	return c.Source.(secretsource.VersionSource).GetSecretVersion(ctx, name, ref)
+// String lists the members in the order they are asked, without credentials.
+func (s *Source) String() string {
+	return "config.Source(" + strings.Join(s.members, ", ") + ")"
 }
+
+var _ secretsource.VersionSource = (*Source)(nil)
 
 // warnOnly passes records at Warn and above to h: the logger of a Load given
 // no logger, so that warnings reach slog.Default() and debug lines do not.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -59,7 +58,7 @@ func fetch(t *testing.T, srv *kmstest.Server, opts ...config.Option) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.(io.Closer).Close()
+	defer src.Close()
 	s, err := src.GetSecret(ctx, secretName)
 	if err != nil {
 		if strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), dbPassword) {
@@ -74,9 +73,6 @@ func fetch(t *testing.T, srv *kmstest.Server, opts ...config.Option) {
 	if a.Username != "app" || a.Password != dbPassword || a.Host != "db.internal" || a.Port != 3306 {
 		t.Errorf("decoded %v (password ok: %v)", a, a.Password == dbPassword)
 	}
-	if _, ok := src.(secretsource.VersionSource); !ok {
-		t.Error("Load's source is not a VersionSource")
-	}
 }
 
 // TestEnvAsAlibabaDocuments configures through the environment variables of
@@ -89,6 +85,30 @@ func TestEnvAsAlibabaDocuments(t *testing.T) {
 	t.Setenv("credentials_access_secret", testSecret)
 	t.Setenv("cache_client_region_id", regionJSON(srv))
 	fetch(t, srv)
+
+	// Load's source fetches versions too (every member is a VersionSource).
+	src, err := config.Load(context.Background(), config.WithRootCAs(srv.CertPool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	cur, err := src.GetSecret(context.Background(), secretName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := src.GetSecretVersion(context.Background(), secretName, secretsource.VersionRef{Stage: secretsource.StageCurrent})
+	if err != nil || v.VersionID() != cur.VersionID() {
+		t.Errorf("GetSecretVersion(ACSCurrent) = %v, %v; want version %s", v, err, cur.VersionID())
+	}
+	if s := src.String(); s != "config.Source(kms(cn-hangzhou))" {
+		t.Errorf("String() = %s", s)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.GetSecret(context.Background(), secretName); !errors.Is(err, secretsource.ErrConfig) {
+		t.Errorf("GetSecret after Close = %v, want a KindConfig error", err)
+	}
 }
 
 // TestPropertiesFileAsAlibabaDocuments configures through
@@ -188,7 +208,7 @@ func clientKeyOnSharedGateway(t *testing.T, srv *kmstest.Server) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.(io.Closer).Close()
+	defer src.Close()
 	_, err = src.GetSecret(context.Background(), secretName)
 	return !errors.Is(err, secretsource.ErrInvalidCredentials)
 }
@@ -213,7 +233,7 @@ func TestRegionFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.(io.Closer).Close()
+	defer src.Close()
 	_, err = src.GetSecret(context.Background(), "no/such/secret")
 	if !errors.Is(err, secretsource.ErrNotFound) {
 		t.Fatalf("want not found, got %v", err)
@@ -294,7 +314,7 @@ func TestDKMSThenKMSFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.(io.Closer).Close()
+	defer src.Close()
 	if _, err := src.GetSecret(context.Background(), "no/such/secret"); !errors.Is(err, secretsource.ErrNotFound) {
 		t.Fatalf("want not found, got %v", err)
 	}
@@ -319,7 +339,7 @@ func TestRegionCAFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer src.(io.Closer).Close()
+		defer src.Close()
 		_, err = src.GetSecret(context.Background(), secretName)
 		return err
 	}

@@ -407,9 +407,7 @@ func TestBrokenConfigurations(t *testing.T) {
 			}
 			src, err := Load(context.Background(), append(opts, tt.opts...)...)
 			if err == nil {
-				if c, ok := src.(interface{ Close() error }); ok {
-					c.Close()
-				}
+				src.Close()
 				t.Fatal("Load accepted a broken configuration")
 			}
 			msg := err.Error()

@@ -2,13 +2,11 @@ package config
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/kmsdb/kmsdb/internal/syncbuf"
-	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/local"
 )
 
@@ -23,12 +21,10 @@ func captureDefault(t *testing.T) *syncbuf.Buffer {
 	return buf
 }
 
-func closeSource(t *testing.T, src secretsource.Source) {
+func closeSource(t *testing.T, src *Source) {
 	t.Helper()
-	if c, ok := src.(io.Closer); ok {
-		if err := c.Close(); err != nil {
-			t.Error(err)
-		}
+	if err := src.Close(); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -132,7 +128,7 @@ func TestLocalSecretsFromEnvironment(t *testing.T) {
 	t.Chdir(t.TempDir())
 	localFile := writeFile(t, t.TempDir(), "secrets.yaml", "db/app: local-value\n")
 	ctx := context.Background()
-	isLocal := func(src secretsource.Source) bool { _, ok := src.(*local.Source); return ok }
+	isLocal := func(src *Source) bool { return strings.HasPrefix(src.String(), "config.Source(local.Source(") }
 
 	for _, tt := range []struct {
 		name    string
