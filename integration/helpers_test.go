@@ -134,7 +134,7 @@ func newKMSStack(t testing.TB, cacheOpts []cache.Option, specs ...kmstest.Secret
 		t.Fatal(err)
 	}
 	src, err := kms.New(kms.Config{
-		Regions:    []kms.Region{{ID: testRegion, Endpoint: srv.KMSTLSAddr()}},
+		Region:     kms.Region{ID: testRegion, Endpoint: srv.KMSTLSAddr()},
 		Credential: cred,
 		Scheme:     "https",
 		RootCAs:    srv.CertPool(),

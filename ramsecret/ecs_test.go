@@ -146,7 +146,7 @@ func newECSEnv(t *testing.T, spec kmstest.SecretSpec) *ecsEnv {
 	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := kmstest.Start(t, kmstest.WithAccessKey(sourceAK, sourceSK), kmstest.WithSecret(spec), kmstest.WithLogger(logger))
-	src, err := kms.New(kms.Config{Regions: []kms.Region{{ID: region, Endpoint: srv.KMSAddr()}}, Scheme: "http",
+	src, err := kms.New(kms.Config{Region: kms.Region{ID: region, Endpoint: srv.KMSAddr()}, Scheme: "http",
 		Credential: staticCredential(t, sourceAK, sourceSK), Logger: logger})
 	if err != nil {
 		t.Fatal(err)

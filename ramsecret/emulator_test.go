@@ -71,7 +71,7 @@ func newEnv(t *testing.T, spec kmstest.SecretSpec, srvOpts []kmstest.Option, cac
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := kmstest.Start(t, append([]kmstest.Option{kmstest.WithAccessKey(sourceAK, sourceSK), kmstest.WithSecret(spec),
 		kmstest.WithLogger(logger)}, srvOpts...)...)
-	src, err := kms.New(kms.Config{Regions: []kms.Region{{ID: region, Endpoint: srv.KMSAddr()}}, Scheme: "http",
+	src, err := kms.New(kms.Config{Region: kms.Region{ID: region, Endpoint: srv.KMSAddr()}, Scheme: "http",
 		Credential: staticCredential(t, sourceAK, sourceSK), Logger: logger})
 	if err != nil {
 		t.Fatal(err)

@@ -41,7 +41,7 @@ func exampleCache() (*kmstest.Server, *cache.Cache, func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	src, err := kms.New(kms.Config{Regions: []kms.Region{{ID: region, Endpoint: srv.KMSAddr()}}, Scheme: "http", Credential: cred})
+	src, err := kms.New(kms.Config{Region: kms.Region{ID: region, Endpoint: srv.KMSAddr()}, Scheme: "http", Credential: cred})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Failover returns a Source that asks each of sources in order and returns the
@@ -14,8 +15,11 @@ import (
 // expired caller context stops the walk.
 //
 // When every source fails, the error is an *Error of the last failure's Kind
-// whose Err joins every attempt's error, so errors.Is and errors.As see each of
-// them.
+// whose message names each member tried (its region or endpoint) and whose
+// Err joins every attempt's error, so errors.Is and errors.As see each of
+// them. Failover is the only failover loop of this module: kms.Source and
+// dkms.Source each ask one region or endpoint, and config.Load composes one
+// per region and endpoint with Failover.
 //
 // The result also implements VersionSource when every member does.
 // With a single source, Failover returns that source unchanged.
@@ -68,13 +72,28 @@ func (f *failover) try(ctx context.Context, name string, get func(Source) (*Secr
 	}
 	last := errs[len(errs)-1]
 	e := &Error{Kind: KindOf(last), Secret: name, Source: "failover",
-		Message: fmt.Sprintf("%d of %d sources tried, all failed", len(errs), len(f.sources)),
+		Message: fmt.Sprintf("%d of %d sources tried (%s), all failed", len(errs), len(f.sources), tried(errs)),
 		Err:     errors.Join(errs...)}
 	var le *Error
 	if errors.As(last, &le) {
 		e.Code, e.RequestID, e.Region = le.Code, le.RequestID, le.Region
 	}
 	return nil, e
+}
+
+// tried names the member behind each error: its region or endpoint (the
+// Region of its *Error), else its position.
+func tried(errs []error) string {
+	names := make([]string, len(errs))
+	for i, err := range errs {
+		var e *Error
+		if errors.As(err, &e) && e.Region != "" {
+			names[i] = e.Region
+		} else {
+			names[i] = fmt.Sprintf("source %d", i+1)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // String names the wrapper without listing credentials or endpoints.

@@ -101,6 +101,19 @@ func TestFailoverAllFailKeepsEveryError(t *testing.T) {
 	}
 }
 
+// TestFailoverNamesEachMember: when every member fails, the message says
+// which ones were tried, by region or endpoint (the Region of their *Error),
+// by position otherwise.
+func TestFailoverNamesEachMember(t *testing.T) {
+	a := &stubSource{err: &secretsource.Error{Kind: secretsource.KindUnavailable, Source: "dkms", Region: "cn-a (kst-a.example)"}}
+	b := &stubSource{err: &secretsource.Error{Kind: secretsource.KindThrottled, Source: "kms", Region: "cn-b"}}
+	c := &stubSource{err: context.DeadlineExceeded}
+	_, err := secretsource.Failover(a, b, c).GetSecret(context.Background(), "db")
+	if want := "3 of 3 sources tried (cn-a (kst-a.example), cn-b, source 3), all failed"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v\ndoes not contain %q", err, want)
+	}
+}
+
 func TestFailoverShapes(t *testing.T) {
 	plain := &stubSource{name: "p"}
 	if got := secretsource.Failover(plain); got != secretsource.Source(plain) {

@@ -132,7 +132,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	src, err := kms.New(kms.Config{Regions: []kms.Region{{ID: demoRegion, Endpoint: srv.KMSTLSAddr()}},
+	src, err := kms.New(kms.Config{Region: kms.Region{ID: demoRegion, Endpoint: srv.KMSTLSAddr()},
 		Credential: cred, Scheme: "https", RootCAs: srv.CertPool()})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)

@@ -40,7 +40,7 @@ func emulator(t *testing.T) (*kmstest.Server, *kms.Source) {
 		t.Fatal(err)
 	}
 	src, err := kms.New(kms.Config{
-		Regions:    []kms.Region{{ID: "cn-hangzhou", Endpoint: srv.KMSTLSAddr()}},
+		Region:     kms.Region{ID: "cn-hangzhou", Endpoint: srv.KMSTLSAddr()},
 		Credential: cred,
 		RootCAs:    srv.CertPool(),
 		Timeout:    10 * time.Second,

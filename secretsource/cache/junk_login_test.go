@@ -60,7 +60,7 @@ func TestJunkAnswersKeepTheLoginWorking(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := kms.New(kms.Config{Regions: []kms.Region{{ID: "cn-hangzhou", Endpoint: strings.TrimPrefix(fake.URL, "http://")}},
+	src, err := kms.New(kms.Config{Region: kms.Region{ID: "cn-hangzhou", Endpoint: strings.TrimPrefix(fake.URL, "http://")},
 		Scheme: "http", Credential: cred, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)

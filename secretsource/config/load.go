@@ -48,9 +48,12 @@ func (s *Settings) Source() (*Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newSource([]secretsource.Source{l}, nil), nil
+		return newSource([]member{l}, nil), nil
 	}
-	var sources []secretsource.Source
+	// One source per dedicated KMS endpoint, then one per KMS region, in the
+	// order configured: secretsource.Failover asks the next only after a
+	// retryable failure.
+	var members []member
 	var closers []io.Closer
 	fail := func(err error) (*Source, error) {
 		for _, c := range closers {
@@ -58,15 +61,12 @@ func (s *Settings) Source() (*Source, error) {
 		}
 		return nil, err
 	}
-	if len(s.DKMS) > 0 {
-		src, err := newDKMS(s, logger)
+	for i := range s.DKMS {
+		src, err := newDKMS(s, i, logger)
 		if err != nil {
 			return fail(err)
 		}
-		sources = append(sources, src)
-		if c, ok := src.(io.Closer); ok {
-			closers = append(closers, c)
-		}
+		members, closers = append(members, src), append(closers, src)
 	}
 	if len(s.Regions) > 0 {
 		cred := s.credential
@@ -77,22 +77,26 @@ func (s *Settings) Source() (*Source, error) {
 			}
 			cred = c
 		}
-		src, err := kms.New(kms.Config{
-			Regions:             s.Regions,
-			Credential:          cred,
-			Scheme:              s.Scheme,
-			RootCAs:             s.RootCAs,
-			Timeout:             s.Timeout,
-			FetchExtendedConfig: s.FetchExtendedConfig,
-			Logger:              logger,
-		})
-		if err != nil {
-			return fail(err)
+		for _, r := range s.Regions {
+			src, err := kms.New(kms.Config{
+				Region:              r,
+				Credential:          cred,
+				Scheme:              s.Scheme,
+				RootCAs:             s.RootCAs,
+				Timeout:             s.Timeout,
+				FetchExtendedConfig: s.FetchExtendedConfig,
+				Logger:              logger,
+			})
+			if err != nil {
+				return fail(err)
+			}
+			members, closers = append(members, src), append(closers, src)
 		}
-		sources = append(sources, src)
-		closers = append(closers, src)
 	}
-	return newSource(sources, closers), nil
+	for i := 0; i+1 < len(members); i++ {
+		members[i] = failoverLog{members[i], logger}
+	}
+	return newSource(members, closers), nil
 }
 
 // withOrigin adds the credential's origin to a construction error, keeping
@@ -116,12 +120,20 @@ type Source struct {
 	closers []io.Closer
 }
 
-func newSource(members []secretsource.Source, closers []io.Closer) *Source {
+// member is what each source composed into a Source is: a kms.Source, a
+// dkms.Source or a local.Source.
+type member interface {
+	secretsource.Source
+	secretsource.VersionSource
+}
+
+func newSource(members []member, closers []io.Closer) *Source {
 	names := make([]string, len(members))
+	srcs := make([]secretsource.Source, len(members))
 	for i, m := range members {
-		names[i] = fmt.Sprint(m)
+		names[i], srcs[i] = fmt.Sprint(m), m
 	}
-	return &Source{src: secretsource.Failover(members...), members: names, closers: closers}
+	return &Source{src: secretsource.Failover(srcs...), members: names, closers: closers}
 }
 
 // GetSecret fetches the ACSCurrent version of name from the first member
@@ -156,6 +168,42 @@ func (s *Source) String() string {
 }
 
 var _ secretsource.VersionSource = (*Source)(nil)
+
+// failoverLog wraps every member of a Source but the last: a retryable
+// failure, after which secretsource.Failover asks the next member, is logged
+// at Debug with the member, the kind and the code.
+type failoverLog struct {
+	member member
+	logger *slog.Logger
+}
+
+func (f failoverLog) GetSecret(ctx context.Context, name string) (*secretsource.Secret, error) {
+	sec, err := f.member.GetSecret(ctx, name)
+	f.log(ctx, name, err)
+	return sec, err
+}
+
+func (f failoverLog) GetSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
+	sec, err := f.member.GetSecretVersion(ctx, name, ref)
+	f.log(ctx, name, err)
+	return sec, err
+}
+
+func (f failoverLog) log(ctx context.Context, name string, err error) {
+	if err == nil || !secretsource.IsRetryable(err) || ctx.Err() != nil {
+		return
+	}
+	var e *secretsource.Error
+	code := ""
+	if errors.As(err, &e) {
+		code = e.Code
+	}
+	f.logger.LogAttrs(ctx, slog.LevelDebug, "kmsdb config: source failed, trying the next one",
+		slog.String("secret", name), slog.String("source", fmt.Sprint(f.member)),
+		slog.String("kind", secretsource.KindOf(err).String()), slog.String("code", code))
+}
+
+func (f failoverLog) String() string { return fmt.Sprint(f.member) }
 
 // warnOnly passes records at Warn and above to h: the logger of a Load given
 // no logger, so that warnings reach slog.Default() and debug lines do not.

@@ -23,13 +23,13 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 
-	src, err := dkms.New(dkms.Config{Endpoints: []dkms.Endpoint{{
+	src, err := dkms.New(dkms.Config{Endpoint: dkms.Endpoint{
 		RegionID:      "cn-hangzhou",
 		Endpoint:      srv.DKMSAddr(), // kst-….cryptoservice.kms.aliyuncs.com in production
 		ClientKeyFile: key.File,
 		Password:      key.Password, // resolved by the caller from an env var or a file
 		CAFile:        srv.CAFile(), // the instance CA
-	}}})
+	}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -90,8 +90,8 @@ func (f *fakeInstance) answer(status int, body string) {
 func (f *fakeInstance) source(t *testing.T, timeout time.Duration) (*dkms.Source, string) {
 	t.Helper()
 	in := f.key
-	src, logs := newSource(t, dkms.Config{Timeout: timeout, Endpoints: []dkms.Endpoint{{RegionID: "cn-hangzhou",
-		Endpoint: strings.TrimPrefix(f.URL, "https://"), ClientKeyFile: in.key.File, Password: in.key.Password, CAFile: f.caFile}}})
+	src, logs := newSource(t, dkms.Config{Timeout: timeout, Endpoint: dkms.Endpoint{RegionID: "cn-hangzhou",
+		Endpoint: strings.TrimPrefix(f.URL, "https://"), ClientKeyFile: in.key.File, Password: in.key.Password, CAFile: f.caFile}})
 	t.Cleanup(func() { assertNoPassword(t, nil, logs.String()) })
 	return src, in.key.Password
 }
@@ -267,8 +267,8 @@ func TestEachSourceItsOwnCA(t *testing.T) {
 			right := in.endpoint()
 			wrong := in.endpoint()
 			wrong.CAFile = wrongCA
-			rightSrc, _ := newSource(t, dkms.Config{Endpoints: []dkms.Endpoint{right}})
-			wrongSrc, _ := newSource(t, dkms.Config{Endpoints: []dkms.Endpoint{wrong}})
+			rightSrc, _ := newSource(t, dkms.Config{Endpoint: right})
+			wrongSrc, _ := newSource(t, dkms.Config{Endpoint: wrong})
 			try := func(src *dkms.Source, wantOK bool) {
 				t.Helper()
 				_, err := src.GetSecret(context.Background(), secretName)

@@ -17,7 +17,7 @@ func TestEndpointRedacted(t *testing.T) {
 	const pw = "client-key-password-7"
 	e := dkms.Endpoint{RegionID: "cn-hangzhou", Endpoint: "kst-visible.cryptoservice.kms.aliyuncs.com",
 		ClientKeyFile: "/keys/clientKey.json", Password: pw, CAFile: "/keys/ca.pem"}
-	cfg := dkms.Config{Endpoints: []dkms.Endpoint{e}}
+	cfg := dkms.Config{Endpoint: e}
 	var buf bytes.Buffer
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("dkms", "endpoint", e, "config", cfg, "ptr", &e)
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("dkms", "endpoint", e, "config", cfg)

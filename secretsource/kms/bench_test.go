@@ -15,7 +15,7 @@ func BenchmarkGetSecret(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	src, err := kms.New(kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: cred, RootCAs: srv.CertPool()})
+	src, err := kms.New(kms.Config{Region: tlsRegion(srv, region), Credential: cred, RootCAs: srv.CertPool()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func TestRegionCAFile(t *testing.T) {
 	regionA := kms.Region{ID: "cn-a", Endpoint: a.KMSTLSAddr(), CAFile: a.CAFile()}
 	regionB := kms.Region{ID: "cn-b", Endpoint: b.KMSTLSAddr(), CAFile: b.CAFile()}
 
-	src, _ := newSource(t, kms.Config{Regions: []kms.Region{regionA, regionB}, Credential: accessKey(t)})
+	src, _ := regions(t, kms.Config{Credential: accessKey(t)}, regionA, regionB)
 	if _, err := src.GetSecret(context.Background(), secretName); err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestRegionCAFile(t *testing.T) {
 	}
 
 	crossed := kms.Region{ID: "cn-b", Endpoint: b.KMSTLSAddr(), CAFile: a.CAFile()}
-	src2, _ := newSource(t, kms.Config{Regions: []kms.Region{crossed}, Credential: accessKey(t)})
+	src2, _ := newSource(t, kms.Config{Region: crossed, Credential: accessKey(t)})
 	_, err := src2.GetSecret(context.Background(), secretName)
 	if !errors.Is(err, secretsource.ErrNetwork) || !strings.Contains(err.Error(), "TLS") || !strings.Contains(err.Error(), "caFilePath") {
 		t.Fatalf("region b verified with a's CA: want a TLS error naming caFilePath, got %v", err)
@@ -47,7 +47,7 @@ func TestRegionCAFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{notPEM, filepath.Join(t.TempDir(), "missing.pem")} {
-		_, err := kms.New(kms.Config{Regions: []kms.Region{{ID: "cn-a", Endpoint: a.KMSTLSAddr(), CAFile: path}}, Credential: accessKey(t)})
+		_, err := kms.New(kms.Config{Region: kms.Region{ID: "cn-a", Endpoint: a.KMSTLSAddr(), CAFile: path}, Credential: accessKey(t)})
 		if !errors.Is(err, secretsource.ErrConfig) || !strings.Contains(err.Error(), path) {
 			t.Errorf("CA file %s: want a config error naming it, got %v", path, err)
 		}

@@ -84,7 +84,7 @@ func TestClientKeyWire(t *testing.T) {
 	if key.KeyID() != keyID || strings.Contains(fmt.Sprintf("%v %+v %#v %s", key, key, key, key), "PRIVATE") {
 		t.Errorf("key id %q / formatting %v", key.KeyID(), key)
 	}
-	src, _ := newSource(t, kms.Config{Regions: []kms.Region{{ID: region, Endpoint: strings.TrimPrefix(hs.URL, "http://")}},
+	src, _ := newSource(t, kms.Config{Region: kms.Region{ID: region, Endpoint: strings.TrimPrefix(hs.URL, "http://")},
 		Credential: key, Scheme: "http"})
 	s, err := src.GetSecret(context.Background(), "db/with space*~")
 	if err != nil {
@@ -112,7 +112,7 @@ func TestClientKeySharedGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, logs := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: key, RootCAs: srv.CertPool()})
+	src, logs := newSource(t, kms.Config{Region: tlsRegion(srv, region), Credential: key, RootCAs: srv.CertPool()})
 	s, err := src.GetSecret(context.Background(), secretName)
 	if err != nil {
 		t.Fatal(err)

@@ -20,8 +20,10 @@
 //
 // # Regions and endpoints
 //
-// Regions are tried in order. The next region is asked only when the previous
-// one failed in a way that may heal (throttled, unavailable, internal error,
+// A Source asks one region (Config.Region). To fail over between regions,
+// build a Source per region and compose them with secretsource.Failover, as
+// config.Load does: the next region is asked only when the previous one
+// failed in a way that may heal (throttled, unavailable, internal error,
 // network error, timeout); not found, access denied and bad credentials are
 // returned at once. A region's host is its Endpoint when set, else
 // kms-vpc.<id>.aliyuncs.com with VPC, else kms.<id>.aliyuncs.com.

@@ -11,7 +11,8 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
 )
 
-// A Source reading from two regions over HTTPS with an AccessKey. The emulator
+// Two regions over HTTPS with an AccessKey, one Source each, composed with
+// secretsource.Failover. The emulator
 // stands in for KMS; in production drop Endpoint and RootCAs.
 func ExampleNew() {
 	srv, err := kmstest.NewServer(
@@ -28,18 +29,23 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	src, err := kms.New(kms.Config{
-		Regions: []kms.Region{
-			{ID: "cn-hangzhou", Endpoint: srv.KMSTLSAddr()}, // tried first
-			{ID: "cn-shanghai", VPC: true},                  // only if cn-hangzhou fails in a retryable way
-		},
+	hangzhou, err := kms.New(kms.Config{
+		Region:     kms.Region{ID: "cn-hangzhou", Endpoint: srv.KMSTLSAddr()},
 		Credential: cred,
 		RootCAs:    srv.CertPool(),
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer src.Close()
+	defer hangzhou.Close()
+	shanghai, err := kms.New(kms.Config{Region: kms.Region{ID: "cn-shanghai", VPC: true}, Credential: cred})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer shanghai.Close()
+	// cn-shanghai is asked only if cn-hangzhou fails in a retryable way
+	// (config.Load composes its regions the same way).
+	src := secretsource.Failover(hangzhou, shanghai)
 
 	s, err := src.GetSecret(context.Background(), "db/app")
 	if err != nil {

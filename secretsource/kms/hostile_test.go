@@ -86,7 +86,7 @@ func (f *fakeKMS) region() kms.Region {
 
 func hostileSource(t *testing.T, f *fakeKMS, timeout time.Duration) (*kms.Source, *syncbuf.Buffer) {
 	t.Helper()
-	return newSource(t, kms.Config{Regions: []kms.Region{f.region()}, Credential: accessKey(t), Scheme: "http", Timeout: timeout})
+	return newSource(t, kms.Config{Region: f.region(), Credential: accessKey(t), Scheme: "http", Timeout: timeout})
 }
 
 // assertNoPassword fails when a part of hostilePW shows in any formatting of
@@ -316,7 +316,7 @@ func TestHostileMetadataService(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := startFake(t)
-	src, logs := newSource(t, kms.Config{Regions: []kms.Region{f.region()}, Credential: cred, Scheme: "http", Timeout: 10 * time.Second})
+	src, logs := newSource(t, kms.Config{Region: f.region(), Credential: cred, Scheme: "http", Timeout: 10 * time.Second})
 	for range 2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err := src.GetSecret(ctx, secretName)

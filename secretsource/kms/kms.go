@@ -24,11 +24,11 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
-// DefaultTimeout bounds one request to one region (connect + TLS + answer)
-// when Config.Timeout is zero.
+// DefaultTimeout bounds one request (connect + TLS + answer) when
+// Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
 
-// Region is one KMS region to ask. Endpoint, when set, overrides the host
+// Region is the KMS region a Source asks. Endpoint, when set, overrides the host
 // derived from ID ("host" or "host:port", no scheme); otherwise VPC selects
 // kms-vpc.<ID>.aliyuncs.com instead of kms.<ID>.aliyuncs.com.
 type Region struct {
@@ -55,10 +55,10 @@ func (r Region) Host() string {
 
 // Config configures a Source.
 type Config struct {
-	// Regions are tried in order; the next one only when the previous failed
-	// with a retryable error (throttled, unavailable, internal, network,
-	// timeout). At least one is required.
-	Regions []Region
+	// Region is the one region the Source asks; its ID is required. To fail
+	// over between regions, build a Source per region and compose them with
+	// secretsource.Failover (config.Load does).
+	Region Region
 	// Credential is any credentials-go Credential (see NewCredential for the
 	// usual types, and ClientKey). Nil uses credentials-go's default chain.
 	Credential credentials.Credential
@@ -67,29 +67,29 @@ type Config struct {
 	// RootCAs verifies the endpoints' certificates; nil uses the system roots.
 	// Certificates are always verified.
 	RootCAs *x509.CertPool
-	// Timeout bounds each request to one region, connection included
-	// (default DefaultTimeout). The caller's context bounds the whole call.
+	// Timeout bounds each request, connection included (default
+	// DefaultTimeout). The caller's context bounds the whole call.
 	Timeout time.Duration
 	// FetchExtendedConfig asks KMS for the secret's ExtendedConfig.
 	FetchExtendedConfig bool
-	// Logger receives debug lines on failover and warnings on odd answers,
-	// never a secret value. Nil discards them.
+	// Logger receives warnings on odd answers, never a secret value. Nil
+	// discards them.
 	Logger *slog.Logger
 }
 
-// Source fetches secrets from the KMS OpenAPI (the shared gateway) through
-// alibaba-cloud-sdk-go. It implements secretsource.Source and
-// secretsource.VersionSource and is safe for concurrent use.
+// Source fetches secrets from one region of the KMS OpenAPI (the shared
+// gateway) through alibaba-cloud-sdk-go. It implements secretsource.Source
+// and secretsource.VersionSource and is safe for concurrent use.
 type Source struct {
-	regions    []Region
-	scheme     string
-	timeout    time.Duration
-	extended   bool
-	logger     *slog.Logger
-	provider   *providerAdapter
-	transports []http.RoundTripper // per region (regions with the same roots share one), shared by every request
-	bases      []*http.Transport   // the distinct transports, for Close
-	closed     atomic.Bool
+	region    Region
+	scheme    string
+	timeout   time.Duration
+	extended  bool
+	logger    *slog.Logger
+	provider  *providerAdapter
+	transport http.RoundTripper // shared by every request; signs them for a ClientKey
+	base      *http.Transport   // its connection pool, for Close
+	closed    atomic.Bool
 }
 
 var reRegionID = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
@@ -97,19 +97,15 @@ var reRegionID = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 // New validates cfg and returns a Source. It makes no network call: a wrong
 // credential shows on the first GetSecret.
 func New(cfg Config) (*Source, error) {
-	if len(cfg.Regions) == 0 {
-		return nil, configError("no region configured: set at least one region id", nil)
+	r := cfg.Region
+	if r.ID == "" {
+		return nil, configError("no region configured: set the region id", nil)
 	}
-	for i, r := range cfg.Regions {
-		if r.ID == "" {
-			return nil, configError(fmt.Sprintf("region %d has no region id", i), nil)
-		}
-		if !reRegionID.MatchString(r.ID) {
-			return nil, configError(fmt.Sprintf("region %d: region id %q may hold only letters, digits, '-' and '_'", i, r.ID), nil)
-		}
-		if strings.Contains(r.Endpoint, "/") {
-			return nil, configError(fmt.Sprintf("region %q: endpoint %q must be a host or host:port, without scheme or path", r.ID, r.Endpoint), nil)
-		}
+	if !reRegionID.MatchString(r.ID) {
+		return nil, configError(fmt.Sprintf("region id %q may hold only letters, digits, '-' and '_'", r.ID), nil)
+	}
+	if strings.Contains(r.Endpoint, "/") {
+		return nil, configError(fmt.Sprintf("region %q: endpoint %q must be a host or host:port, without scheme or path", r.ID, r.Endpoint), nil)
 	}
 	scheme := strings.ToLower(cfg.Scheme)
 	switch scheme {
@@ -145,34 +141,25 @@ func New(cfg Config) (*Source, error) {
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
 	}
-	s := &Source{
-		regions:  append([]Region(nil), cfg.Regions...),
-		scheme:   scheme,
-		timeout:  timeout,
-		extended: cfg.FetchExtendedConfig,
-		logger:   logger,
-		provider: newProviderAdapter(cred),
-		bases:    []*http.Transport{base},
+	if r.CAFile != "" {
+		pool, err := rootsWithCAFile(cfg.RootCAs, r.CAFile)
+		if err != nil {
+			return nil, configError(fmt.Sprintf("region %q: CA file %q: %v", r.ID, r.CAFile, err), nil)
+		}
+		base.TLSClientConfig.RootCAs = pool
 	}
-	byCAFile := map[string]*http.Transport{"": base}
-	key, signed := clientKeyOf(cred)
-	for _, r := range s.regions {
-		tr, ok := byCAFile[r.CAFile]
-		if !ok {
-			pool, err := rootsWithCAFile(cfg.RootCAs, r.CAFile)
-			if err != nil {
-				return nil, configError(fmt.Sprintf("region %q: CA file %q: %v", r.ID, r.CAFile, err), nil)
-			}
-			tr = base.Clone()
-			tr.TLSClientConfig.RootCAs = pool
-			byCAFile[r.CAFile] = tr
-			s.bases = append(s.bases, tr)
-		}
-		var rt http.RoundTripper = tr
-		if signed {
-			rt = &rsaSigningTransport{key: key, next: tr}
-		}
-		s.transports = append(s.transports, rt)
+	s := &Source{
+		region:    r,
+		scheme:    scheme,
+		timeout:   timeout,
+		extended:  cfg.FetchExtendedConfig,
+		logger:    logger,
+		provider:  newProviderAdapter(cred),
+		transport: base,
+		base:      base,
+	}
+	if key, signed := clientKeyOf(cred); signed {
+		s.transport = &rsaSigningTransport{key: key, next: base}
 	}
 	return s, nil
 }
@@ -184,8 +171,7 @@ func (s *Source) GetSecret(ctx context.Context, name string) (*secretsource.Secr
 
 // GetSecretVersion fetches the version of the secret that ref selects (a
 // stage such as ACSPrevious, a version id, or both; the zero ref is
-// ACSCurrent). Regions are tried in order and the next one only after a
-// retryable failure. Errors are *secretsource.Error.
+// ACSCurrent). Errors are *secretsource.Error naming the region.
 func (s *Source) GetSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
 	if s.closed.Load() {
 		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "kms", Message: "source is closed"}
@@ -193,53 +179,49 @@ func (s *Source) GetSecretVersion(ctx context.Context, name string, ref secretso
 	if name == "" {
 		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Source: "kms", Message: "empty secret name"}
 	}
-	var errs []error
-	for i, r := range s.regions {
-		sec, err := s.fetch(ctx, r, s.transports[i], name, ref)
-		if err == nil {
-			return sec, nil
-		}
-		errs = append(errs, err)
-		if !secretsource.IsRetryable(err) || ctx.Err() != nil {
-			break
-		}
-		if i+1 < len(s.regions) {
-			s.logger.LogAttrs(ctx, slog.LevelDebug, "kms: region failed, trying the next one",
-				slog.String("secret", name), slog.String("region", r.ID),
-				slog.String("kind", secretsource.KindOf(err).String()), slog.String("code", codeOf(err)),
-				slog.String("next", s.regions[i+1].ID))
-		}
-	}
-	if len(errs) == 1 {
-		return nil, errs[0]
-	}
-	last := errs[len(errs)-1].(*secretsource.Error)
-	return nil, &secretsource.Error{Kind: last.Kind, Secret: name, Source: "kms", Code: last.Code,
-		RequestID: last.RequestID, Region: last.Region,
-		Message: fmt.Sprintf("%d of %d regions tried, all failed", len(errs), len(s.regions)),
-		Err:     errors.Join(errs...)}
-}
-
-func codeOf(err error) string {
-	var e *secretsource.Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return ""
-}
-
-type result struct{ err error }
-
-// fetch asks one region. The core SDK takes no context, so the call runs in
-// its own goroutine, with a transport that binds every HTTP request to ctx
-// (plus the per-request timeout): cancelling ctx aborts the request on the
-// wire and the goroutine ends with it, while the caller returns at once even
-// if the SDK is still busy elsewhere (for example a credential provider
-// talking to STS, which has no context either and ends on its own timeout).
-func (s *Source) fetch(ctx context.Context, r Region, transport http.RoundTripper, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
+	region := s.region.ID
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	x, sdkErr, err := s.call(ctx, rctx, name, ref)
+	if err != nil {
+		return nil, err
+	}
+	// The exchange parsed the answer itself (see exchange); the SDK's own
+	// outcome matters only when no answer came back.
+	switch {
+	case x.fail != nil:
+		return nil, x.fail.toSecretError(&secretsource.Error{Secret: name, Source: "kms", Region: region})
+	case sdkErr != nil:
+		// rctx covers the per-request timeout as well as the caller's context.
+		return nil, mapError(rctx, sdkErr, name, region)
+	case x.answer == nil:
+		return nil, &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name, Source: "kms", Region: region,
+			Message: "the SDK reported success without an answer from KMS"}
+	}
+	sec, warnings, err := x.answer.response().Secret(name, ref)
+	if err != nil {
+		var e *secretsource.Error
+		if errors.As(err, &e) {
+			e.Source, e.Region, e.RequestID = "kms", region, wire.Token(x.answer.RequestID)
+		}
+		return nil, err
+	}
+	for _, w := range warnings {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "kms: unexpected field in GetSecretValue answer",
+			slog.String("secret", name), slog.String("region", region), slog.String("detail", w))
+	}
+	return sec, nil
+}
 
+// call sends one GetSecretValue through the core SDK. The SDK takes no
+// context, so the call runs in its own goroutine, with a transport that binds
+// every HTTP request to rctx (ctx plus the per-request timeout): cancelling
+// ctx aborts the request on the wire and the goroutine ends with it, while
+// call returns at once (err says so) even if the SDK is still busy elsewhere
+// (for example a credential provider talking to STS, which has no context
+// either and ends on its own timeout). Otherwise it returns the exchange and
+// the SDK's own error.
+func (s *Source) call(ctx, rctx context.Context, name string, ref secretsource.VersionRef) (x *exchange, sdkErr, err error) {
 	// A client per request: the core SDK client writes its http.Client's
 	// Timeout and its transport's fields on every call, so sharing one between
 	// goroutines is a data race. Clients are cheap; the transport (and its
@@ -247,14 +229,14 @@ func (s *Source) fetch(ctx context.Context, r Region, transport http.RoundTrippe
 	cfg := sdk.NewConfig()
 	cfg.AutoRetry = false // retries belong to the caller (cache, Failover)
 	cfg.Scheme = strings.ToUpper(s.scheme)
-	x := &exchange{ctx: rctx, next: transport}
+	x = &exchange{ctx: rctx, next: s.transport}
 	cfg.Transport = x
-	client, err := kms.NewClientWithOptions(r.ID, cfg, s.provider)
+	client, err := kms.NewClientWithOptions(s.region.ID, cfg, s.provider)
 	if err != nil {
-		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "kms", Region: r.ID,
+		return nil, nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "kms", Region: s.region.ID,
 			Message: "cannot build the KMS client", Err: safe(err)}
 	}
-	client.Domain = r.Host()
+	client.Domain = s.region.Host()
 	client.SetConnectTimeout(s.timeout)
 	client.SetReadTimeout(s.timeout)
 
@@ -267,68 +249,35 @@ func (s *Source) fetch(ctx context.Context, r Region, transport http.RoundTrippe
 		req.FetchExtendedConfig = requests.NewBoolean(true)
 	}
 
-	done := make(chan result, 1)
+	done := make(chan error, 1)
 	go func() {
 		defer func() {
 			if p := recover(); p != nil { // the SDK must not take the process down on an odd answer
-				done <- result{err: fmt.Errorf("alibaba-cloud-sdk-go panicked: %s", wire.Scrub(fmt.Sprint(p)))}
+				done <- fmt.Errorf("alibaba-cloud-sdk-go panicked: %s", wire.Scrub(fmt.Sprint(p)))
 			}
 		}()
 		_, err := client.GetSecretValue(req)
-		done <- result{err}
+		done <- err
 	}()
-	var res result
 	select {
-	case res = <-done:
+	case sdkErr = <-done:
+		return x, sdkErr, nil
 	case <-ctx.Done():
-		return nil, mapError(ctx, ctx.Err(), name, r.ID)
+		return nil, nil, mapError(ctx, ctx.Err(), name, s.region.ID)
 	}
-	// The exchange parsed the answer itself (see exchange); the SDK's own
-	// outcome matters only when no answer came back.
-	switch {
-	case x.fail != nil:
-		return nil, x.fail.toSecretError(&secretsource.Error{Secret: name, Source: "kms", Region: r.ID})
-	case res.err != nil:
-		// rctx covers the per-request timeout as well as the caller's context.
-		return nil, mapError(rctx, res.err, name, r.ID)
-	case x.answer == nil:
-		return nil, &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name, Source: "kms", Region: r.ID,
-			Message: "the SDK reported success without an answer from KMS"}
-	}
-	sec, warnings, err := x.answer.response().Secret(name, ref)
-	if err != nil {
-		var e *secretsource.Error
-		if errors.As(err, &e) {
-			e.Source, e.Region, e.RequestID = "kms", r.ID, wire.Token(x.answer.RequestID)
-		}
-		return nil, err
-	}
-	for _, w := range warnings {
-		s.logger.LogAttrs(ctx, slog.LevelWarn, "kms: unexpected field in GetSecretValue answer",
-			slog.String("secret", name), slog.String("region", r.ID), slog.String("detail", w))
-	}
-	return sec, nil
 }
 
 // Close releases idle connections. The Source must not be used afterwards;
 // calls return a KindConfig error. Close is idempotent.
 func (s *Source) Close() error {
 	if s.closed.CompareAndSwap(false, true) {
-		for _, b := range s.bases {
-			b.CloseIdleConnections()
-		}
+		s.base.CloseIdleConnections()
 	}
 	return nil
 }
 
-// String describes the source without credentials.
-func (s *Source) String() string {
-	ids := make([]string, len(s.regions))
-	for i, r := range s.regions {
-		ids[i] = r.ID
-	}
-	return fmt.Sprintf("kms(%s)", strings.Join(ids, ","))
-}
+// String names the source's region, without credentials.
+func (s *Source) String() string { return "kms(" + s.region.ID + ")" }
 
 // rootsWithCAFile returns a new pool: a copy of base (the system roots when
 // base is nil) plus the certificates of the PEM file at path.

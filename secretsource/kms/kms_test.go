@@ -97,7 +97,7 @@ func checkRds(t *testing.T, s *secretsource.Secret) {
 func TestGetSecretHTTPS(t *testing.T) {
 	credtest.Hermetic(t)
 	srv := startEmulator(t)
-	src, logs := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: accessKey(t),
+	src, logs := newSource(t, kms.Config{Region: tlsRegion(srv, region), Credential: accessKey(t),
 		RootCAs: srv.CertPool(), FetchExtendedConfig: true})
 	s, err := src.GetSecret(context.Background(), secretName)
 	if err != nil {
@@ -116,7 +116,7 @@ func TestGetSecretHTTPS(t *testing.T) {
 func TestGetSecretHTTPAndBinary(t *testing.T) {
 	credtest.Hermetic(t)
 	srv := startEmulator(t, kmstest.WithSecret(kmstest.SecretSpec{Name: "bin", DataType: "binary", Data: "AAEC/w=="}))
-	src, _ := newSource(t, kms.Config{Regions: []kms.Region{{ID: region, Endpoint: srv.KMSAddr()}},
+	src, _ := newSource(t, kms.Config{Region: kms.Region{ID: region, Endpoint: srv.KMSAddr()},
 		Credential: accessKey(t), Scheme: "http"})
 	s, err := src.GetSecret(context.Background(), "bin")
 	if err != nil {
@@ -130,7 +130,7 @@ func TestGetSecretHTTPAndBinary(t *testing.T) {
 func TestTLSVerifiedByDefault(t *testing.T) {
 	credtest.Hermetic(t)
 	srv := startEmulator(t)
-	src, _ := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: accessKey(t)})
+	src, _ := newSource(t, kms.Config{Region: tlsRegion(srv, region), Credential: accessKey(t)})
 	_, err := src.GetSecret(context.Background(), secretName)
 	var e *secretsource.Error
 	if !errors.As(err, &e) || e.Kind != secretsource.KindNetwork || !strings.Contains(e.Error(), "TLS") {
@@ -149,7 +149,7 @@ func TestGetSecretVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, _ := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: accessKey(t), RootCAs: srv.CertPool()})
+	src, _ := newSource(t, kms.Config{Region: tlsRegion(srv, region), Credential: accessKey(t), RootCAs: srv.CertPool()})
 	cur, err := src.GetSecret(context.Background(), secretName)
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +200,7 @@ func TestErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			src, logs := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: cred, RootCAs: srv.CertPool()})
+			src, logs := newSource(t, kms.Config{Region: tlsRegion(srv, region), Credential: cred, RootCAs: srv.CertPool()})
 			_, err = src.GetSecret(context.Background(), c.secret)
 			var e *secretsource.Error
 			if !errors.As(err, &e) {
@@ -274,7 +274,7 @@ func TestCredentialTypes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			src, logs := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: cred, RootCAs: srv.CertPool()})
+			src, logs := newSource(t, kms.Config{Region: tlsRegion(srv, region), Credential: cred, RootCAs: srv.CertPool()})
 			s, err := src.GetSecret(context.Background(), secretName)
 			if err != nil {
 				t.Fatal(err)
@@ -312,7 +312,7 @@ func TestCredentialErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			src, logs := newSource(t, kms.Config{Regions: []kms.Region{tlsRegion(srv, region)}, Credential: cred, RootCAs: srv.CertPool()})
+			src, logs := newSource(t, kms.Config{Region: tlsRegion(srv, region), Credential: cred, RootCAs: srv.CertPool()})
 			_, err = src.GetSecret(context.Background(), secretName)
 			if secretsource.KindOf(err) != c.kind {
 				t.Fatalf("kind %v, want %v: %v", secretsource.KindOf(err), c.kind, err)
@@ -379,10 +379,10 @@ func TestNewConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"no region", kms.Config{Credential: cred}, "no region"},
-		{"empty region id", kms.Config{Credential: cred, Regions: []kms.Region{{}}}, "no region id"},
-		{"bad region id", kms.Config{Credential: cred, Regions: []kms.Region{{ID: "cn/hz"}}}, "cn/hz"},
-		{"endpoint with scheme", kms.Config{Credential: cred, Regions: []kms.Region{{ID: "cn", Endpoint: "https://x"}}}, "without scheme"},
-		{"bad scheme", kms.Config{Credential: cred, Regions: []kms.Region{{ID: "cn"}}, Scheme: "ftp"}, "ftp"},
+		{"empty region id", kms.Config{Credential: cred, Region: kms.Region{VPC: true}}, "set the region id"},
+		{"bad region id", kms.Config{Credential: cred, Region: kms.Region{ID: "cn/hz"}}, "cn/hz"},
+		{"endpoint with scheme", kms.Config{Credential: cred, Region: kms.Region{ID: "cn", Endpoint: "https://x"}}, "without scheme"},
+		{"bad scheme", kms.Config{Credential: cred, Region: kms.Region{ID: "cn"}, Scheme: "ftp"}, "ftp"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

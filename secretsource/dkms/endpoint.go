@@ -1,0 +1,172 @@
+package dkms
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/alibabacloud-go/tea/tea"
+	dcred "github.com/aliyun/alibabacloud-dkms-gcs-go-sdk/openapi-credential"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
+	"github.com/kmsdb/kmsdb/secretsource/kms"
+)
+
+// Endpoint is a dedicated KMS instance.
+type Endpoint struct {
+	RegionID string
+	// Endpoint is the instance's host[:port] (a leading https:// is accepted).
+	Endpoint string
+	// ClientKeyFile is the client key JSON file; Password its password, already
+	// resolved (the config package reads it from an env var or a file).
+	ClientKeyFile string
+	Password      string
+	// CAFile is the instance CA's PEM file. Empty uses the system roots.
+	CAFile string
+	// IgnoreSSLCerts turns certificate verification off. Never in production:
+	// New logs a warning when it is set.
+	IgnoreSSLCerts bool
+}
+
+// String shows the endpoint without its password.
+func (e Endpoint) String() string {
+	return fmt.Sprintf("dkms.Endpoint(region=%q endpoint=%q clientKeyFile=%q caFile=%q ignoreSSLCerts=%v password=REDACTED)",
+		e.RegionID, e.Endpoint, e.ClientKeyFile, e.CAFile, e.IgnoreSSLCerts)
+}
+
+// GoString is String, so %#v cannot print the password.
+func (e Endpoint) GoString() string { return e.String() }
+
+// Format prints String for every verb.
+func (e Endpoint) Format(st fmt.State, _ rune) { _, _ = io.WriteString(st, e.String()) }
+
+// LogValue makes slog print the redacted form.
+func (e Endpoint) LogValue() slog.Value { return slog.StringValue(e.String()) }
+
+// MarshalJSON shows every field but the password (slog's JSON handler and
+// configuration dumps marshal a Config holding endpoints).
+func (e Endpoint) MarshalJSON() ([]byte, error) {
+	type plain Endpoint
+	p := plain(e)
+	p.Password = redactedIfSet(p.Password)
+	return json.Marshal(p)
+}
+
+func redactedIfSet(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "REDACTED"
+}
+
+type endpoint struct {
+	region string
+	host   string
+	cred   *dcred.Client // the SDK's signer for the client key
+	client *http.Client  // this endpoint's own: its CA, client certificate, no redirects
+	base   *http.Transport
+}
+
+func newEndpoint(e Endpoint, timeout time.Duration) (ep *endpoint, err error) {
+	name := "dkms endpoint"
+	if e.Endpoint != "" {
+		name = fmt.Sprintf("dkms endpoint %q", e.Endpoint)
+	}
+	if e.RegionID != "" {
+		name += " (region " + e.RegionID + ")"
+	}
+	host := strings.TrimPrefix(strings.TrimSpace(e.Endpoint), "https://")
+	if host == "" {
+		return nil, configError(name + ": endpoint is empty")
+	}
+	if strings.Contains(host, "/") || strings.Contains(host, "://") {
+		return nil, configError(fmt.Sprintf("%s: endpoint %q must be host[:port]", name, e.Endpoint))
+	}
+	if e.ClientKeyFile == "" {
+		return nil, configError(name + ": clientKeyFile is empty")
+	}
+	if e.Password == "" {
+		return nil, configError(fmt.Sprintf("%s: no password for client key file %q", name, e.ClientKeyFile))
+	}
+	// Decode the key ourselves first: the SDK's errors are terse and it panics
+	// on some malformed PKCS#12 files.
+	if _, err := kms.LoadClientKey(e.ClientKeyFile, e.Password); err != nil {
+		var se *secretsource.Error
+		if errors.As(err, &se) {
+			se.Source, se.Message = "dkms", name+": "+se.Message
+		}
+		return nil, err
+	}
+	content, err := os.ReadFile(e.ClientKeyFile)
+	if err != nil {
+		return nil, configError(fmt.Sprintf("%s: client key file %q cannot be read", name, e.ClientKeyFile))
+	}
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: e.IgnoreSSLCerts} //nolint:gosec // only when asked, with a warning
+	if e.CAFile != "" && !e.IgnoreSSLCerts {
+		ca, err := os.ReadFile(e.CAFile)
+		if err != nil {
+			return nil, configError(fmt.Sprintf("%s: CA file %q cannot be read: %v", name, e.CAFile, errors.Unwrap(err)))
+		}
+		if b, _ := pem.Decode(ca); b == nil || b.Type != "CERTIFICATE" {
+			return nil, configError(fmt.Sprintf("%s: CA file %q holds no PEM certificate", name, e.CAFile))
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, configError(fmt.Sprintf("%s: CA file %q holds no certificate this client can parse", name, e.CAFile))
+		}
+		tlsConf.RootCAs = pool
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ep, err = nil, configError(fmt.Sprintf("%s: the SDK cannot load client key file %q", name, e.ClientKeyFile))
+		}
+	}()
+	cred, err := dcred.NewClient(&dcred.Config{Type: tea.String("rsa_key_pair"),
+		ClientKeyContent: tea.String(string(content)), Password: tea.String(e.Password)})
+	if err != nil {
+		return nil, configError(fmt.Sprintf("%s: the SDK cannot load client key file %q: %s", name, e.ClientKeyFile,
+			wire.Scrub(sdkText(err))))
+	}
+	// The instance asks for the client key's certificate as a TLS client
+	// certificate, as the SDK presents it.
+	if cert, key := tea.StringValue(cred.GetPrivateKeyCert()), tea.StringValue(cred.GetAccessKeySecret()); cert != "" && key != "" {
+		pair, err := tls.X509KeyPair([]byte(cert), []byte(key))
+		if err != nil {
+			return nil, configError(fmt.Sprintf("%s: the certificate in client key file %q does not match its key", name, e.ClientKeyFile))
+		}
+		tlsConf.Certificates = []tls.Certificate{pair}
+	}
+	base := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: timeout,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+	}
+	return &endpoint{region: e.RegionID, host: host, cred: cred, base: base,
+		client: &http.Client{Transport: base, CheckRedirect: wire.NoRedirect}}, nil
+}
+
+// sdkText is a one-line description of an SDK error without its data dump.
+func sdkText(err error) string {
+	var te *tea.SDKError
+	if errors.As(err, &te) {
+		return strings.TrimSpace(tea.StringValue(te.Code) + " " + tea.StringValue(te.Message))
+	}
+	return err.Error()
+}

@@ -1,0 +1,226 @@
+package dkms
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alibabacloud-go/tea/tea"
+	dutil "github.com/aliyun/alibabacloud-dkms-gcs-go-sdk/openapi-util"
+	"github.com/aliyun/alibabacloud-dkms-gcs-go-sdk/openapi-util/protobuf/api"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
+)
+
+// Wire constants of the instance API (PROTOCOLS.md, section 3).
+const (
+	apiVersion      = "dkms-gcs-0.2"
+	signatureMethod = "RSA_PKCS1_SHA_256"
+	protobufType    = "application/x-protobuf"
+)
+
+// userAgent is the SDK's, so the service sees the same client.
+var userAgent = tea.StringValue(dutil.GetUserAgent(nil))
+
+// fetch asks the endpoint: one signed POST, bounded by the source's timeout
+// and ctx, on the endpoint's own client.
+func (s *Source) fetch(ctx context.Context, ep *endpoint, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
+	where := ep.host
+	if ep.region != "" {
+		where = ep.region + " (" + ep.host + ")"
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	body, err := proto.Marshal(&api.GetSecretValueRequest{SecretName: name, VersionStage: ref.Stage,
+		VersionId: ref.VersionID, FetchExtendedConfig: s.extended})
+	if err != nil {
+		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "dkms", Region: where,
+			Message: "cannot encode the request"}
+	}
+	req, err := ep.request(rctx, "GetSecretValue", body)
+	if err != nil {
+		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "dkms", Region: where,
+			Message: "cannot sign the request with the client key: " + wire.Scrub(sdkText(err))}
+	}
+	resp, err := ep.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx, name, where)
+		}
+		return nil, mapError(err, name, where)
+	}
+	defer resp.Body.Close()
+	data, err := wire.ReadBody(resp.Body)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx, name, where)
+		}
+		return nil, mapError(err, name, where)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, errorAnswer(resp.StatusCode, data, name, where)
+	}
+	var r api.GetSecretValueResponse
+	if err := proto.Unmarshal(data, &r); err != nil {
+		return nil, &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name, Source: "dkms", Region: where,
+			Message: fmt.Sprintf("the dedicated KMS answered HTTP %d with a body that is not a GetSecretValue answer (%d bytes, not shown)",
+				resp.StatusCode, len(data))}
+	}
+	sec, warnings, err := wire.Response{
+		SecretName: r.SecretName, SecretType: r.SecretType, SecretDataType: r.SecretDataType, SecretData: r.SecretData,
+		VersionID: r.VersionId, VersionStages: r.VersionStages, CreateTime: r.CreateTime,
+		AutomaticRotation: r.AutomaticRotation, RotationInterval: r.RotationInterval,
+		NextRotationDate: r.NextRotationDate, LastRotationDate: r.LastRotationDate, ExtendedConfig: r.ExtendedConfig,
+	}.Secret(name, ref)
+	if err != nil {
+		var e *secretsource.Error
+		if errors.As(err, &e) {
+			e.Source, e.Region, e.RequestID = "dkms", where, wire.Token(r.RequestId)
+		}
+		return nil, err
+	}
+	for _, w := range warnings {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "dkms: unexpected field in GetSecretValue answer",
+			slog.String("secret", name), slog.String("endpoint", ep.host), slog.String("detail", w))
+	}
+	return sec, nil
+}
+
+// request builds the signed POST the SDK would send: the same headers, the
+// SDK's string to sign and its RSA signer.
+func (ep *endpoint) request(ctx context.Context, apiName string, body []byte) (*http.Request, error) {
+	sum := sha256.Sum256(body)
+	headers := map[string]*string{
+		"accept":                tea.String(protobufType),
+		"host":                  tea.String(ep.host),
+		"date":                  tea.String(time.Now().UTC().Format(http.TimeFormat)),
+		"user-agent":            tea.String(userAgent),
+		"x-kms-apiversion":      tea.String(apiVersion),
+		"x-kms-apiname":         tea.String(apiName),
+		"x-kms-signaturemethod": tea.String(signatureMethod),
+		"x-kms-acccesskeyid":    ep.cred.GetAccessKeyId(), // sic, as the SDK spells it
+		"content-type":          tea.String(protobufType),
+		"content-length":        tea.String(strconv.Itoa(len(body))),
+		"content-sha256":        tea.String(strings.ToUpper(hex.EncodeToString(sum[:]))),
+	}
+	toSign, err := dutil.GetStringToSign(tea.String(http.MethodPost), tea.String("/"), headers, nil)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := ep.cred.GetSignature(toSign)
+	if err != nil {
+		return nil, err
+	}
+	headers["authorization"] = sig
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+ep.host+"/", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range headers {
+		switch k {
+		case "host", "content-length":
+		default:
+			req.Header[k] = []string{tea.StringValue(v)} // lower-case keys, as the SDK sends them
+		}
+	}
+	return req, nil
+}
+
+// errorAnswer maps an error answer (4xx/5xx). Only the service's protobuf
+// error document is read: its code, message (scrubbed, bounded) and request
+// id. Any other body is counted, never shown.
+func errorAnswer(status int, body []byte, name, where string) *secretsource.Error {
+	e := &secretsource.Error{Secret: name, Source: "dkms", Region: where}
+	// Protobuf carries no schema: another message (a GetSecretValue answer
+	// sent with an error status) decodes as an Error with its fields shifted
+	// (the secret data as ErrorMessage), except that its other fields, and a
+	// string where StatusCode is an integer, are left unknown. A body with
+	// unknown fields is therefore not an error document.
+	var ae api.Error
+	if err := proto.Unmarshal(body, &ae); err != nil || len(ae.ProtoReflect().GetUnknown()) > 0 {
+		e.Kind = kindOfCode("", status)
+		if e.Kind == secretsource.KindUnknown {
+			e.Kind = secretsource.KindInvalidAnswer
+		}
+		e.Message = fmt.Sprintf("HTTP %d with a body that is not the service's error document (%d bytes, not shown)", status, len(body))
+		return e
+	}
+	e.Code, e.RequestID = wire.Token(ae.ErrorCode), wire.Token(ae.RequestId)
+	e.Kind = kindOfCode(e.Code, status)
+	if e.Code == "" && e.Kind == secretsource.KindUnknown {
+		e.Kind = secretsource.KindInvalidAnswer
+	}
+	e.Message = wire.Truncate(wire.Scrub(strings.TrimSpace(ae.ErrorMessage)), 200)
+	if e.Message == "" {
+		e.Message = "HTTP " + strconv.Itoa(status)
+	}
+	return e
+}
+
+func ctxError(ctx context.Context, name, where string) *secretsource.Error {
+	e := &secretsource.Error{Secret: name, Source: "dkms", Region: where, Err: ctx.Err()}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		e.Kind, e.Message = secretsource.KindTimeout, "deadline exceeded before the dedicated KMS answered"
+	} else {
+		e.Kind, e.Message = secretsource.KindUnknown, "cancelled before the dedicated KMS answered"
+	}
+	return e
+}
+
+// mapError classifies a failed exchange: a refused redirect or oversized
+// body, a timeout, a TLS failure or another network error. The URL (no
+// secret on this gateway, but no use either) is dropped; the cause is kept.
+func mapError(err error, name, where string) *secretsource.Error {
+	e := &secretsource.Error{Secret: name, Source: "dkms", Region: where}
+	if msg, ok := wire.Describe(err); ok {
+		e.Kind, e.Message = secretsource.KindInvalidAnswer, "dedicated KMS answer refused: "+msg
+		return e
+	}
+	cause := err
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		cause = ue.Err
+	}
+	e.Err = cause
+	var ne net.Error
+	switch {
+	case errors.Is(cause, context.DeadlineExceeded), errors.As(cause, &ne) && ne.Timeout():
+		e.Kind, e.Message = secretsource.KindTimeout, "request to the dedicated KMS timed out"
+	case strings.Contains(cause.Error(), "x509:") || strings.Contains(cause.Error(), "tls:"):
+		e.Kind, e.Message = secretsource.KindNetwork, "TLS verification of the dedicated KMS endpoint failed (set caFilePath to the instance CA)"
+	default:
+		e.Kind, e.Message = secretsource.KindNetwork, "request to the dedicated KMS failed"
+	}
+	return e
+}
+
+// kindOfCode extends wire.KindOfCode with the instance API's own codes.
+func kindOfCode(code string, status int) secretsource.Kind {
+	switch code {
+	case "SignatureNotMatch", "Unauthorized", "UnauthorizedClientKey":
+		return secretsource.KindInvalidCredentials
+	case "RequestTimeTooSkewed", "InvalidApiVersion", "InvalidApiName", "InvalidParam", "InvalidContentType":
+		return secretsource.KindConfig
+	}
+	if k := wire.KindOfCode(code); k != secretsource.KindUnknown {
+		return k
+	}
+	if status == 404 {
+		// The instance API answers 404 for an unknown client key too, so a 404
+		// without a known code does not say the secret is missing.
+		return secretsource.KindUnknown
+	}
+	return wire.KindOfStatus(status)
+}
