@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
 // DefaultTimeout bounds one request when Config.Timeout is zero.
@@ -101,11 +102,8 @@ func (s *Source) GetSecret(ctx context.Context, name string) (*secretsource.Secr
 // bounded by the source's timeout and ctx. Errors are *secretsource.Error
 // naming the endpoint.
 func (s *Source) GetSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
-	if s.closed.Load() {
-		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "dkms", Message: "source is closed"}
-	}
-	if name == "" {
-		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Source: "dkms", Message: "empty secret name"}
+	if err := wire.CheckCall("dkms", s.closed.Load(), name); err != nil {
+		return nil, err
 	}
 	return s.fetch(ctx, s.ep, name, ref)
 }

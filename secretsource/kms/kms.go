@@ -173,11 +173,8 @@ func (s *Source) GetSecret(ctx context.Context, name string) (*secretsource.Secr
 // stage such as ACSPrevious, a version id, or both; the zero ref is
 // ACSCurrent). Errors are *secretsource.Error naming the region.
 func (s *Source) GetSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
-	if s.closed.Load() {
-		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "kms", Message: "source is closed"}
-	}
-	if name == "" {
-		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Source: "kms", Message: "empty secret name"}
+	if err := wire.CheckCall("kms", s.closed.Load(), name); err != nil {
+		return nil, err
 	}
 	region := s.region.ID
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)

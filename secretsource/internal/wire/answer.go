@@ -231,6 +231,18 @@ func CheckAnswer(s *secretsource.Secret, name string, ref secretsource.VersionRe
 	return nil
 }
 
+// CheckCall refuses a call to a closed source or for an empty secret name
+// with a KindConfig error naming source ("kms", "dkms").
+func CheckCall(source string, closed bool, name string) error {
+	switch {
+	case closed:
+		return &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: source, Message: "source is closed"}
+	case name == "":
+		return &secretsource.Error{Kind: secretsource.KindConfig, Source: source, Message: "empty secret name"}
+	}
+	return nil
+}
+
 // DescribeJSONError says what is wrong with a JSON document of n bytes and
 // where, without quoting any of it: encoding/json's own messages quote the
 // offending character, which can be part of a secret value.
