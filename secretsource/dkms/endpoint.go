@@ -112,20 +112,9 @@ func newEndpoint(e Endpoint, timeout time.Duration) (ep *endpoint, err error) {
 	if err != nil {
 		return nil, configError(fmt.Sprintf("%s: client key file %q cannot be read", name, e.ClientKeyFile))
 	}
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: e.IgnoreSSLCerts} //nolint:gosec // only when asked, with a warning
-	if e.CAFile != "" && !e.IgnoreSSLCerts {
-		ca, err := os.ReadFile(e.CAFile)
-		if err != nil {
-			return nil, configError(fmt.Sprintf("%s: CA file %q cannot be read: %v", name, e.CAFile, errors.Unwrap(err)))
-		}
-		if b, _ := pem.Decode(ca); b == nil || b.Type != "CERTIFICATE" {
-			return nil, configError(fmt.Sprintf("%s: CA file %q holds no PEM certificate", name, e.CAFile))
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(ca) {
-			return nil, configError(fmt.Sprintf("%s: CA file %q holds no certificate this client can parse", name, e.CAFile))
-		}
-		tlsConf.RootCAs = pool
+	tlsConf, err := tlsConfig(name, e)
+	if err != nil {
+		return nil, err
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -160,6 +149,27 @@ func newEndpoint(e Endpoint, timeout time.Duration) (ep *endpoint, err error) {
 	}
 	return &endpoint{region: e.RegionID, host: host, cred: cred, base: base,
 		client: &http.Client{Transport: base, CheckRedirect: wire.NoRedirect}}, nil
+}
+
+// tlsConfig is the TLS configuration of e: its CA file as the only roots
+// when given, verification off only when asked.
+func tlsConfig(name string, e Endpoint) (*tls.Config, error) {
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: e.IgnoreSSLCerts} //nolint:gosec // only when asked, with a warning
+	if e.CAFile != "" && !e.IgnoreSSLCerts {
+		ca, err := os.ReadFile(e.CAFile)
+		if err != nil {
+			return nil, configError(fmt.Sprintf("%s: CA file %q cannot be read: %v", name, e.CAFile, errors.Unwrap(err)))
+		}
+		if b, _ := pem.Decode(ca); b == nil || b.Type != "CERTIFICATE" {
+			return nil, configError(fmt.Sprintf("%s: CA file %q holds no PEM certificate", name, e.CAFile))
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, configError(fmt.Sprintf("%s: CA file %q holds no certificate this client can parse", name, e.CAFile))
+		}
+		tlsConf.RootCAs = pool
+	}
+	return tlsConf, nil
 }
 
 // sdkText is a one-line description of an SDK error without its data dump.

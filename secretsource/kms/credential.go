@@ -129,70 +129,21 @@ func redactURL(raw string) string {
 // never contain a secret. The result can go into Config.Credential; any other
 // credentials-go Credential works there too.
 func NewCredential(o CredentialOptions) (credentials.Credential, error) {
-	missing := func(field string) error {
-		return configError(fmt.Sprintf("credential type %q needs %s", o.Type, field), nil)
+	for _, f := range requiredFields(o) {
+		if f.value == "" {
+			return nil, configError(fmt.Sprintf("credential type %q needs %s", o.Type, f.name), nil)
+		}
 	}
 	httpOpts := &providers.HttpOptions{Proxy: o.Proxy,
 		ConnectTimeout: int(o.ConnectTimeout / time.Millisecond), ReadTimeout: int(o.ReadTimeout / time.Millisecond)}
-	var c *credentials.Config
 	switch o.Type {
-	case CredentialAccessKey:
-		if o.AccessKeyID == "" {
-			return nil, missing("AccessKeyID")
+	case CredentialAccessKey, CredentialSTS, CredentialRAMRoleARN, CredentialOIDCRoleARN:
+		cred, err := credentials.NewCredential(credentialsConfig(o))
+		if err != nil {
+			return nil, configError(o.Type+": "+wire.Scrub(err.Error()), nil)
 		}
-		if o.AccessKeySecret == "" {
-			return nil, missing("AccessKeySecret")
-		}
-		c = &credentials.Config{Type: ptr(o.Type), AccessKeyId: ptr(o.AccessKeyID), AccessKeySecret: ptr(o.AccessKeySecret)}
-	case CredentialSTS:
-		if o.AccessKeyID == "" {
-			return nil, missing("AccessKeyID")
-		}
-		if o.AccessKeySecret == "" {
-			return nil, missing("AccessKeySecret")
-		}
-		if o.SecurityToken == "" {
-			return nil, missing("SecurityToken")
-		}
-		c = &credentials.Config{Type: ptr(o.Type), AccessKeyId: ptr(o.AccessKeyID),
-			AccessKeySecret: ptr(o.AccessKeySecret), SecurityToken: ptr(o.SecurityToken)}
-	case CredentialRAMRoleARN:
-		if o.AccessKeyID == "" {
-			return nil, missing("AccessKeyID")
-		}
-		if o.AccessKeySecret == "" {
-			return nil, missing("AccessKeySecret")
-		}
-		if o.RoleARN == "" {
-			return nil, missing("RoleARN")
-		}
-		c = &credentials.Config{Type: ptr(o.Type), AccessKeyId: ptr(o.AccessKeyID), AccessKeySecret: ptr(o.AccessKeySecret),
-			RoleArn: ptr(o.RoleARN), RoleSessionName: ptr(o.RoleSessionName), Policy: ptr(o.Policy),
-			ExternalId: ptr(o.ExternalID), STSEndpoint: ptr(o.STSEndpoint), Proxy: ptr(o.Proxy)}
-		if o.SecurityToken != "" {
-			c.SecurityToken = ptr(o.SecurityToken)
-		}
-		setDuration(c, o.SessionDuration)
-		setTimeouts(c, o)
-	case CredentialOIDCRoleARN:
-		if o.RoleARN == "" {
-			return nil, missing("RoleARN")
-		}
-		if o.OIDCProviderARN == "" {
-			return nil, missing("OIDCProviderARN")
-		}
-		if o.OIDCTokenFile == "" {
-			return nil, missing("OIDCTokenFile")
-		}
-		c = &credentials.Config{Type: ptr(o.Type), RoleArn: ptr(o.RoleARN), OIDCProviderArn: ptr(o.OIDCProviderARN),
-			OIDCTokenFilePath: ptr(o.OIDCTokenFile), RoleSessionName: ptr(o.RoleSessionName), Policy: ptr(o.Policy),
-			STSEndpoint: ptr(o.STSEndpoint), Proxy: ptr(o.Proxy)}
-		setDuration(c, o.SessionDuration)
-		setTimeouts(c, o)
+		return cred, nil
 	case CredentialCredentialsURI:
-		if o.URL == "" {
-			return nil, missing("URL")
-		}
 		p, err := providers.NewURLCredentialsProviderBuilder().WithUrl(o.URL).WithHttpOptions(httpOpts).Build()
 		if err != nil {
 			return nil, configError("credentials_uri: "+wire.Scrub(err.Error()), nil)
@@ -208,21 +159,62 @@ func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 		}
 		return credentials.FromCredentialsProvider(o.Type, p), nil
 	case CredentialClientKey:
-		if o.ClientKeyFile == "" {
-			return nil, missing("ClientKeyFile")
-		}
 		return LoadClientKey(o.ClientKeyFile, o.ClientKeyPassword)
 	case CredentialDefault, "":
 		return credentials.NewCredential(nil)
-	default:
-		return nil, configError(fmt.Sprintf("unknown credential type %q (want one of access_key, sts, ram_role_arn, "+
-			"ecs_ram_role, oidc_role_arn, credentials_uri, client_key, default)", o.Type), nil)
 	}
-	cred, err := credentials.NewCredential(c)
-	if err != nil {
-		return nil, configError(o.Type+": "+wire.Scrub(err.Error()), nil)
+	return nil, configError(fmt.Sprintf("unknown credential type %q (want one of access_key, sts, ram_role_arn, "+
+		"ecs_ram_role, oidc_role_arn, credentials_uri, client_key, default)", o.Type), nil)
+}
+
+// requiredFields lists, in the order they are checked, the options the
+// credential type of o cannot do without.
+func requiredFields(o CredentialOptions) []struct{ name, value string } {
+	type field = struct{ name, value string }
+	ak := []field{{"AccessKeyID", o.AccessKeyID}, {"AccessKeySecret", o.AccessKeySecret}}
+	switch o.Type {
+	case CredentialAccessKey:
+		return ak
+	case CredentialSTS:
+		return append(ak, field{"SecurityToken", o.SecurityToken})
+	case CredentialRAMRoleARN:
+		return append(ak, field{"RoleARN", o.RoleARN})
+	case CredentialOIDCRoleARN:
+		return []field{{"RoleARN", o.RoleARN}, {"OIDCProviderARN", o.OIDCProviderARN}, {"OIDCTokenFile", o.OIDCTokenFile}}
+	case CredentialCredentialsURI:
+		return []field{{"URL", o.URL}}
+	case CredentialClientKey:
+		return []field{{"ClientKeyFile", o.ClientKeyFile}}
 	}
-	return cred, nil
+	return nil
+}
+
+// credentialsConfig is the credentials-go configuration of the types it
+// builds itself: access_key, sts, ram_role_arn and oidc_role_arn.
+func credentialsConfig(o CredentialOptions) *credentials.Config {
+	c := &credentials.Config{Type: ptr(o.Type)}
+	switch o.Type {
+	case CredentialAccessKey:
+		c.AccessKeyId, c.AccessKeySecret = ptr(o.AccessKeyID), ptr(o.AccessKeySecret)
+	case CredentialSTS:
+		c.AccessKeyId, c.AccessKeySecret, c.SecurityToken = ptr(o.AccessKeyID), ptr(o.AccessKeySecret), ptr(o.SecurityToken)
+	case CredentialRAMRoleARN:
+		c.AccessKeyId, c.AccessKeySecret = ptr(o.AccessKeyID), ptr(o.AccessKeySecret)
+		c.RoleArn, c.RoleSessionName, c.Policy = ptr(o.RoleARN), ptr(o.RoleSessionName), ptr(o.Policy)
+		c.ExternalId, c.STSEndpoint, c.Proxy = ptr(o.ExternalID), ptr(o.STSEndpoint), ptr(o.Proxy)
+		if o.SecurityToken != "" {
+			c.SecurityToken = ptr(o.SecurityToken)
+		}
+		setDuration(c, o.SessionDuration)
+		setTimeouts(c, o)
+	case CredentialOIDCRoleARN:
+		c.RoleArn, c.OIDCProviderArn, c.OIDCTokenFilePath = ptr(o.RoleARN), ptr(o.OIDCProviderARN), ptr(o.OIDCTokenFile)
+		c.RoleSessionName, c.Policy = ptr(o.RoleSessionName), ptr(o.Policy)
+		c.STSEndpoint, c.Proxy = ptr(o.STSEndpoint), ptr(o.Proxy)
+		setDuration(c, o.SessionDuration)
+		setTimeouts(c, o)
+	}
+	return c
 }
 
 func ptr(s string) *string { return &s }

@@ -198,32 +198,50 @@ func localVersion(name string, m map[string]any, versionKey, stage string) (*sec
 	if f.DataType != secretsource.DataText && f.DataType != secretsource.DataBinary {
 		return nil, bad("dataType", "expected text or binary")
 	}
+	if err := localValue(&f, m, bad); err != nil {
+		return nil, err
+	}
+	if err := localMetadata(&f, m, bad); err != nil {
+		return nil, err
+	}
+	return secretsource.NewSecret(f), nil
+}
+
+// localValue sets f.Value from the entry's "value": a string (base64 for a
+// binary secret), or an object or array stored as its JSON.
+func localValue(f *secretsource.Fields, m map[string]any, bad func(key, want string) error) error {
 	raw, ok := m["value"]
 	if !ok || raw == nil {
-		return nil, bad("value", "missing")
+		return bad("value", "missing")
 	}
 	switch v := raw.(type) {
 	case map[string]any, []any:
 		if f.DataType == secretsource.DataBinary {
-			return nil, bad("value", "a binary secret needs a base64 string")
+			return bad("value", "a binary secret needs a base64 string")
 		}
 		b, err := json.Marshal(v)
 		if err != nil {
-			return nil, bad("value", "cannot be stored as JSON")
+			return bad("value", "cannot be stored as JSON")
 		}
 		f.Value = b
 	default:
 		text, err := scalarText(v)
 		if err != nil {
-			return nil, bad("value", "expected a string or an object")
+			return bad("value", "expected a string or an object")
 		}
 		f.Value = []byte(text)
 		if f.DataType == secretsource.DataBinary {
 			if f.Value, err = base64.StdEncoding.DecodeString(strings.TrimSpace(text)); err != nil {
-				return nil, bad("value", "expected base64 for a binary secret")
+				return bad("value", "expected base64 for a binary secret")
 			}
 		}
 	}
+	return nil
+}
+
+// localMetadata sets the optional fields of f: extendedConfig, rotation and
+// times.
+func localMetadata(f *secretsource.Fields, m map[string]any, bad func(key, want string) error) error {
 	if ec, ok := m["extendedConfig"]; ok && ec != nil {
 		switch v := ec.(type) {
 		case string:
@@ -231,17 +249,17 @@ func localVersion(name string, m map[string]any, versionKey, stage string) (*sec
 		case map[string]any:
 			b, err := json.Marshal(v)
 			if err != nil {
-				return nil, bad("extendedConfig", "cannot be stored as JSON")
+				return bad("extendedConfig", "cannot be stored as JSON")
 			}
 			f.ExtendedConfig = string(b)
 		default:
-			return nil, bad("extendedConfig", "expected an object or a JSON string")
+			return bad("extendedConfig", "expected an object or a JSON string")
 		}
 	}
 	if v, ok := m["automaticRotation"]; ok && v != nil {
 		b, isBool := v.(bool)
 		if !isBool {
-			return nil, bad("automaticRotation", "expected true or false")
+			return bad("automaticRotation", "expected true or false")
 		}
 		f.AutomaticRotation = b
 	}
@@ -249,7 +267,7 @@ func localVersion(name string, m map[string]any, versionKey, stage string) (*sec
 		s, _ := scalarText(v)
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {
-			return nil, bad("rotationInterval", "expected a Go duration such as 720h")
+			return bad("rotationInterval", "expected a Go duration such as 720h")
 		}
 		f.RotationInterval = d
 	}
@@ -267,12 +285,12 @@ func localVersion(name string, m map[string]any, versionKey, stage string) (*sec
 		case string:
 			tm, err := time.Parse(time.RFC3339, x)
 			if err != nil {
-				return nil, bad(t.key, "expected an RFC 3339 time")
+				return bad(t.key, "expected an RFC 3339 time")
 			}
 			*t.dst = tm
 		default:
-			return nil, bad(t.key, "expected an RFC 3339 time")
+			return bad(t.key, "expected an RFC 3339 time")
 		}
 	}
-	return secretsource.NewSecret(f), nil
+	return nil
 }
