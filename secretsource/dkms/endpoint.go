@@ -20,7 +20,6 @@ import (
 
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
-	"github.com/kmsdb/kmsdb/secretsource/kms"
 )
 
 // Endpoint is a dedicated KMS instance.
@@ -101,10 +100,10 @@ func newEndpoint(e Endpoint, timeout time.Duration) (ep *endpoint, err error) {
 	}
 	// Decode the key ourselves first: the SDK's errors are terse and it panics
 	// on some malformed PKCS#12 files.
-	if _, err := kms.LoadClientKey(e.ClientKeyFile, e.Password); err != nil {
+	if _, err := wire.LoadClientKey("dkms", e.ClientKeyFile, e.Password); err != nil {
 		var se *secretsource.Error
 		if errors.As(err, &se) {
-			se.Source, se.Message = "dkms", name+": "+se.Message
+			se.Message = name + ": " + se.Message
 		}
 		return nil, err
 	}

@@ -8,19 +8,14 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/aliyun/credentials-go/credentials"
-	"golang.org/x/crypto/pkcs12"
 
 	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
@@ -56,97 +51,20 @@ type ClientKey struct {
 // (unreadable, not JSON, no KeyId, wrong password, not an RSA key); they never
 // contain the password.
 func LoadClientKey(file, password string) (*ClientKey, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, configError(fmt.Sprintf("client key file %q cannot be read", file), pathError(err))
-	}
-	k, err := parseClientKey(data, password, file)
+	k, err := wire.LoadClientKey("kms", file, password)
 	if err != nil {
 		return nil, err
 	}
-	return k, nil
+	return &ClientKey{keyID: k.KeyID, file: file, key: k.Key, cert: k.Cert}, nil
 }
 
 // ParseClientKey is LoadClientKey for a client key already in memory.
 func ParseClientKey(data []byte, password string) (*ClientKey, error) {
-	return parseClientKey(data, password, "")
-}
-
-// pathError keeps the errno (for errors.Is(err, fs.ErrNotExist)) without
-// repeating the path.
-func pathError(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
-func parseClientKey(data []byte, password, file string) (*ClientKey, error) {
-	what := "client key"
-	if file != "" {
-		what = fmt.Sprintf("client key file %q", file)
-	}
-	var raw struct {
-		KeyID          string `json:"KeyId"`
-		PrivateKeyData string `json:"PrivateKeyData"`
-	}
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, configError(what+` is not a JSON object {"KeyId": ..., "PrivateKeyData": ...}`, nil)
-	}
-	if raw.KeyID == "" {
-		return nil, configError(what+" has no KeyId", nil)
-	}
-	if raw.PrivateKeyData == "" {
-		return nil, configError(what+" has no PrivateKeyData", nil)
-	}
-	pfx, err := base64.StdEncoding.DecodeString(strings.TrimSpace(raw.PrivateKeyData))
+	k, err := wire.ParseClientKey("kms", data, password, "")
 	if err != nil {
-		return nil, configError(what+": PrivateKeyData is not valid base64", nil)
+		return nil, err
 	}
-	// x/crypto/pkcs12 is what the dedicated KMS SDK decodes with: a key that
-	// passes here also passes there.
-	blocks, err := pkcs12.ToPEM(pfx, password)
-	if err != nil {
-		if errors.Is(err, pkcs12.ErrIncorrectPassword) {
-			return nil, configError(what+": wrong password (PKCS#12 decryption failed)", nil)
-		}
-		return nil, configError(what+": PrivateKeyData is not a PKCS#12 key this client can decode: "+wire.Scrub(err.Error()), nil)
-	}
-	k := &ClientKey{keyID: raw.KeyID, file: file}
-	for _, b := range blocks {
-		switch b.Type {
-		case "PRIVATE KEY", "RSA PRIVATE KEY":
-			key, err := parseRSAKey(b)
-			if err != nil {
-				return nil, configError(what+": "+err.Error(), nil)
-			}
-			k.key = key
-		case "CERTIFICATE":
-			if c, err := x509.ParseCertificate(b.Bytes); err == nil && k.cert == nil {
-				k.cert = c
-			}
-		}
-	}
-	if k.key == nil {
-		return nil, configError(what+": the PKCS#12 data holds no private key", nil)
-	}
-	return k, nil
-}
-
-func parseRSAKey(b *pem.Block) (*rsa.PrivateKey, error) {
-	if key, err := x509.ParsePKCS1PrivateKey(b.Bytes); err == nil {
-		return key, nil
-	}
-	key, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-	if err != nil {
-		return nil, errors.New("the private key cannot be parsed")
-	}
-	rk, ok := key.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("the private key is %T, not RSA", key)
-	}
-	return rk, nil
+	return &ClientKey{keyID: k.KeyID, key: k.Key, cert: k.Cert}, nil
 }
 
 // KeyID is the client key's id (KAAP.…), sent as AccessKeyId.

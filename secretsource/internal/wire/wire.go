@@ -4,7 +4,8 @@
 // read up to MaxBody only), the conversion of a GetSecretValue answer into a
 // secret (Response, CheckAnswer, ParseTime, ParseRotationInterval), the
 // classification of error codes and statuses (KindOfCode, KindOfStatus) and
-// the scrubbing of service and SDK messages (Scrub, Truncate, Token). The
+// the scrubbing of service and SDK messages (Scrub, Truncate, Token), and the
+// application access point client key file both accept (LoadClientKey). The
 // errors it returns never hold body bytes or secret values.
 package wire
 
