@@ -173,12 +173,14 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	opts = append(opts, kmstest.WithLogger(logger), kmstest.WithRAMKeyRevokeDelay(*revokeDelay),
-		kmstest.WithTempCredentialTTL(*tokenTTL), kmstest.WithMetadataAddr(*metaAddr), kmstest.WithProxyAddr(*proxyAddr))
+		kmstest.WithTempCredentialTTL(*tokenTTL))
+	addrs := kmstest.Addrs{Metadata: *metaAddr, Proxy: *proxyAddr}
 	if *useTLS {
-		opts = append(opts, kmstest.WithKMSTLSAddr(*addr))
+		addrs.KMSTLS = *addr
 	} else {
-		opts = append(opts, kmstest.WithKMSAddr(*addr))
+		addrs.KMS = *addr
 	}
+	opts = append(opts, kmstest.WithAddrs(addrs))
 	if *stateDir != "" {
 		opts = append(opts, kmstest.WithStateDir(*stateDir))
 	}
@@ -352,7 +354,7 @@ func loadSeed(path string) ([]kmstest.Option, error) {
 			}
 			spec.RotationInterval = d
 		}
-		if err := kmstest.ValidateSecretSpec(spec); err != nil {
+		if err := spec.Validate(); err != nil {
 			var se *kmstest.SpecError
 			if errors.As(err, &se) {
 				return nil, bad("secrets[%d] (%s): field %s: %s", i, s.Name, jsonField(se.Field), se.Problem)

@@ -69,7 +69,7 @@ func TestClientKeyWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyID, pub, err := kmstest.ReadClientKey(ck)
+	keyID, pub, err := ck.PublicKey()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,10 +104,10 @@ func WriteClientKey(dir string) (ClientKey, error) {
 	return ck, nil
 }
 
-// ReadClientKey loads a client key file and its password (Password if set, else the content of PasswordFile
+// PublicKey loads the client key file and its password (Password if set, else the content of PasswordFile
 // with surrounding white space trimmed, as Alibaba's secret client reads it) and returns the key id recorded in
 // the file and the public key. Errors name the file and what is wrong, never the password.
-func ReadClientKey(ck ClientKey) (keyID string, pub *rsa.PublicKey, err error) {
+func (ck ClientKey) PublicKey() (keyID string, pub *rsa.PublicKey, err error) {
 	content, err := os.ReadFile(ck.File)
 	if err != nil {
 		return "", nil, fmt.Errorf("kmstest: client key file: %w", err)
@@ -166,7 +166,7 @@ func (s *Server) NewClientKey() (ClientKey, error) {
 // RegisterClientKey reads a client key written by WriteClientKey (or by the KMS console) and makes the server
 // accept requests signed with it. Registering a key id again replaces its public key.
 func (s *Server) RegisterClientKey(ck ClientKey) error {
-	keyID, pub, err := ReadClientKey(ck)
+	keyID, pub, err := ck.PublicKey()
 	if err != nil {
 		return err
 	}

@@ -71,9 +71,9 @@ func TestWriteClientKeyFiles(t *testing.T) {
 	if _, _, err := xpkcs12.Decode(p12, ck.Password); err != nil {
 		t.Errorf("x/crypto pkcs12.Decode: %v", err)
 	}
-	id, pub, err := ReadClientKey(ClientKey{File: ck.File, PasswordFile: ck.PasswordFile})
+	id, pub, err := ClientKey{File: ck.File, PasswordFile: ck.PasswordFile}.PublicKey()
 	if err != nil || id != ck.KeyID || pub.N.BitLen() != 2048 {
-		t.Errorf("ReadClientKey: %v %s", err, id)
+		t.Errorf("PublicKey: %v %s", err, id)
 	}
 }
 
@@ -110,7 +110,7 @@ func TestReadClientKeyErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := ReadClientKey(tc.ck)
+			_, _, err := tc.ck.PublicKey()
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}

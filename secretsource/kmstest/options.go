@@ -81,25 +81,19 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }
 
-// WithKMSAddr sets the listen address of the shared gateway over plain HTTP (default "127.0.0.1:0"). The other
-// listeners always bind 127.0.0.1 on a free port.
-func WithKMSAddr(addr string) Option {
-	return func(c *config) { c.kmsAddr = addr }
+// Addrs are the listen addresses of the emulator's listeners. An empty field is "127.0.0.1:0": loopback, on a
+// free port.
+type Addrs struct {
+	KMS      string // the shared gateway over plain HTTP
+	KMSTLS   string // the shared gateway over HTTPS; its certificate is valid for 127.0.0.1, ::1 and localhost only
+	Metadata string // ECS metadata, credentials URI and the admin endpoint
+	Proxy    string // the HTTP proxy (ProxyURL)
 }
 
-// WithKMSTLSAddr sets the listen address of the shared gateway over HTTPS (default "127.0.0.1:0"). Its
-// certificate is valid for 127.0.0.1, ::1 and localhost only.
-func WithKMSTLSAddr(addr string) Option {
-	return func(c *config) { c.kmsTLSAddr = addr }
-}
-
-// WithMetadataAddr sets the listen address of the metadata listener (ECS metadata, credentials URI and the admin
-// endpoint; default "127.0.0.1:0").
-func WithMetadataAddr(addr string) Option {
-	return func(c *config) { c.metadataAddr = addr }
-}
-
-// WithProxyAddr sets the listen address of the HTTP proxy (ProxyURL; default "127.0.0.1:0").
-func WithProxyAddr(addr string) Option {
-	return func(c *config) { c.proxyAddr = addr }
+// WithAddrs sets the listen addresses (the last WithAddrs given wins); the DKMS listener always binds 127.0.0.1 on
+// a free port.
+func WithAddrs(a Addrs) Option {
+	return func(c *config) {
+		c.kmsAddr, c.kmsTLSAddr, c.metadataAddr, c.proxyAddr = a.KMS, a.KMSTLS, a.Metadata, a.Proxy
+	}
 }

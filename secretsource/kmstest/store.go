@@ -310,8 +310,8 @@ func (s *Server) AddSecret(spec SecretSpec) error {
 	return nil
 }
 
-// ValidateSecretSpec reports what AddSecret would reject in spec, as a *SpecError naming the field.
-func ValidateSecretSpec(spec SecretSpec) error {
+// Validate reports what AddSecret would reject in spec, as a *SpecError naming the field.
+func (spec SecretSpec) Validate() error {
 	_, err := buildEntry(spec, time.Time{})
 	return err
 }
