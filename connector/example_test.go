@@ -29,7 +29,7 @@ func ExampleRun() {
 	errRejected := errors.New("access denied")
 	login, _ := connector.NewLogin(connector.Config{
 		SecretName: "db-secret",
-		Provider:   c,
+		Source:     c,
 		Classify: func(err error) connector.Class {
 			if errors.Is(err, errRejected) {
 				return connector.AuthFailure

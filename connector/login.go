@@ -54,11 +54,9 @@ const (
 type Config struct {
 	// SecretName names the secret holding the database account.
 	SecretName string
-	// Provider serves the secret. Nil: Source, or the default provider.
-	Provider Provider
-	// Source is used when Provider is nil: a Source that is already a
-	// Provider (a *cache.Cache) is used as is, any other gets a cache of its
-	// own, closed by Login.Close.
+	// Source serves the secret: a secretsource.Cache (a *cache.Cache) is
+	// used as is, any other Source gets a cache of its own, closed by
+	// Login.Close. Nil: the default cache (connector.DefaultCache).
 	Source secretsource.Source
 	// GracePeriod bounds how long a rejected version is retried; zero means
 	// DefaultGracePeriod, a negative value disables waiting (the passwords
@@ -103,8 +101,8 @@ type Login struct {
 	redact     []string
 	log        *slog.Logger
 
-	fixed  Provider  // given provider, or nil for the default
-	closer io.Closer // cache owned by this Login
+	fixed  secretsource.Cache // given cache, or nil for the default
+	closer io.Closer          // cache owned by this Login
 
 	decoded  [4]atomic.Pointer[decodedSecret]
 	nextSlot atomic.Uint32
@@ -196,7 +194,7 @@ type Stats struct {
 	Failed       int64 // connections that failed
 }
 
-// replacer is implemented by a provider that keeps the version its current
+// replacer is implemented by a cache that keeps the version its current
 // one replaced (*cache.Cache): the password a database that has not been
 // changed yet still accepts, at no KMS call.
 type replacer interface {
@@ -214,7 +212,7 @@ func NewLogin(cfg Config) (*Login, error) {
 	if cfg.ProbeInterval < 0 {
 		return nil, fmt.Errorf("connector: Config.ProbeInterval must not be negative, got %v", cfg.ProbeInterval)
 	}
-	p, closer, err := providerFor(cfg.Provider, cfg.Source)
+	p, closer, err := cacheFor(cfg.Source)
 	if err != nil {
 		return nil, err
 	}
@@ -278,11 +276,11 @@ func (l *Login) Close() error {
 	return l.closeErr
 }
 
-func (l *Login) provider(ctx context.Context) (Provider, error) {
+func (l *Login) provider(ctx context.Context) (secretsource.Cache, error) {
 	if l.fixed != nil {
 		return l.fixed, nil
 	}
-	return DefaultProvider(ctx)
+	return DefaultCache(ctx)
 }
 
 // Account returns the account a connection made outside Run should log in
@@ -361,7 +359,7 @@ func (l *Login) decode(s *secretsource.Secret) (secretsource.DBAccount, error) {
 
 // held lists the versions the process holds for a login, newest first: the
 // current one, the one the provider replaced, ACSPrevious fetched for it.
-func (l *Login) held(p Provider, cur *secretsource.Secret) []*secretsource.Secret {
+func (l *Login) held(p secretsource.Cache, cur *secretsource.Secret) []*secretsource.Secret {
 	out := make([]*secretsource.Secret, 1, 4)
 	out[0] = cur
 	add := func(s *secretsource.Secret) {
@@ -503,7 +501,7 @@ func loop[T any](ctx context.Context, r *run, cand *secretsource.Secret, attempt
 // run is the state of one connection's login.
 type run struct {
 	l     *Login
-	p     Provider
+	p     secretsource.Cache
 	start time.Time
 
 	cur      *secretsource.Secret // the freshest ACSCurrent seen
@@ -744,7 +742,7 @@ func (l *Login) wakeLocked() {
 // the last one started too recently (the second of an episode
 // refreshFirstGap after the first, later ones refreshGap apart). The cache
 // adds its own per-secret rate limit; nobody waits for it.
-func (l *Login) kickRefresh(p Provider) {
+func (l *Login) kickRefresh(p secretsource.Cache) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -760,7 +758,7 @@ func (l *Login) kickRefresh(p Provider) {
 	go l.refresh(p)
 }
 
-func (l *Login) refresh(p Provider) {
+func (l *Login) refresh(p secretsource.Cache) {
 	defer l.bg.Done()
 	ctx, cancel := context.WithTimeout(l.bgCtx, refreshTimeout)
 	defer cancel()
@@ -791,7 +789,7 @@ func (l *Login) refresh(p Provider) {
 
 // needPrevious says whether s, the current version, is rejected while the
 // process holds nothing older to try, and ACSPrevious was not asked for it.
-func (l *Login) needPrevious(p Provider, s *secretsource.Secret) bool {
+func (l *Login) needPrevious(p secretsource.Cache, s *secretsource.Secret) bool {
 	if _, ok := p.(secretsource.VersionSource); !ok {
 		return false
 	}

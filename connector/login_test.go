@@ -157,7 +157,7 @@ func newTestLogin(t *testing.T, src secretsource.Source, grace time.Duration) (*
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	l, err := NewLogin(Config{SecretName: "db", Provider: c, GracePeriod: grace, Classify: classifyFake})
+	l, err := NewLogin(Config{SecretName: "db", Source: c, GracePeriod: grace, Classify: classifyFake})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +474,7 @@ func TestRunConcurrentRejections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	l, err := NewLogin(Config{SecretName: "db", Provider: c, Classify: classifyFake})
+	l, err := NewLogin(Config{SecretName: "db", Source: c, Classify: classifyFake})
 	if err != nil {
 		t.Fatal(err)
 	}

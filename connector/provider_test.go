@@ -18,8 +18,8 @@ func TestDefaultProvider(t *testing.T) {
 	t.Setenv("KMSDB_PROPERTIES_FILE", "")
 	t.Setenv("cache_client_region_id", "")
 	t.Setenv("cache_client_dkms_config_info", "")
-	SetDefaultProvider(nil)
-	defer SetDefaultProvider(nil)
+	SetDefaultCache(nil)
+	defer SetDefaultCache(nil)
 
 	l, err := NewLogin(Config{SecretName: "db", Classify: classifyFake})
 	if err != nil {
@@ -27,7 +27,7 @@ func TestDefaultProvider(t *testing.T) {
 	}
 	_, err = Run(context.Background(), l, (&fakeDB{}).attempt)
 	var e *Error
-	if !errors.As(err, &e) || e.Class != SecretUnavailable || !strings.Contains(err.Error(), "default provider") {
+	if !errors.As(err, &e) || e.Class != SecretUnavailable || !strings.Contains(err.Error(), "default cache") {
 		t.Fatalf("with nothing configured: %v", err)
 	}
 	if !errors.Is(err, secretsource.ErrConfig) {
@@ -36,13 +36,13 @@ func TestDefaultProvider(t *testing.T) {
 
 	src := newRotating("v1", "pw-one-1111")
 	_, c, _ := newTestLogin(t, src, 0)
-	SetDefaultProvider(c)
-	if p, err := DefaultProvider(context.Background()); err != nil || p != Provider(c) {
-		t.Fatalf("DefaultProvider = %v, %v", p, err)
+	SetDefaultCache(c)
+	if p, err := DefaultCache(context.Background()); err != nil || p != secretsource.Cache(c) {
+		t.Fatalf("DefaultCache = %v, %v", p, err)
 	}
-	// A Login without a provider follows the default.
+	// A Login without a source follows the default.
 	if v, err := Run(context.Background(), l, (&fakeDB{password: "pw-one-1111"}).attempt); err != nil || v != "v1" {
-		t.Fatalf("Run with the default provider = %q, %v", v, err)
+		t.Fatalf("Run with the default cache = %q, %v", v, err)
 	}
 }
 
@@ -67,10 +67,10 @@ func TestDefaultProviderFollowsTheConfiguration(t *testing.T) {
 	loadSettings = func(ctx context.Context) (*config.Settings, error) {
 		return config.LoadSettings(ctx, config.WithRootCAs(srv.CertPool()))
 	}
-	SetDefaultProvider(nil)
-	t.Cleanup(func() { SetDefaultProvider(nil); loadSettings = old })
+	SetDefaultCache(nil)
+	t.Cleanup(func() { SetDefaultCache(nil); loadSettings = old })
 
-	if _, err := DefaultProvider(context.Background()); err != nil {
+	if _, err := DefaultCache(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	// Waits, not timed asserts: each condition fails only if it never holds.

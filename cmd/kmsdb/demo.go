@@ -148,10 +148,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	kind := "PostgreSQL"
 	if db.Engine() == testdb.EngineMariaDB {
 		kind = "MariaDB/MySQL"
-		conn = mysqlkms.NewConnector(demoSecret, mysqlkms.WithProvider(c),
+		conn = mysqlkms.NewConnector(demoSecret, mysqlkms.WithSource(c),
 			mysqlkms.WithDSN("tcp("+db.Addr()+")/"+db.DBName()+"?timeout=10s"))
 	} else {
-		conn = pgkms.NewConnector(demoSecret, pgkms.WithProvider(c),
+		conn = pgkms.NewConnector(demoSecret, pgkms.WithSource(c),
 			pgkms.WithDSN("postgres://"+db.Addr()+"/"+db.DBName()+"?sslmode=disable&connect_timeout=10"))
 	}
 	sqlDB := sql.OpenDB(conn)

@@ -65,8 +65,8 @@
 //
 // The data source name is the secret name, optionally followed by "?" and a
 // go-sql-driver DSN without user and password (KMS secret names cannot
-// contain "?"). Such connectors use the process-wide default provider (see
-// connector.SetDefaultProvider). For GORM, sqlx or ent, sql.OpenDB with
+// contain "?"). Such connectors use the process-wide default cache (see
+// connector.SetDefaultCache). For GORM, sqlx or ent, sql.OpenDB with
 // NewConnector and the framework's "existing *sql.DB" constructor gives
 // access to every option.
 package mysqlkms
@@ -98,34 +98,23 @@ func init() { sql.Register(DriverName, Driver{}) }
 type Option func(*options)
 
 type options struct {
-	provider connector.Provider
-	source   secretsource.Source
-	dsn      string
-	dsnSet   bool
-	cfg      *mysql.Config
-	grace    time.Duration
-	probe    time.Duration
-	logger   *slog.Logger
+	source secretsource.Source
+	dsn    string
+	dsnSet bool
+	cfg    *mysql.Config
+	grace  time.Duration
+	probe  time.Duration
+	logger *slog.Logger
 	// endpointFromSecret lets the secret's endpoint replace an address the
 	// base configuration names (WithEndpointFromSecret).
 	endpointFromSecret bool
 	errs               []error
 }
 
-// WithProvider sets the provider of the secret, typically a shared
-// *cache.Cache. Default: connector.DefaultProvider.
-func WithProvider(p connector.Provider) Option {
-	return func(o *options) {
-		if p == nil {
-			o.errs = append(o.errs, errors.New("mysqlkms: WithProvider: provider is nil"))
-		}
-		o.provider = p
-	}
-}
-
-// WithSource sets where the secret comes from. A *cache.Cache (or any
-// connector.Provider) is used as is; any other source gets a cache of its
-// own, closed with the connector (sql.DB.Close).
+// WithSource sets where the secret comes from, typically a shared
+// *cache.Cache. A secretsource.Cache (such as a *cache.Cache) is used as is;
+// any other source gets a cache of its own, closed with the connector
+// (sql.DB.Close). Default: connector.DefaultCache.
 func WithSource(src secretsource.Source) Option {
 	return func(o *options) {
 		if src == nil {
@@ -228,7 +217,7 @@ func newConnector(secretName string, opts ...Option) (*connector.Connector, erro
 		return nil, err
 	}
 	l, err := connector.NewLogin(connector.Config{
-		SecretName: secretName, Provider: o.provider, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
+		SecretName: secretName, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
 		Classify: Classify, Redact: []string{base.Passwd}, Logger: o.logger,
 	})
 	if err != nil {
@@ -382,7 +371,7 @@ func (d Driver) Open(name string) (driver.Conn, error) {
 	return c.Connect(context.Background())
 }
 
-// OpenConnector parses name and returns a connector using the default provider.
+// OpenConnector parses name and returns a connector using the default cache.
 func (Driver) OpenConnector(name string) (driver.Connector, error) {
 	secret, dsn, hasDSN := strings.Cut(name, "?")
 	var opts []Option

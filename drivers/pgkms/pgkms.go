@@ -96,8 +96,8 @@
 //
 // The data source name is the secret name, optionally followed by "?" and a
 // pgx connection string without password (KMS secret names cannot contain
-// "?"). Such connectors use the process-wide default provider (see
-// connector.SetDefaultProvider).
+// "?"). Such connectors use the process-wide default cache (see
+// connector.SetDefaultCache).
 package pgkms
 
 import (
@@ -128,35 +128,24 @@ func init() { sql.Register(DriverName, Driver{}) }
 type Option func(*options)
 
 type options struct {
-	provider connector.Provider
-	source   secretsource.Source
-	dsn      string
-	dsnSet   bool
-	cfg      *pgx.ConnConfig
-	poolCfg  *pgxpool.Config
-	grace    time.Duration
-	probe    time.Duration
-	logger   *slog.Logger
+	source  secretsource.Source
+	dsn     string
+	dsnSet  bool
+	cfg     *pgx.ConnConfig
+	poolCfg *pgxpool.Config
+	grace   time.Duration
+	probe   time.Duration
+	logger  *slog.Logger
 	// endpointFromSecret lets the secret's endpoint replace a host the
 	// user named (WithEndpointFromSecret).
 	endpointFromSecret bool
 	errs               []error
 }
 
-// WithProvider sets the provider of the secret, typically a shared
-// *cache.Cache. Default: connector.DefaultProvider.
-func WithProvider(p connector.Provider) Option {
-	return func(o *options) {
-		if p == nil {
-			o.errs = append(o.errs, errors.New("pgkms: WithProvider: provider is nil"))
-		}
-		o.provider = p
-	}
-}
-
-// WithSource sets where the secret comes from. A *cache.Cache (or any
-// connector.Provider) is used as is; any other source gets a cache of its
-// own, closed with the connector (sql.DB.Close) or the Pool.
+// WithSource sets where the secret comes from, typically a shared
+// *cache.Cache. A secretsource.Cache (such as a *cache.Cache) is used as is;
+// any other source gets a cache of its own, closed with the connector
+// (sql.DB.Close) or the Pool. Default: connector.DefaultCache.
 func WithSource(src secretsource.Source) Option {
 	return func(o *options) {
 		if src == nil {
@@ -259,7 +248,7 @@ func (o *options) login(secretName string, redact ...string) (*connector.Login, 
 		return nil, errors.New("pgkms: the secret name is empty")
 	}
 	l, err := connector.NewLogin(connector.Config{
-		SecretName: secretName, Provider: o.provider, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
+		SecretName: secretName, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
 		Classify: Classify, Redact: redact, Logger: o.logger,
 	})
 	if err != nil {
@@ -407,7 +396,7 @@ func (d Driver) Open(name string) (driver.Conn, error) {
 	return c.Connect(context.Background())
 }
 
-// OpenConnector parses name and returns a connector using the default provider.
+// OpenConnector parses name and returns a connector using the default cache.
 func (Driver) OpenConnector(name string) (driver.Connector, error) {
 	secret, dsn, hasDSN := strings.Cut(name, "?")
 	var opts []Option
