@@ -136,21 +136,3 @@ func (c *closers) Close() error {
 	}
 	return err
 }
-
-// cacheFor returns the cache a connector uses: src itself when it is a
-// secretsource.Cache; else a new cache in front of src, owned by the
-// connector (closed by the returned Closer). Without src it returns nil: the
-// default cache is resolved on first use.
-func cacheFor(src secretsource.Source) (secretsource.Cache, io.Closer, error) {
-	if src == nil {
-		return nil, nil, nil
-	}
-	if c, ok := src.(secretsource.Cache); ok {
-		return c, nil, nil
-	}
-	c, err := cache.New(src)
-	if err != nil {
-		return nil, nil, fmt.Errorf("connector: cache in front of the source: %w", err)
-	}
-	return c, c, nil
-}

@@ -2,49 +2,13 @@ package connector
 
 import (
 	"context"
-	"errors"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/kmsdb/kmsdb/internal/credtest"
-	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/config"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
 )
-
-func TestDefaultProvider(t *testing.T) {
-	t.Chdir(t.TempDir()) // no secretsmanager.properties
-	t.Setenv("KMSDB_PROPERTIES_FILE", "")
-	t.Setenv("cache_client_region_id", "")
-	t.Setenv("cache_client_dkms_config_info", "")
-	SetDefaultCache(nil)
-	defer SetDefaultCache(nil)
-
-	l, err := NewLogin(Config{SecretName: "db", Classify: classifyFake})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = Run(context.Background(), l, (&fakeDB{}).attempt)
-	var e *Error
-	if !errors.As(err, &e) || e.Class != SecretUnavailable || !strings.Contains(err.Error(), "default cache") {
-		t.Fatalf("with nothing configured: %v", err)
-	}
-	if !errors.Is(err, secretsource.ErrConfig) {
-		t.Errorf("want the configuration error of config.Load in the chain: %v", err)
-	}
-
-	src := newRotating("v1", "pw-one-1111")
-	_, c, _ := newTestLogin(t, src, 0)
-	SetDefaultCache(c)
-	if p, err := DefaultCache(context.Background()); err != nil || p != secretsource.Cache(c) {
-		t.Fatalf("DefaultCache = %v, %v", p, err)
-	}
-	// A Login without a source follows the default.
-	if v, err := Run(context.Background(), l, (&fakeDB{password: "pw-one-1111"}).attempt); err != nil || v != "v1" {
-		t.Fatalf("Run with the default cache = %q, %v", v, err)
-	}
-}
 
 // TestDefaultProviderFollowsTheConfiguration: refresh_secret_ttl sets the
 // default cache's TTL (with the default of 5 minutes the secret would not be

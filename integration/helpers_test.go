@@ -478,7 +478,7 @@ func openTarget(t testing.TB, k targetKind, s *testdb.Server, p secretsource.Cac
 		db.SetMaxIdleConns(o.workers)
 		db.SetConnMaxLifetime(o.lifetime)
 		tg.query = func(ctx context.Context) error { return selectOne(ctx, db) }
-		tg.stats = c.(*connector.Connector).Stats
+		tg.stats = c.(interface{ Stats() connector.Stats }).Stats
 		tg.newConns = func() int64 { st := tg.stats(); return st.Logins - st.AuthFailures - st.Failed }
 		tg.close = func() { _ = db.Close() }
 	case kindPgxpool:

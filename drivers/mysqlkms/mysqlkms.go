@@ -86,6 +86,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/secretsource"
 )
 
@@ -184,7 +185,7 @@ func WithEndpointFromSecret() Option {
 func NewConnector(secretName string, opts ...Option) driver.Connector {
 	c, err := newConnector(secretName, opts...)
 	if err != nil {
-		return connector.Failed(Driver{}, err)
+		return rotation.Failed(Driver{}, err)
 	}
 	return c
 }
@@ -199,7 +200,7 @@ func Open(secretName string, opts ...Option) (*sql.DB, error) {
 	return sql.OpenDB(c), nil
 }
 
-func newConnector(secretName string, opts ...Option) (*connector.Connector, error) {
+func newConnector(secretName string, opts ...Option) (*rotation.Connector, error) {
 	o := &options{}
 	for _, opt := range opts {
 		if opt != nil {
@@ -216,14 +217,14 @@ func newConnector(secretName string, opts ...Option) (*connector.Connector, erro
 	if err != nil {
 		return nil, err
 	}
-	l, err := connector.NewLogin(connector.Config{
+	l, err := rotation.NewLogin(rotation.Config{
 		SecretName: secretName, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
 		Classify: Classify, Redact: []string{base.Passwd}, Logger: o.logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mysqlkms: %w", err)
 	}
-	return connector.New(Driver{}, l, newDialer(base, !pinned || o.endpointFromSecret).dial), nil
+	return rotation.New(Driver{}, l, newDialer(base, !pinned || o.endpointFromSecret).dial), nil
 }
 
 // baseConfig returns the base configuration and whether it pins an address
@@ -235,7 +236,7 @@ func (o *options) baseConfig() (base *mysql.Config, pinned bool, err error) {
 	case o.dsnSet:
 		cfg, err := mysql.ParseDSN(o.dsn)
 		if err != nil {
-			return nil, false, fmt.Errorf("mysqlkms: WithDSN: %w", connector.Scrub(err, o.dsn))
+			return nil, false, fmt.Errorf("mysqlkms: WithDSN: %w", rotation.Scrub(err, o.dsn))
 		}
 		// ParseDSN fills 127.0.0.1:3306 in for a DSN without address: decide
 		// from the text what the user wrote.
@@ -352,7 +353,7 @@ func Classify(err error) connector.Class {
 			return connector.Permanent
 		}
 	}
-	return connector.ClassifyNetwork(err)
+	return rotation.ClassifyNetwork(err)
 }
 
 // Driver is the "mysqlkms" database/sql driver: its data source name is a

@@ -21,9 +21,9 @@
 // BeginTx, CopyFrom, Ping). Each acquires from the pool directly, so a call
 // that finds an idle connection costs what it costs in pgxpool (no extra
 // allocation); a new connection logs in with the account the connector
-// chooses now (connector.Login.Account: the current version, or an older one
+// chooses now (rotation.Login.Account: the current version, or an older one
 // standing in for it). Only when that login is rejected does the call enter
-// the rotation loop (connector.Continue), whose retries carry the account to
+// the rotation loop (rotation.Continue), whose retries carry the account to
 // try in the context to BeforeConnect (pgxpool passes the acquirer's context
 // values to the constructor). An authentication failure can only happen while
 // a connection is being made, before any statement is sent, so retrying the
@@ -116,6 +116,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/secretsource"
 )
 
@@ -243,11 +244,11 @@ func collect(opts []Option) (*options, error) {
 	return o, nil
 }
 
-func (o *options) login(secretName string, redact ...string) (*connector.Login, error) {
+func (o *options) login(secretName string, redact ...string) (*rotation.Login, error) {
 	if secretName == "" {
 		return nil, errors.New("pgkms: the secret name is empty")
 	}
-	l, err := connector.NewLogin(connector.Config{
+	l, err := rotation.NewLogin(rotation.Config{
 		SecretName: secretName, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
 		Classify: Classify, Redact: redact, Logger: o.logger,
 	})
@@ -265,7 +266,7 @@ func (o *options) login(secretName string, redact ...string) (*connector.Login, 
 func NewConnector(secretName string, opts ...Option) driver.Connector {
 	c, err := newConnector(secretName, opts...)
 	if err != nil {
-		return connector.Failed(stdlib.GetDefaultDriver(), err)
+		return rotation.Failed(stdlib.GetDefaultDriver(), err)
 	}
 	return c
 }
@@ -280,7 +281,7 @@ func Open(secretName string, opts ...Option) (*sql.DB, error) {
 	return sql.OpenDB(c), nil
 }
 
-func newConnector(secretName string, opts ...Option) (*connector.Connector, error) {
+func newConnector(secretName string, opts ...Option) (*rotation.Connector, error) {
 	o, err := collect(opts)
 	if err != nil {
 		return nil, err
@@ -303,7 +304,7 @@ func newConnector(secretName string, opts ...Option) (*connector.Connector, erro
 	dial := func(ctx context.Context, acct secretsource.DBAccount) (driver.Conn, error) {
 		return sc.Connect(withAccount(ctx, acct))
 	}
-	return connector.New(stdlib.GetDefaultDriver(), l, dial), nil
+	return rotation.New(stdlib.GetDefaultDriver(), l, dial), nil
 }
 
 func (o *options) baseConfig() (*pgx.ConnConfig, error) {
@@ -338,7 +339,7 @@ func withAccount(ctx context.Context, acct secretsource.DBAccount) context.Conte
 // allow it) on a connection configuration.
 type applier struct {
 	endpoint *endpoint
-	login    *connector.Login
+	login    *rotation.Login
 }
 
 // apply sets cfg (a copy owned by this connection) from the account in ctx,
@@ -377,7 +378,7 @@ func Classify(err error) connector.Class {
 		}
 		return connector.Other
 	}
-	return connector.ClassifyNetwork(err)
+	return rotation.ClassifyNetwork(err)
 }
 
 // Driver is the "pgkms" database/sql driver: its data source name is a

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/internal/testdb"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
@@ -29,7 +30,7 @@ type env struct {
 	srv     *testdb.Server
 	secrets *testdb.Secrets
 	cache   *cache.Cache
-	conn    *connector.Connector // of the last open
+	conn    *rotation.Connector // of the last open
 }
 
 func newEnv(t *testing.T) *env {
@@ -180,13 +181,13 @@ func TestWrongPasswordIsRejected(t *testing.T) {
 	})
 }
 
-// rotation is one order of changing the database password and the secret.
-type rotation struct {
+// rotationOrder is one order of changing the database password and the secret.
+type rotationOrder struct {
 	name   string
 	rotate func(t *testing.T, e *env, user, next string)
 }
 
-var rotations = []rotation{
+var rotations = []rotationOrder{
 	{"secret then database, cache still old", func(t *testing.T, e *env, user, next string) {
 		e.secrets.PutAccount("db", e.srv.Account(user, next))
 		must(t, e.srv.SetPassword(context.Background(), user, next))
