@@ -1,17 +1,19 @@
-// Package connector is the driver-agnostic core of kmsdb's database
-// connectors: it opens database connections with the credentials of a KMS
-// secret and makes a password rotation invisible to the application.
+// Package connector holds what applications see of kmsdb's database
+// connectors, which open database connections with the credentials of a KMS
+// secret and make a password rotation invisible to the application.
 //
 // Applications use the driver packages (drivers/mysqlkms, drivers/pgkms);
-// this package holds what they share: the Provider of secrets (a
-// *cache.Cache), the rotation algorithm (Run), the database/sql
-// driver.Connector built on it (Connector), and the error type (Error).
+// this package holds what they share with them: the error type (Error, its
+// Class and the sentinels), the counters (Stats), the defaults of the
+// rotation loop (DefaultGracePeriod, DefaultProbeInterval) and the
+// process-wide default cache (DefaultCache, SetDefaultCache). The rotation
+// loop itself is internal to the module.
 //
 // # Rotation without errors
 //
 // Each new connection takes the cached secret (no KMS call when the cache is
 // warm), decodes the account (secretsource.DecodeDBAccount) and logs in. While
-// that works, nothing else happens: a Login keeps no state on the fast path.
+// that works, nothing else happens: a connector keeps no state on the fast path.
 // When the database rejects the credentials (an AuthFailure, as the driver
 // classifies it), the connection goes through the versions the process
 // already holds, newest first, without waiting and without a KMS call:
@@ -19,12 +21,13 @@
 //  1. the cached current version (re-read at each step, so a version a
 //     refresh just brought is used at once);
 //  2. the version the cache replaced when it last learnt a new one (the
-//     provider's Replaced: during a rotation, the password a database that
+//     cache's Replaced: during a rotation, the password a database that
 //     has not been changed yet still accepts);
 //  3. ACSPrevious, fetched from KMS once per current version, only when the
-//     provider holds no replaced version (a process started mid-rotation).
+//     cache holds no replaced version (a process started mid-rotation).
 //
-// What one connection learns is shared by every connection of the Login: a
+// What one connection learns is shared by every connection of the connector
+// (or pgkms.Pool): a
 // version the database refused is not tried first by the next connections,
 // and an older version that logged in stands in for the rejected current one
 // (new connections use it directly) until it is refused in turn (the
@@ -34,27 +37,27 @@
 // When every version held was refused, the connection waits, woken at once
 // when another connection logs in or the cache brings a new version, while:
 //
-//   - the Login refreshes the secret from KMS in the background (never more
+//   - the connector refreshes the secret from KMS in the background (never more
 //     than one refresh at a time, the second 0.5 s after the first, then one
 //     a second; the cache's per-secret rate limit applies, but no connection
 //     waits for it): N connections rejected on one version cause one KMS
 //     call;
-//   - one connection of the Login at a time retries a refused version, at
+//   - one connection of the connector at a time retries a refused version, at
 //     most every 25 ms at first, growing with the age of the rejection to
 //     every 250 ms: the database may be in the middle of its own change.
 //
 // The rotation grace period (default 30 s, DefaultGracePeriod) starts when
 // the current version is first refused and is shared by the connections of
-// the Login. Once it has passed, a connection that has nothing left to try
+// the connector. Once it has passed, a connection that has nothing left to try
 // fails at once with ErrCredentialsRejected (naming the secret, the version
 // and the user): only one login per probe interval (default one second,
 // DefaultProbeInterval) reaches the database to see whether it was fixed,
 // and KMS is asked at most once a second. The first refresh that brings a
 // version the database accepts heals every connection.
 //
-// Login.Account and Continue let a pool that opens connections itself
-// (pgxpool) use the same algorithm: it logs in with Account's choice and
-// hands a failure to Continue.
+// A pgkms.Pool (pgxpool opens its connections itself) follows the same
+// algorithm: a new connection logs in with the account the loop chooses, and
+// only a rejected login enters the loop.
 //
 // Errors that cannot heal by waiting (a locked account, an expired password,
 // an unknown database, no privilege, an unreachable network) are returned at
@@ -71,11 +74,11 @@
 // Unwrap; errors.Is works with ErrCredentialsRejected, ErrLoginRefused and the
 // secretsource.Err* sentinels.
 //
-// # The default provider
+// # The default cache
 //
-// A connector given no provider or source uses the process-wide default: a
-// *cache.Cache in front of the source config.Load builds from the
-// environment and secretsmanager.properties (as Alibaba's Go client is
-// configured), built on first use and shared by every such connector. Install
-// another with SetDefaultProvider.
+// A connector given no source (the drivers' WithSource) uses the
+// process-wide default: a *cache.Cache in front of the source config.Load
+// builds from the environment and secretsmanager.properties (as Alibaba's Go
+// client is configured), built on first use and shared by every such
+// connector. Install another (any secretsource.Cache) with SetDefaultCache.
 package connector

@@ -3,11 +3,8 @@ package connector
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -75,8 +72,6 @@ type Error struct {
 	Attempts int           // logins tried
 	Waited   time.Duration // time spent since the first attempt
 	Err      error         // the driver's or the source's error, scrubbed
-
-	wait bool // from Login.Account: nothing to try now, Continue waits for the rotation
 }
 
 func (e *Error) Error() string {
@@ -118,94 +113,4 @@ func (e *Error) Unwrap() error { return e.Err }
 func (e *Error) Is(target error) bool {
 	return (target == ErrCredentialsRejected && e.Class == AuthFailure) ||
 		(target == ErrLoginRefused && e.Class == Permanent)
-}
-
-// scrubbedError is an error whose text had secrets removed. errors.Is and
-// errors.As still reach the original (driver error types carry server
-// messages and codes, which never contain the client's password), but it has
-// no Unwrap: code that walks the chain with errors.Unwrap and prints each
-// link (some loggers and error reporters do) cannot reach the unscrubbed text
-// of the wrapping errors in between.
-type scrubbedError struct {
-	msg string
-	err error
-}
-
-func (e *scrubbedError) Error() string { return e.msg }
-
-// Is reports whether the original error matches target.
-func (e *scrubbedError) Is(target error) bool { return errors.Is(e.err, target) }
-
-// As finds the first error in the original chain that matches target.
-func (e *scrubbedError) As(target any) bool { return errors.As(e.err, target) }
-
-// minScrubLen is the shortest secret scrubbed from error texts: shorter ones
-// would garble messages and say nothing.
-const minScrubLen = 4
-
-// Scrub returns err with every occurrence of each secret removed from its
-// text, including the URL-, userinfo- and quote-escaped forms in which DSNs
-// and drivers print them. Secrets shorter than 4 bytes are ignored. errors.As
-// and errors.Is still reach the original error.
-func Scrub(err error, secrets ...string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	out := scrubString(msg, secrets...)
-	if out == msg {
-		return err
-	}
-	return &scrubbedError{msg: out, err: err}
-}
-
-func scrubString(msg string, secrets ...string) string {
-	for _, s := range secrets {
-		if len(s) < minScrubLen {
-			continue
-		}
-		for _, form := range escapedForms(s) {
-			if len(form) >= minScrubLen {
-				msg = strings.ReplaceAll(msg, form, "REDACTED")
-			}
-		}
-	}
-	return msg
-}
-
-// escapedForms lists s as it may appear in a message: raw, URL query and
-// path escaped, URL userinfo escaped, and Go-quoted.
-func escapedForms(s string) []string {
-	forms := []string{s, url.QueryEscape(s), url.PathEscape(s)}
-	u := (&url.URL{User: url.UserPassword("u", s)}).String() // "//u:ENC@"
-	if i, j := strings.Index(u, ":"), strings.LastIndex(u, "@"); i >= 0 && j > i {
-		forms = append(forms, u[i+1:j])
-	}
-	q := strconv.Quote(s)
-	forms = append(forms, q[1:len(q)-1])
-	// Longest first, so a form is not broken by scrubbing a shorter one inside it.
-	for i := 1; i < len(forms); i++ {
-		for j := i; j > 0 && len(forms[j]) > len(forms[j-1]); j-- {
-			forms[j], forms[j-1] = forms[j-1], forms[j]
-		}
-	}
-	return forms
-}
-
-// ClassifyNetwork classifies a dial error: a host that does not resolve or a
-// network or host that cannot be reached is Permanent; anything else (refused,
-// timeout, reset) is Other. Drivers call it for errors that are not the
-// database's own.
-func ClassifyNetwork(err error) Class {
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-		return Permanent
-	}
-	if errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH) {
-		return Permanent
-	}
-	if errors.Is(err, syscall.ENOENT) { // a unix socket that does not exist
-		return Permanent
-	}
-	return Other
 }

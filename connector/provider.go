@@ -13,69 +13,51 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource/config"
 )
 
-// Provider serves secrets to connectors. *cache.Cache implements it. The
-// rotation loop calls Refresh in the background when every version it holds
-// is rejected. A Provider that also has a method
-// Replaced(name string) *secretsource.Secret (as *cache.Cache does) lets
-// connectors fall back to the version it replaced at no KMS call; one that
-// implements secretsource.VersionSource lets them fetch ACSPrevious when it
-// holds no such version.
-type Provider interface {
-	secretsource.Source
-	// Invalidate tells the provider that rejectedVersion of the secret was
-	// refused; it acts only if that version is the cached one. The rotation
-	// loop does not call it (its callers would wait for the refresh it
-	// starts); other users of a shared provider may.
-	Invalidate(name, rejectedVersion string) bool
-	// Refresh fetches the secret now (rate-limited, joining a fetch in progress).
-	Refresh(ctx context.Context, name string) (*secretsource.Secret, error)
+var _ secretsource.Cache = (*cache.Cache)(nil)
+
+var defaultCache struct {
+	cur    atomic.Pointer[cacheBox] // fast path: read without locking
+	mu     sync.Mutex               // serializes building and replacing
+	closer io.Closer                // the cache built by DefaultCache, nil when set by SetDefaultCache
 }
 
-var _ Provider = (*cache.Cache)(nil)
+type cacheBox struct{ c secretsource.Cache }
 
-var defaultProvider struct {
-	cur    atomic.Pointer[providerBox] // fast path: read without locking
-	mu     sync.Mutex                  // serializes building and replacing
-	closer io.Closer                   // the cache built by DefaultProvider, nil when set by SetDefaultProvider
-}
-
-type providerBox struct{ p Provider }
-
-// SetDefaultProvider installs p as the process-wide default provider, used by
-// every connector built without WithProvider or WithSource, including those
-// opened by driver name (sql.Open("mysqlkms", ...)). A nil p makes the next
-// use build the default again from config.Load. A default built from
-// config.Load that p replaces is closed.
-func SetDefaultProvider(p Provider) {
-	defaultProvider.mu.Lock()
-	old := defaultProvider.closer
-	defaultProvider.closer = nil
-	if p == nil {
-		defaultProvider.cur.Store(nil)
+// SetDefaultCache installs c as the process-wide default cache, used by
+// every connector built without WithSource, including those opened by
+// driver name (sql.Open("mysqlkms", ...)). A nil c makes the next use build
+// the default again from config.Load. A default built from config.Load that
+// c replaces is closed.
+func SetDefaultCache(c secretsource.Cache) {
+	defaultCache.mu.Lock()
+	old := defaultCache.closer
+	defaultCache.closer = nil
+	if c == nil {
+		defaultCache.cur.Store(nil)
 	} else {
-		defaultProvider.cur.Store(&providerBox{p})
+		defaultCache.cur.Store(&cacheBox{c})
 	}
-	defaultProvider.mu.Unlock()
+	defaultCache.mu.Unlock()
 	if old != nil {
 		_ = old.Close()
 	}
 }
 
-// DefaultProvider returns the process-wide default provider, building it on
+// DefaultCache returns the process-wide default cache, building it on
 // first use: a *cache.Cache in front of the source config.Load builds from
 // code options, the environment and secretsmanager.properties. The cache
 // follows the configuration's refresh_secret_ttl (its TTL, instead of
 // cache.DefaultTTL) and starts fetching the secrets of secret_names in the
 // background at once. A failure is not remembered: the next call tries
 // again.
-func DefaultProvider(ctx context.Context) (Provider, error) {
-	if b := defaultProvider.cur.Load(); b != nil {
-		return b.p, nil
+func DefaultCache(ctx context.Context) (secretsource.Cache, error) {
+	if b := defaultCache.cur.Load(); b != nil {
+		return b.c, nil
 	}
-	defaultProvider.mu.Lock()
-	defer defaultProvider.mu.Unlock()
-	if b := defaultProvider.cur.Load(); b != nil {
-		return b.p, nil
+	defaultCache.mu.Lock()
+	defer defaultCache.mu.Unlock()
+	if b := defaultCache.cur.Load(); b != nil {
+		return b.c, nil
 	}
 	set, err := loadSettings(ctx)
 	var src *config.Source
@@ -83,22 +65,22 @@ func DefaultProvider(ctx context.Context) (Provider, error) {
 		src, err = set.Source()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connector: no secret source for the default provider (configure secretsmanager.properties "+
+		return nil, fmt.Errorf("connector: no secret source for the default cache (configure secretsmanager.properties "+
 			"or the environment as for Alibaba's secrets manager client, or give the connector a source): %w", err)
 	}
 	c, err := cache.New(src, defaultCacheOptions(set)...)
 	if err != nil {
 		_ = src.Close()
-		return nil, fmt.Errorf("connector: default provider: %w", err)
+		return nil, fmt.Errorf("connector: default cache: %w", err)
 	}
 	cl := &closers{c: c, src: src}
 	cl.prefetch(set.SecretNames)
-	defaultProvider.cur.Store(&providerBox{c})
-	defaultProvider.closer = cl
+	defaultCache.cur.Store(&cacheBox{c})
+	defaultCache.closer = cl
 	return c, nil
 }
 
-// loadSettings reads the configuration of the default provider (a variable
+// loadSettings reads the configuration of the default cache (a variable
 // so that tests can add options, such as the emulator's CA).
 var loadSettings = func(ctx context.Context) (*config.Settings, error) { return config.LoadSettings(ctx) }
 
@@ -151,25 +133,4 @@ func (c *closers) Close() error {
 		err = errors.Join(err, cl.Close())
 	}
 	return err
-}
-
-// providerFor returns the provider a connector uses: p when given; else src
-// itself when it is a Provider; else a new cache in front of src, owned by
-// the connector (closed by the returned Closer). With neither, it returns nil:
-// the default provider is resolved on first use.
-func providerFor(p Provider, src secretsource.Source) (Provider, io.Closer, error) {
-	if p != nil {
-		return p, nil, nil
-	}
-	if src == nil {
-		return nil, nil, nil
-	}
-	if pp, ok := src.(Provider); ok {
-		return pp, nil, nil
-	}
-	c, err := cache.New(src)
-	if err != nil {
-		return nil, nil, fmt.Errorf("connector: cache in front of the source: %w", err)
-	}
-	return c, c, nil
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
 )
 
-// TestDefaultProviderWarns: the default provider is built from the
+// TestDefaultProviderWarns: the default cache is built from the
 // environment with no logger; what weakens it (ignoreSslCerts, a local
 // source) reaches slog.Default() at Warn instead of vanishing.
 func TestDefaultProviderWarns(t *testing.T) {
@@ -36,9 +36,9 @@ func TestDefaultProviderWarns(t *testing.T) {
 		def := capture(t)
 		t.Setenv("KMSDB_LOCAL_SECRETS", "true")
 		t.Setenv("KMSDB_SECRET_DB_APP", "local-value-not-logged")
-		SetDefaultProvider(nil)
-		defer SetDefaultProvider(nil)
-		p, err := DefaultProvider(ctx)
+		SetDefaultCache(nil)
+		defer SetDefaultCache(nil)
+		p, err := DefaultCache(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,9 +60,9 @@ func TestDefaultProviderWarns(t *testing.T) {
 		t.Setenv("DKMS_PW", ck.Password)
 		t.Setenv("cache_client_dkms_config_info", `[{"regionId":"cn-hangzhou","endpoint":"127.0.0.1:1","clientKeyFile":"`+
 			ck.File+`","passwordFromEnvVariable":"DKMS_PW","ignoreSslCerts":true}]`)
-		SetDefaultProvider(nil)
-		defer SetDefaultProvider(nil)
-		if _, err := DefaultProvider(ctx); err != nil {
+		SetDefaultCache(nil)
+		defer SetDefaultCache(nil)
+		if _, err := DefaultCache(ctx); err != nil {
 			t.Fatal(err)
 		}
 		out := def.String()

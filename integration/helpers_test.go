@@ -452,7 +452,7 @@ type targetOptions struct {
 }
 
 // openTarget opens a pool of kind k for secretName through the stack's cache.
-func openTarget(t testing.TB, k targetKind, s *testdb.Server, p connector.Provider, secretName string, o targetOptions) *target {
+func openTarget(t testing.TB, k targetKind, s *testdb.Server, p secretsource.Cache, secretName string, o targetOptions) *target {
 	t.Helper()
 	if o.dbName == "" {
 		o.dbName = testdb.Database
@@ -467,10 +467,10 @@ func openTarget(t testing.TB, k targetKind, s *testdb.Server, p connector.Provid
 	case kindMariaDB, kindPostgres:
 		var c driver.Connector
 		if k == kindMariaDB {
-			c = mysqlkms.NewConnector(secretName, mysqlkms.WithProvider(p), mysqlkms.WithDSN(dsn),
+			c = mysqlkms.NewConnector(secretName, mysqlkms.WithSource(p), mysqlkms.WithDSN(dsn),
 				mysqlkms.WithLogger(log), mysqlkms.WithGracePeriod(o.grace))
 		} else {
-			c = pgkms.NewConnector(secretName, pgkms.WithProvider(p), pgkms.WithDSN(dsn),
+			c = pgkms.NewConnector(secretName, pgkms.WithSource(p), pgkms.WithDSN(dsn),
 				pgkms.WithLogger(log), pgkms.WithGracePeriod(o.grace))
 		}
 		db := sql.OpenDB(c)
@@ -478,7 +478,7 @@ func openTarget(t testing.TB, k targetKind, s *testdb.Server, p connector.Provid
 		db.SetMaxIdleConns(o.workers)
 		db.SetConnMaxLifetime(o.lifetime)
 		tg.query = func(ctx context.Context) error { return selectOne(ctx, db) }
-		tg.stats = c.(*connector.Connector).Stats
+		tg.stats = c.(interface{ Stats() connector.Stats }).Stats
 		tg.newConns = func() int64 { st := tg.stats(); return st.Logins - st.AuthFailures - st.Failed }
 		tg.close = func() { _ = db.Close() }
 	case kindPgxpool:
@@ -494,7 +494,7 @@ func openTarget(t testing.TB, k targetKind, s *testdb.Server, p connector.Provid
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		pool, err := pgkms.NewPool(ctx, secretName, pgkms.WithProvider(p), pgkms.WithPoolConfig(cfg),
+		pool, err := pgkms.NewPool(ctx, secretName, pgkms.WithSource(p), pgkms.WithPoolConfig(cfg),
 			pgkms.WithLogger(log), pgkms.WithGracePeriod(o.grace))
 		if err != nil {
 			t.Fatal(err)

@@ -49,7 +49,7 @@ func newOpenPair(tb testing.TB, engine testdb.Engine) openPair {
 	var p openPair
 	base := baseDSN(db, testdb.Database)
 	if engine == testdb.EngineMariaDB {
-		p.kms = mysqlkms.NewConnector(secretName, mysqlkms.WithProvider(stack.cache), mysqlkms.WithDSN(base))
+		p.kms = mysqlkms.NewConnector(secretName, mysqlkms.WithSource(stack.cache), mysqlkms.WithDSN(base))
 		cfg, err := mysql.ParseDSN(db.DSN(user, pw))
 		if err != nil {
 			tb.Fatal(err)
@@ -58,7 +58,7 @@ func newOpenPair(tb testing.TB, engine testdb.Engine) openPair {
 			tb.Fatal(err)
 		}
 	} else {
-		p.kms = pgkms.NewConnector(secretName, pgkms.WithProvider(stack.cache), pgkms.WithDSN(base))
+		p.kms = pgkms.NewConnector(secretName, pgkms.WithSource(stack.cache), pgkms.WithDSN(base))
 		cfg, err := pgx.ParseConfig(db.DSN(user, pw))
 		if err != nil {
 			tb.Fatal(err)

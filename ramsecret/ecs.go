@@ -24,7 +24,7 @@ type ECSCredential = secretsource.ECSCredential
 // version the cache holds now, in the shapes an SSH client needs. It is safe
 // for concurrent use. Create it with NewECS.
 type ECS struct {
-	cache Cache
+	cache secretsource.Cache
 	name  string
 	cfg   config
 
@@ -34,7 +34,7 @@ type ECS struct {
 
 // NewECS returns an ECS for the secret secretName, read through c. It does
 // not contact KMS.
-func NewECS(c Cache, secretName string, opts ...Option) (*ECS, error) {
+func NewECS(c secretsource.Cache, secretName string, opts ...Option) (*ECS, error) {
 	if c == nil {
 		return nil, errors.New("ramsecret: NewECS: the cache must not be nil")
 	}

@@ -23,22 +23,11 @@ import (
 // version of the secret it came from. It never prints its Secret.
 type AccessKey = secretsource.AccessKey
 
-// Cache is what a Provider needs from the secret cache; *cache.Cache
-// satisfies it. GetSecret must be cheap when warm: it runs on every request.
-type Cache interface {
-	// GetSecret returns the current version of the secret.
-	GetSecret(ctx context.Context, name string) (*secretsource.Secret, error)
-	// Invalidate drops the cached secret if its version is rejectedVersion.
-	Invalidate(name, rejectedVersion string) bool
-	// Refresh fetches the secret now (rate-limited, joining a fetch in flight).
-	Refresh(ctx context.Context, name string) (*secretsource.Secret, error)
-}
-
 // Provider hands out the AccessKey held in a RAM secret, always the version
 // the cache holds now. It is safe for concurrent use, and the same Provider
 // can back any number of SDK clients. Create it with New.
 type Provider struct {
-	cache Cache
+	cache secretsource.Cache
 	name  string
 	cfg   config
 
@@ -65,7 +54,7 @@ var (
 // New returns a Provider for the RAM secret secretName, read through c.
 // It does not contact KMS; the first request does (or call AccessKey to warm
 // the cache and check the secret).
-func New(c Cache, secretName string, opts ...Option) (*Provider, error) {
+func New(c secretsource.Cache, secretName string, opts ...Option) (*Provider, error) {
 	if c == nil {
 		return nil, errors.New("ramsecret: New: the cache must not be nil")
 	}
@@ -176,7 +165,7 @@ type noNewerEntry struct {
 // with the same rejected version share one recovery, which runs on its own
 // context so that the first caller giving up does not fail the others; each
 // caller's ctx bounds only its own wait.
-func (r *recovery) recover(ctx context.Context, c Cache, name, rejectedVersion string, cfg config, code string) (*secretsource.Secret, error) {
+func (r *recovery) recover(ctx context.Context, c secretsource.Cache, name, rejectedVersion string, cfg config, code string) (*secretsource.Secret, error) {
 	if n := r.noNewer.Load(); n != nil && n.secret.VersionID() == rejectedVersion && time.Since(n.at) < noNewerHold {
 		return n.secret, nil
 	}

@@ -14,9 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/drivers/mysqlkms"
 	"github.com/kmsdb/kmsdb/drivers/pgkms"
+	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/internal/testdb"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
@@ -148,10 +148,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	kind := "PostgreSQL"
 	if db.Engine() == testdb.EngineMariaDB {
 		kind = "MariaDB/MySQL"
-		conn = mysqlkms.NewConnector(demoSecret, mysqlkms.WithProvider(c),
+		conn = mysqlkms.NewConnector(demoSecret, mysqlkms.WithSource(c),
 			mysqlkms.WithDSN("tcp("+db.Addr()+")/"+db.DBName()+"?timeout=10s"))
 	} else {
-		conn = pgkms.NewConnector(demoSecret, pgkms.WithProvider(c),
+		conn = pgkms.NewConnector(demoSecret, pgkms.WithSource(c),
 			pgkms.WithDSN("postgres://"+db.Addr()+"/"+db.DBName()+"?sslmode=disable&connect_timeout=10"))
 	}
 	sqlDB := sql.OpenDB(conn)
@@ -272,7 +272,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	elapsed := time.Since(start)
 
 	// 5. Totals.
-	st := conn.(*connector.Connector).Stats()
+	st := conn.(*rotation.Connector).Stats()
 	q, f := queries.Load(), failures.Load()
 	fmt.Fprintf(stdout, "total: %d queries in %.1fs (%.0f/s), %d failed; %d rotations (version %s -> %s); %d logins, %d rejected by the database and healed; %d KMS calls\n",
 		q, elapsed.Seconds(), float64(q)/elapsed.Seconds(), f, done, firstVersion, version(), st.Logins, st.AuthFailures,

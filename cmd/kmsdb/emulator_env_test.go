@@ -23,7 +23,7 @@ const envChild = "KMSDB_TEST_PRINT_ENV_CHILD"
 
 // TestEmulatorPrintEnv runs `kmsdb emulator --print-env` as the CLI does, sources the printed lines with sh into
 // an otherwise empty environment (no credentials, no properties file, no CA option) and, in that environment,
-// fetches the seed's secret through kmsdb's default provider.
+// fetches the seed's secret through kmsdb's default cache.
 func TestEmulatorPrintEnv(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -91,7 +91,7 @@ func TestEmulatorPrintEnv(t *testing.T) {
 	}
 }
 
-// TestPrintEnvChild is the child process of TestEmulatorPrintEnv: the default provider, configured by the
+// TestPrintEnvChild is the child process of TestEmulatorPrintEnv: the default cache, configured by the
 // environment alone.
 func TestPrintEnvChild(t *testing.T) {
 	if os.Getenv(envChild) != "1" {
@@ -99,11 +99,11 @@ func TestPrintEnvChild(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, err := connector.DefaultProvider(ctx)
+	p, err := connector.DefaultCache(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer connector.SetDefaultProvider(nil) // closes the provider it built
+	defer connector.SetDefaultCache(nil) // closes the provider it built
 	s, err := p.GetSecret(ctx, "db-secret")
 	if err != nil {
 		t.Fatal(err)

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/drivers/mysqlkms"
 	"github.com/kmsdb/kmsdb/drivers/pgkms"
+	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/secretsource/config"
 )
 
@@ -123,7 +123,7 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	stopNotice()
 	secretVersion, previousUsed := "-", false
-	if kc, ok := c.(*connector.Connector); ok {
+	if kc, ok := c.(*rotation.Connector); ok {
 		if acct, err := kc.Login().Account(ctx); err == nil && acct.VersionID != "" {
 			secretVersion = acct.VersionID
 		}

@@ -30,7 +30,7 @@ func BenchmarkConnect(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	kms, err := newConnector("db", WithProvider(c))
+	kms, err := newConnector("db", WithSource(c))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,21 +5,21 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/drivers/mysqlkms"
 	"github.com/kmsdb/kmsdb/internal/testdb"
+	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
 
 // The one line: a *sql.DB whose connections log in with the secret
-// "db-secret". Without WithProvider it uses the process-wide default cache
+// "db-secret". Without WithSource it uses the process-wide default cache
 // configured like Alibaba's secrets manager client (environment variables
 // or secretsmanager.properties).
 func Example() {
 	provider, done := exampleProvider()
 	defer done()
 
-	db := sql.OpenDB(mysqlkms.NewConnector("db-secret", mysqlkms.WithProvider(provider)))
+	db := sql.OpenDB(mysqlkms.NewConnector("db-secret", mysqlkms.WithSource(provider)))
 	defer db.Close()
 
 	var one int
@@ -30,7 +30,7 @@ func Example() {
 
 // exampleProvider stands in for your KMS: a throwaway user on the test
 // MariaDB and a cache over an in-memory secret "db-secret" naming it.
-func exampleProvider() (connector.Provider, func()) {
+func exampleProvider() (secretsource.Cache, func()) {
 	ctx := context.Background()
 	srv, err := testdb.Open(ctx, testdb.EngineMariaDB)
 	if err != nil {

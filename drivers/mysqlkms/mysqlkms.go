@@ -65,8 +65,8 @@
 //
 // The data source name is the secret name, optionally followed by "?" and a
 // go-sql-driver DSN without user and password (KMS secret names cannot
-// contain "?"). Such connectors use the process-wide default provider (see
-// connector.SetDefaultProvider). For GORM, sqlx or ent, sql.OpenDB with
+// contain "?"). Such connectors use the process-wide default cache (see
+// connector.SetDefaultCache). For GORM, sqlx or ent, sql.OpenDB with
 // NewConnector and the framework's "existing *sql.DB" constructor gives
 // access to every option.
 package mysqlkms
@@ -86,6 +86,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/secretsource"
 )
 
@@ -98,34 +99,23 @@ func init() { sql.Register(DriverName, Driver{}) }
 type Option func(*options)
 
 type options struct {
-	provider connector.Provider
-	source   secretsource.Source
-	dsn      string
-	dsnSet   bool
-	cfg      *mysql.Config
-	grace    time.Duration
-	probe    time.Duration
-	logger   *slog.Logger
+	source secretsource.Source
+	dsn    string
+	dsnSet bool
+	cfg    *mysql.Config
+	grace  time.Duration
+	probe  time.Duration
+	logger *slog.Logger
 	// endpointFromSecret lets the secret's endpoint replace an address the
 	// base configuration names (WithEndpointFromSecret).
 	endpointFromSecret bool
 	errs               []error
 }
 
-// WithProvider sets the provider of the secret, typically a shared
-// *cache.Cache. Default: connector.DefaultProvider.
-func WithProvider(p connector.Provider) Option {
-	return func(o *options) {
-		if p == nil {
-			o.errs = append(o.errs, errors.New("mysqlkms: WithProvider: provider is nil"))
-		}
-		o.provider = p
-	}
-}
-
-// WithSource sets where the secret comes from. A *cache.Cache (or any
-// connector.Provider) is used as is; any other source gets a cache of its
-// own, closed with the connector (sql.DB.Close).
+// WithSource sets where the secret comes from, typically a shared
+// *cache.Cache. A secretsource.Cache (such as a *cache.Cache) is used as is;
+// any other source gets a cache of its own, closed with the connector
+// (sql.DB.Close). Default: connector.DefaultCache.
 func WithSource(src secretsource.Source) Option {
 	return func(o *options) {
 		if src == nil {
@@ -195,7 +185,7 @@ func WithEndpointFromSecret() Option {
 func NewConnector(secretName string, opts ...Option) driver.Connector {
 	c, err := newConnector(secretName, opts...)
 	if err != nil {
-		return connector.Failed(Driver{}, err)
+		return rotation.Failed(Driver{}, err)
 	}
 	return c
 }
@@ -210,7 +200,7 @@ func Open(secretName string, opts ...Option) (*sql.DB, error) {
 	return sql.OpenDB(c), nil
 }
 
-func newConnector(secretName string, opts ...Option) (*connector.Connector, error) {
+func newConnector(secretName string, opts ...Option) (*rotation.Connector, error) {
 	o := &options{}
 	for _, opt := range opts {
 		if opt != nil {
@@ -227,14 +217,14 @@ func newConnector(secretName string, opts ...Option) (*connector.Connector, erro
 	if err != nil {
 		return nil, err
 	}
-	l, err := connector.NewLogin(connector.Config{
-		SecretName: secretName, Provider: o.provider, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
+	l, err := rotation.NewLogin(rotation.Config{
+		SecretName: secretName, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
 		Classify: Classify, Redact: []string{base.Passwd}, Logger: o.logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mysqlkms: %w", err)
 	}
-	return connector.New(Driver{}, l, newDialer(base, !pinned || o.endpointFromSecret).dial), nil
+	return rotation.New(Driver{}, l, newDialer(base, !pinned || o.endpointFromSecret).dial), nil
 }
 
 // baseConfig returns the base configuration and whether it pins an address
@@ -246,7 +236,7 @@ func (o *options) baseConfig() (base *mysql.Config, pinned bool, err error) {
 	case o.dsnSet:
 		cfg, err := mysql.ParseDSN(o.dsn)
 		if err != nil {
-			return nil, false, fmt.Errorf("mysqlkms: WithDSN: %w", connector.Scrub(err, o.dsn))
+			return nil, false, fmt.Errorf("mysqlkms: WithDSN: %w", rotation.Scrub(err, o.dsn))
 		}
 		// ParseDSN fills 127.0.0.1:3306 in for a DSN without address: decide
 		// from the text what the user wrote.
@@ -363,7 +353,7 @@ func Classify(err error) connector.Class {
 			return connector.Permanent
 		}
 	}
-	return connector.ClassifyNetwork(err)
+	return rotation.ClassifyNetwork(err)
 }
 
 // Driver is the "mysqlkms" database/sql driver: its data source name is a
@@ -382,7 +372,7 @@ func (d Driver) Open(name string) (driver.Conn, error) {
 	return c.Connect(context.Background())
 }
 
-// OpenConnector parses name and returns a connector using the default provider.
+// OpenConnector parses name and returns a connector using the default cache.
 func (Driver) OpenConnector(name string) (driver.Connector, error) {
 	secret, dsn, hasDSN := strings.Cut(name, "?")
 	var opts []Option

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/internal/testdb"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
@@ -29,7 +30,7 @@ type env struct {
 	srv     *testdb.Server
 	secrets *testdb.Secrets
 	cache   *cache.Cache
-	conn    *connector.Connector // of the last open
+	conn    *rotation.Connector // of the last open
 }
 
 func newEnv(t *testing.T) *env {
@@ -48,7 +49,7 @@ func newEnv(t *testing.T) *env {
 // open returns a *sql.DB through the connector that opens a new connection for every use.
 func (e *env) open(t *testing.T, secret string, opts ...Option) *sql.DB {
 	t.Helper()
-	c, err := newConnector(secret, append([]Option{WithProvider(e.cache)}, opts...)...)
+	c, err := newConnector(secret, append([]Option{WithSource(e.cache)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,8 +301,8 @@ func TestRegisteredDriverName(t *testing.T) {
 	acct := e.srv.Account(user, "pass-named-1")
 	acct.Host, acct.Port = "", 0 // the address comes from the name
 	e.secrets.PutAccount("named-secret", acct)
-	connector.SetDefaultProvider(e.cache)
-	t.Cleanup(func() { connector.SetDefaultProvider(nil) })
+	connector.SetDefaultCache(e.cache)
+	t.Cleanup(func() { connector.SetDefaultCache(nil) })
 	db, err := sql.Open(DriverName, "named-secret?tcp("+e.srv.Addr()+")/"+testdb.Database+"?parseTime=true")
 	if err != nil {
 		t.Fatal(err)
@@ -401,8 +402,8 @@ func TestSecretCannotRedirectPinnedAddress(t *testing.T) {
 		{"WithConfig pins the address", func(n string) { e.secrets.PutAccount(n, evil) },
 			[]Option{WithConfig(&mysql.Config{Net: "tcp", Addr: e.srv.Addr(), DBName: testdb.Database, AllowNativePasswords: true})}, nil},
 		{"driver name with a DSN", func(n string) { e.secrets.PutAccount(n, evil) }, nil, func(t *testing.T, n string) *sql.DB {
-			connector.SetDefaultProvider(e.cache)
-			t.Cleanup(func() { connector.SetDefaultProvider(nil) })
+			connector.SetDefaultCache(e.cache)
+			t.Cleanup(func() { connector.SetDefaultCache(nil) })
 			db, err := sql.Open(DriverName, n+"?tcp("+e.srv.Addr()+")/"+testdb.Database)
 			must(t, err)
 			t.Cleanup(func() { _ = db.Close() })

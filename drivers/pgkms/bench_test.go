@@ -43,7 +43,7 @@ func BenchmarkConnect(b *testing.B) {
 		b.Fatal(err)
 	}
 	raw := stdlib.GetConnector(*cfg)
-	kms, err := newConnector("db", WithProvider(e.cache), WithDSN("sslmode=disable"))
+	kms, err := newConnector("db", WithSource(e.cache), WithDSN("sslmode=disable"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func BenchmarkConnect(b *testing.B) {
 func BenchmarkPool(b *testing.B) {
 	e := newBenchEnv(b)
 	ctx := context.Background()
-	kms, err := NewPool(ctx, "db", WithProvider(e.cache), WithDSN("sslmode=disable"))
+	kms, err := NewPool(ctx, "db", WithSource(e.cache), WithDSN("sslmode=disable"))
 	if err != nil {
 		b.Fatal(err)
 	}

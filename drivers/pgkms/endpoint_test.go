@@ -44,7 +44,7 @@ func TestSecretCannotRedirectPinnedHost(t *testing.T) {
 	}
 	viaConfig := func(cfg *pgx.ConnConfig) func(t *testing.T, name string) string {
 		return func(t *testing.T, name string) string {
-			c, err := newConnector(name, WithProvider(e.cache), WithConfig(cfg))
+			c, err := newConnector(name, WithSource(e.cache), WithConfig(cfg))
 			must(t, err)
 			db := sql.OpenDB(c)
 			t.Cleanup(func() { _ = db.Close() })
@@ -92,7 +92,7 @@ func TestSecretCannotRedirectPinnedHost(t *testing.T) {
 		{"ConfigurePool", nil, putEvil, func(t *testing.T, name string) string {
 			cfg, err := pgxpool.ParseConfig(kv)
 			must(t, err)
-			must(t, ConfigurePool(cfg, name, WithProvider(e.cache)))
+			must(t, ConfigurePool(cfg, name, WithSource(e.cache)))
 			p, err := pgxpool.NewWithConfig(context.Background(), cfg)
 			must(t, err)
 			defer p.Close()
@@ -101,8 +101,8 @@ func TestSecretCannotRedirectPinnedHost(t *testing.T) {
 			return u
 		}},
 		{"driver name", nil, putEvil, func(t *testing.T, name string) string {
-			connector.SetDefaultProvider(e.cache)
-			t.Cleanup(func() { connector.SetDefaultProvider(nil) })
+			connector.SetDefaultCache(e.cache)
+			t.Cleanup(func() { connector.SetDefaultCache(nil) })
 			db, err := sql.Open(DriverName, name+"?"+kv)
 			must(t, err)
 			t.Cleanup(func() { _ = db.Close() })

@@ -5,20 +5,20 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/drivers/pgkms"
 	"github.com/kmsdb/kmsdb/internal/testdb"
+	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
 
 // A *sql.DB (pgx stdlib) whose connections log in with the secret
-// "db-secret". Without WithProvider it uses the process-wide default cache
+// "db-secret". Without WithSource it uses the process-wide default cache
 // configured like Alibaba's secrets manager client.
 func Example() {
 	provider, done := exampleProvider()
 	defer done()
 
-	db := sql.OpenDB(pgkms.NewConnector("db-secret", pgkms.WithProvider(provider), pgkms.WithDSN("sslmode=disable")))
+	db := sql.OpenDB(pgkms.NewConnector("db-secret", pgkms.WithSource(provider), pgkms.WithDSN("sslmode=disable")))
 	defer db.Close()
 
 	var one int
@@ -33,7 +33,7 @@ func ExampleNewPool() {
 	defer done()
 	ctx := context.Background()
 
-	pool, err := pgkms.NewPool(ctx, "db-secret", pgkms.WithProvider(provider),
+	pool, err := pgkms.NewPool(ctx, "db-secret", pgkms.WithSource(provider),
 		pgkms.WithDSN("sslmode=disable pool_max_conns=8 pool_max_conn_lifetime=10m"))
 	if err != nil {
 		panic(err)
@@ -48,7 +48,7 @@ func ExampleNewPool() {
 
 // exampleProvider stands in for your KMS: a throwaway role on the test
 // PostgreSQL and a cache over an in-memory secret "db-secret" naming it.
-func exampleProvider() (connector.Provider, func()) {
+func exampleProvider() (secretsource.Cache, func()) {
 	ctx := context.Background()
 	srv, err := testdb.Open(ctx, testdb.EnginePostgres)
 	if err != nil {

@@ -21,9 +21,9 @@
 // BeginTx, CopyFrom, Ping). Each acquires from the pool directly, so a call
 // that finds an idle connection costs what it costs in pgxpool (no extra
 // allocation); a new connection logs in with the account the connector
-// chooses now (connector.Login.Account: the current version, or an older one
+// chooses now (rotation.Login.Account: the current version, or an older one
 // standing in for it). Only when that login is rejected does the call enter
-// the rotation loop (connector.Continue), whose retries carry the account to
+// the rotation loop (rotation.Continue), whose retries carry the account to
 // try in the context to BeforeConnect (pgxpool passes the acquirer's context
 // values to the constructor). An authentication failure can only happen while
 // a connection is being made, before any statement is sent, so retrying the
@@ -96,8 +96,8 @@
 //
 // The data source name is the secret name, optionally followed by "?" and a
 // pgx connection string without password (KMS secret names cannot contain
-// "?"). Such connectors use the process-wide default provider (see
-// connector.SetDefaultProvider).
+// "?"). Such connectors use the process-wide default cache (see
+// connector.SetDefaultCache).
 package pgkms
 
 import (
@@ -116,6 +116,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/secretsource"
 )
 
@@ -128,35 +129,24 @@ func init() { sql.Register(DriverName, Driver{}) }
 type Option func(*options)
 
 type options struct {
-	provider connector.Provider
-	source   secretsource.Source
-	dsn      string
-	dsnSet   bool
-	cfg      *pgx.ConnConfig
-	poolCfg  *pgxpool.Config
-	grace    time.Duration
-	probe    time.Duration
-	logger   *slog.Logger
+	source  secretsource.Source
+	dsn     string
+	dsnSet  bool
+	cfg     *pgx.ConnConfig
+	poolCfg *pgxpool.Config
+	grace   time.Duration
+	probe   time.Duration
+	logger  *slog.Logger
 	// endpointFromSecret lets the secret's endpoint replace a host the
 	// user named (WithEndpointFromSecret).
 	endpointFromSecret bool
 	errs               []error
 }
 
-// WithProvider sets the provider of the secret, typically a shared
-// *cache.Cache. Default: connector.DefaultProvider.
-func WithProvider(p connector.Provider) Option {
-	return func(o *options) {
-		if p == nil {
-			o.errs = append(o.errs, errors.New("pgkms: WithProvider: provider is nil"))
-		}
-		o.provider = p
-	}
-}
-
-// WithSource sets where the secret comes from. A *cache.Cache (or any
-// connector.Provider) is used as is; any other source gets a cache of its
-// own, closed with the connector (sql.DB.Close) or the Pool.
+// WithSource sets where the secret comes from, typically a shared
+// *cache.Cache. A secretsource.Cache (such as a *cache.Cache) is used as is;
+// any other source gets a cache of its own, closed with the connector
+// (sql.DB.Close) or the Pool. Default: connector.DefaultCache.
 func WithSource(src secretsource.Source) Option {
 	return func(o *options) {
 		if src == nil {
@@ -254,12 +244,12 @@ func collect(opts []Option) (*options, error) {
 	return o, nil
 }
 
-func (o *options) login(secretName string, redact ...string) (*connector.Login, error) {
+func (o *options) login(secretName string, redact ...string) (*rotation.Login, error) {
 	if secretName == "" {
 		return nil, errors.New("pgkms: the secret name is empty")
 	}
-	l, err := connector.NewLogin(connector.Config{
-		SecretName: secretName, Provider: o.provider, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
+	l, err := rotation.NewLogin(rotation.Config{
+		SecretName: secretName, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
 		Classify: Classify, Redact: redact, Logger: o.logger,
 	})
 	if err != nil {
@@ -276,7 +266,7 @@ func (o *options) login(secretName string, redact ...string) (*connector.Login, 
 func NewConnector(secretName string, opts ...Option) driver.Connector {
 	c, err := newConnector(secretName, opts...)
 	if err != nil {
-		return connector.Failed(stdlib.GetDefaultDriver(), err)
+		return rotation.Failed(stdlib.GetDefaultDriver(), err)
 	}
 	return c
 }
@@ -291,7 +281,7 @@ func Open(secretName string, opts ...Option) (*sql.DB, error) {
 	return sql.OpenDB(c), nil
 }
 
-func newConnector(secretName string, opts ...Option) (*connector.Connector, error) {
+func newConnector(secretName string, opts ...Option) (*rotation.Connector, error) {
 	o, err := collect(opts)
 	if err != nil {
 		return nil, err
@@ -314,7 +304,7 @@ func newConnector(secretName string, opts ...Option) (*connector.Connector, erro
 	dial := func(ctx context.Context, acct secretsource.DBAccount) (driver.Conn, error) {
 		return sc.Connect(withAccount(ctx, acct))
 	}
-	return connector.New(stdlib.GetDefaultDriver(), l, dial), nil
+	return rotation.New(stdlib.GetDefaultDriver(), l, dial), nil
 }
 
 func (o *options) baseConfig() (*pgx.ConnConfig, error) {
@@ -349,7 +339,7 @@ func withAccount(ctx context.Context, acct secretsource.DBAccount) context.Conte
 // allow it) on a connection configuration.
 type applier struct {
 	endpoint *endpoint
-	login    *connector.Login
+	login    *rotation.Login
 }
 
 // apply sets cfg (a copy owned by this connection) from the account in ctx,
@@ -388,7 +378,7 @@ func Classify(err error) connector.Class {
 		}
 		return connector.Other
 	}
-	return connector.ClassifyNetwork(err)
+	return rotation.ClassifyNetwork(err)
 }
 
 // Driver is the "pgkms" database/sql driver: its data source name is a
@@ -407,7 +397,7 @@ func (d Driver) Open(name string) (driver.Conn, error) {
 	return c.Connect(context.Background())
 }
 
-// OpenConnector parses name and returns a connector using the default provider.
+// OpenConnector parses name and returns a connector using the default cache.
 func (Driver) OpenConnector(name string) (driver.Connector, error) {
 	secret, dsn, hasDSN := strings.Cut(name, "?")
 	var opts []Option

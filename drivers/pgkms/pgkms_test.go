@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/internal/testdb"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
@@ -29,7 +30,7 @@ type env struct {
 	srv     *testdb.Server
 	secrets *testdb.Secrets
 	cache   *cache.Cache
-	conn    *connector.Connector // of the last open
+	conn    *rotation.Connector // of the last open
 }
 
 func newEnv(t *testing.T) *env {
@@ -48,7 +49,7 @@ func newEnv(t *testing.T) *env {
 // open returns a *sql.DB through the connector that opens a new connection for every use.
 func (e *env) open(t *testing.T, secret string, opts ...Option) *sql.DB {
 	t.Helper()
-	c, err := newConnector(secret, append([]Option{WithProvider(e.cache), WithDSN("sslmode=disable")}, opts...)...)
+	c, err := newConnector(secret, append([]Option{WithSource(e.cache), WithDSN("sslmode=disable")}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func (e *env) pool(t *testing.T, secret string, opts ...Option) *Pool {
 // poolWith is pool without the default base configuration.
 func (e *env) poolWith(t *testing.T, secret string, opts ...Option) *Pool {
 	t.Helper()
-	p, err := NewPool(context.Background(), secret, append([]Option{WithProvider(e.cache)}, opts...)...)
+	p, err := NewPool(context.Background(), secret, append([]Option{WithSource(e.cache)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,13 +181,13 @@ func TestWrongPasswordIsRejected(t *testing.T) {
 	})
 }
 
-// rotation is one order of changing the database password and the secret.
-type rotation struct {
+// rotationOrder is one order of changing the database password and the secret.
+type rotationOrder struct {
 	name   string
 	rotate func(t *testing.T, e *env, user, next string)
 }
 
-var rotations = []rotation{
+var rotations = []rotationOrder{
 	{"secret then database, cache still old", func(t *testing.T, e *env, user, next string) {
 		e.secrets.PutAccount("db", e.srv.Account(user, next))
 		must(t, e.srv.SetPassword(context.Background(), user, next))
@@ -465,7 +466,7 @@ func TestConfigurePool(t *testing.T) {
 		chained.Store(cc.User == user)
 		return nil
 	}
-	must(t, ConfigurePool(cfg, "db", WithProvider(e.cache)))
+	must(t, ConfigurePool(cfg, "db", WithSource(e.cache)))
 	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	must(t, err)
 	defer p.Close()
@@ -483,7 +484,7 @@ func TestWithConfigIsNotModified(t *testing.T) {
 	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d sslmode=disable dbname=%s", e.srv.Host(), e.srv.Port(), testdb.Database))
 	must(t, err)
 	before := fmt.Sprintf("%s %d %s %q", cfg.Host, cfg.Port, cfg.User, cfg.Password)
-	c, err := newConnector("db", WithProvider(e.cache), WithConfig(cfg))
+	c, err := newConnector("db", WithSource(e.cache), WithConfig(cfg))
 	must(t, err)
 	db := sql.OpenDB(c)
 	defer db.Close()
@@ -523,8 +524,8 @@ func TestRegisteredDriverName(t *testing.T) {
 	acct := e.srv.Account(user, "pass-named-1")
 	acct.Host, acct.Port = "", 0
 	e.secrets.PutAccount("named-secret", acct)
-	connector.SetDefaultProvider(e.cache)
-	t.Cleanup(func() { connector.SetDefaultProvider(nil) })
+	connector.SetDefaultCache(e.cache)
+	t.Cleanup(func() { connector.SetDefaultCache(nil) })
 	for _, dsn := range []string{
 		fmt.Sprintf("postgres://%s/%s?sslmode=disable", e.srv.Addr(), testdb.Database),
 		fmt.Sprintf("host=%s port=%d sslmode=disable", e.srv.Host(), e.srv.Port()),

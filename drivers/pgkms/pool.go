@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/secretsource"
 )
 
@@ -23,7 +24,7 @@ import (
 // rejected login once per rotation).
 type Pool struct {
 	*pgxpool.Pool
-	login *connector.Login
+	login *rotation.Login
 }
 
 // NewPool returns a Pool for secretName. The pool configuration comes from
@@ -95,7 +96,7 @@ func (o *options) poolConfig() (*pgxpool.Config, error) {
 }
 
 // configure sets cfg.BeforeConnect and returns the Login behind it.
-func (o *options) configure(cfg *pgxpool.Config, secretName string) (*connector.Login, error) {
+func (o *options) configure(cfg *pgxpool.Config, secretName string) (*rotation.Login, error) {
 	l, err := o.login(secretName, cfg.ConnConfig.Password)
 	if err != nil {
 		return nil, err
@@ -128,8 +129,8 @@ func (p *Pool) Close() {
 //
 // An idle connection costs what it costs in pgxpool: the rotation loop runs
 // only when opening a connection failed. A new connection logs in with the
-// account the connector chooses now (connector.Login.Account); when the
-// database rejects it, connector.Continue takes over and each retry logs in
+// account the connector chooses now (rotation.Login.Account); when the
+// database rejects it, rotation.Continue takes over and each retry logs in
 // with exactly the account the loop chose, carried in the context to
 // BeforeConnect.
 func (p *Pool) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
@@ -148,7 +149,7 @@ func (p *Pool) acquireAfter(ctx context.Context, err error) (*pgxpool.Conn, erro
 	if errors.As(err, &pe) && pe.Config != nil {
 		acct, _ = p.login.Match(pe.Config.User, pe.Config.Password)
 	}
-	c, err := connector.Continue(ctx, p.login, acct, err, func(ctx context.Context, acct secretsource.DBAccount) (*pgxpool.Conn, error) {
+	c, err := rotation.Continue(ctx, p.login, acct, err, func(ctx context.Context, acct secretsource.DBAccount) (*pgxpool.Conn, error) {
 		return p.Pool.Acquire(withAccount(ctx, acct))
 	})
 	if err != nil {

@@ -60,8 +60,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 	defer closeSecrets()
-	connector.SetDefaultProvider(secrets)
-	defer connector.SetDefaultProvider(nil)
+	connector.SetDefaultCache(secrets)
+	defer connector.SetDefaultCache(nil)
 
 	pool, err := pgkms.NewPool(ctx, *secretName, pgkms.WithDSN(*dsn))
 	if err != nil {

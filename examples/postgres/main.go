@@ -61,8 +61,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 	defer closeSecrets()
-	connector.SetDefaultProvider(secrets)
-	defer connector.SetDefaultProvider(nil)
+	connector.SetDefaultCache(secrets)
+	defer connector.SetDefaultCache(nil)
 
 	// The one line: a *sql.DB whose logins follow the secret.
 	db := sql.OpenDB(pgkms.NewConnector(*secretName, pgkms.WithDSN(*dsn)))

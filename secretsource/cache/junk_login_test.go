@@ -77,7 +77,7 @@ func TestJunkAnswersKeepTheLoginWorking(t *testing.T) {
 		t.Fatalf("first fetch: %v, %v", good, err)
 	}
 
-	conn := sql.OpenDB(mysqlkms.NewConnector(name, mysqlkms.WithProvider(c)))
+	conn := sql.OpenDB(mysqlkms.NewConnector(name, mysqlkms.WithSource(c)))
 	conn.SetMaxIdleConns(0) // every query logs in anew
 	defer conn.Close()
 	for _, junk := range []string{"", "{}", `{"Code":"Throttling"}`, gateway("db/other", "v9", secretsource.StageCurrent),

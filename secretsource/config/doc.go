@@ -41,8 +41,8 @@
 //	                                 (or "cn-hangzhou,cn-shanghai"; caFilePath: see TLS below)
 //	cache_client_dkms_config_info    [{"regionId","endpoint","clientKeyFile","passwordFromEnvVariable"|
 //	                                   "passwordFromFilePath","caFilePath","ignoreSslCerts"}]
-//	secret_names                     comma-separated; Settings.SecretNames (connector's default provider fetches them at start)
-//	refresh_secret_ttl               milliseconds; Settings.RefreshSecretTTL (connector's default provider: the cache TTL)
+//	secret_names                     comma-separated; Settings.SecretNames (connector's default cache fetches them at start)
+//	refresh_secret_ttl               milliseconds; Settings.RefreshSecretTTL (connector's default cache: the cache TTL)
 //	credentials_security_token       sts_token (kmsdb)
 //	credentials_oidc_provider_arn    oidc_role_arn (kmsdb; else ALIBABA_CLOUD_OIDC_PROVIDER_ARN)
 //	credentials_oidc_token_file      oidc_role_arn (kmsdb; else ALIBABA_CLOUD_OIDC_TOKEN_FILE)
@@ -135,7 +135,7 @@
 // Unknown keys, ignoreSslCerts, KMSDB_LOCAL_SECRETS overridden by code, and
 // the switch to a local source are warnings: Settings.Warnings lists them and
 // Load logs each at Warn to the WithLogger logger, or to slog.Default() when
-// none is given (so the default provider's configuration is never silently
+// none is given (so the default cache's configuration is never silently
 // weakened). A warning names a key and a line, never a value, and never the
 // text of an unknown key (it may be the tail of a secret whose continuation
 // backslash is missing); a key within two typos of a known one is named as

@@ -77,8 +77,8 @@ type Settings struct {
 	Logger *slog.Logger
 
 	PropertiesFile   string        // the properties file read, "" if none
-	SecretNames      []string      // secret_names: secrets connector.DefaultProvider fetches at start
-	RefreshSecretTTL time.Duration // refresh_secret_ttl (milliseconds in the file): connector.DefaultProvider's cache TTL; 0 when unset
+	SecretNames      []string      // secret_names: secrets connector.DefaultCache fetches at start
+	RefreshSecretTTL time.Duration // refresh_secret_ttl (milliseconds in the file): connector.DefaultCache's cache TTL; 0 when unset
 
 	// Local: Load returns a local.Source (WithLocal, or KMSDB_LOCAL_SECRETS_FILE
 	// or KMSDB_LOCAL_SECRETS when no KMS setting is given in code).

@@ -43,7 +43,7 @@ func warnLines(out string, want ...string) []string {
 	return lines
 }
 
-// TestWarningsReachDefaultLogger: with no WithLogger (the default provider's
+// TestWarningsReachDefaultLogger: with no WithLogger (the default cache's
 // case), ignoreSslCerts, plain HTTP and a mistyped key reach slog.Default()
 // at Warn, each once; with a logger they go there and not to the default.
 func TestWarningsReachDefaultLogger(t *testing.T) {

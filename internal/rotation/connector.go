@@ -1,9 +1,10 @@
-package connector
+package rotation
 
 import (
 	"context"
 	"database/sql/driver"
 
+	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/secretsource"
 )
 
@@ -57,9 +58,9 @@ func (c *Connector) Err() error { return c.err }
 func (c *Connector) Login() *Login { return c.login }
 
 // Stats returns the counters of the connector's Login.
-func (c *Connector) Stats() Stats {
+func (c *Connector) Stats() connector.Stats {
 	if c.login == nil {
-		return Stats{}
+		return connector.Stats{}
 	}
 	return c.login.Stats()
 }

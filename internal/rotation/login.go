@@ -1,4 +1,4 @@
-package connector
+package rotation
 
 import (
 	"context"
@@ -12,19 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
-
-// DefaultGracePeriod is how long a login keeps retrying a rejected secret
-// version by default: long enough for a rotation that changes the database
-// and the secret a few seconds apart, short enough that a wrong password
-// shows up quickly.
-const DefaultGracePeriod = 30 * time.Second
-
-// DefaultProbeInterval is how often, by default, a Login whose secret is
-// rejected past the grace period lets one login reach the database to see
-// whether it was fixed (every other connection fails at once).
-const DefaultProbeInterval = time.Second
 
 // Pace of the rotation loop (see the package documentation).
 const (
@@ -54,11 +45,9 @@ const (
 type Config struct {
 	// SecretName names the secret holding the database account.
 	SecretName string
-	// Provider serves the secret. Nil: Source, or the default provider.
-	Provider Provider
-	// Source is used when Provider is nil: a Source that is already a
-	// Provider (a *cache.Cache) is used as is, any other gets a cache of its
-	// own, closed by Login.Close.
+	// Source serves the secret: a secretsource.Cache (a *cache.Cache) is
+	// used as is, any other Source gets a cache of its own, closed by
+	// Login.Close. Nil: the default cache (connector.DefaultCache).
 	Source secretsource.Source
 	// GracePeriod bounds how long a rejected version is retried; zero means
 	// DefaultGracePeriod, a negative value disables waiting (the passwords
@@ -70,7 +59,7 @@ type Config struct {
 	// be negative.
 	ProbeInterval time.Duration
 	// Classify tells what a driver error means. Required.
-	Classify func(error) Class
+	Classify func(error) connector.Class
 	// Redact lists further strings to scrub from errors, for example a
 	// password in the base DSN; empty strings are ignored.
 	Redact []string
@@ -81,7 +70,7 @@ type Config struct {
 
 // String describes c without the strings of Redact (they are passwords).
 func (c Config) String() string {
-	return fmt.Sprintf("connector.Config(secret=%q grace=%s probe=%s redact=%d string(s) REDACTED)", c.SecretName, c.GracePeriod, c.ProbeInterval, len(c.Redact))
+	return fmt.Sprintf("rotation.Config(secret=%q grace=%s probe=%s redact=%d string(s) REDACTED)", c.SecretName, c.GracePeriod, c.ProbeInterval, len(c.Redact))
 }
 
 // GoString is String, so %#v cannot print a redacted string.
@@ -97,14 +86,14 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 // the rotation state its connections share. It is safe for concurrent use.
 type Login struct {
 	name       string
-	classify   func(error) Class
+	classify   func(error) connector.Class
 	grace      time.Duration
 	probeEvery time.Duration
 	redact     []string
 	log        *slog.Logger
 
-	fixed  Provider  // given provider, or nil for the default
-	closer io.Closer // cache owned by this Login
+	fixed  secretsource.Cache // given cache, or nil for the default
+	closer io.Closer          // cache owned by this Login
 
 	decoded  [4]atomic.Pointer[decodedSecret]
 	nextSlot atomic.Uint32
@@ -187,16 +176,7 @@ type loginStats struct {
 	logins, authFailures, retries, previousUsed, failed atomic.Int64
 }
 
-// Stats counts what a Login did, for metrics and tests.
-type Stats struct {
-	Logins       int64 // login attempts made through the rotation loop (a pgkms.Pool counts only those that met a rejection)
-	AuthFailures int64 // attempts the database rejected as an authentication failure
-	Retries      int64 // attempts after the first within one connection
-	PreviousUsed int64 // times an older version began to stand in for a rejected current one
-	Failed       int64 // connections that failed
-}
-
-// replacer is implemented by a provider that keeps the version its current
+// replacer is implemented by a cache that keeps the version its current
 // one replaced (*cache.Cache): the password a database that has not been
 // changed yet still accepts, at no KMS call.
 type replacer interface {
@@ -214,20 +194,20 @@ func NewLogin(cfg Config) (*Login, error) {
 	if cfg.ProbeInterval < 0 {
 		return nil, fmt.Errorf("connector: Config.ProbeInterval must not be negative, got %v", cfg.ProbeInterval)
 	}
-	p, closer, err := providerFor(cfg.Provider, cfg.Source)
+	p, closer, err := cacheFor(cfg.Source)
 	if err != nil {
 		return nil, err
 	}
 	grace := cfg.GracePeriod
 	if grace == 0 {
-		grace = DefaultGracePeriod
+		grace = connector.DefaultGracePeriod
 	}
 	if grace < 0 {
 		grace = 0
 	}
 	probe := cfg.ProbeInterval
 	if probe == 0 {
-		probe = DefaultProbeInterval
+		probe = connector.DefaultProbeInterval
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -243,6 +223,24 @@ func NewLogin(cfg Config) (*Login, error) {
 	return l, nil
 }
 
+// cacheFor returns the cache a connector uses: src itself when it is a
+// secretsource.Cache; else a new cache in front of src, owned by the
+// connector (closed by the returned Closer). Without src it returns nil: the
+// default cache is resolved on first use.
+func cacheFor(src secretsource.Source) (secretsource.Cache, io.Closer, error) {
+	if src == nil {
+		return nil, nil, nil
+	}
+	if c, ok := src.(secretsource.Cache); ok {
+		return c, nil, nil
+	}
+	c, err := cache.New(src)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connector: cache in front of the source: %w", err)
+	}
+	return c, c, nil
+}
+
 // SecretName is the name of the secret the Login uses.
 func (l *Login) SecretName() string { return l.name }
 
@@ -254,8 +252,8 @@ func (l *Login) GracePeriod() time.Duration { return l.grace }
 func (l *Login) ProbeInterval() time.Duration { return l.probeEvery }
 
 // Stats returns the counters of the Login.
-func (l *Login) Stats() Stats {
-	return Stats{
+func (l *Login) Stats() connector.Stats {
+	return connector.Stats{
 		Logins: l.stats.logins.Load(), AuthFailures: l.stats.authFailures.Load(), Retries: l.stats.retries.Load(),
 		PreviousUsed: l.stats.previousUsed.Load(), Failed: l.stats.failed.Load(),
 	}
@@ -278,11 +276,11 @@ func (l *Login) Close() error {
 	return l.closeErr
 }
 
-func (l *Login) provider(ctx context.Context) (Provider, error) {
+func (l *Login) provider(ctx context.Context) (secretsource.Cache, error) {
 	if l.fixed != nil {
 		return l.fixed, nil
 	}
-	return DefaultProvider(ctx)
+	return connector.DefaultCache(ctx)
 }
 
 // Account returns the account a connection made outside Run should log in
@@ -361,7 +359,7 @@ func (l *Login) decode(s *secretsource.Secret) (secretsource.DBAccount, error) {
 
 // held lists the versions the process holds for a login, newest first: the
 // current one, the one the provider replaced, ACSPrevious fetched for it.
-func (l *Login) held(p Provider, cur *secretsource.Secret) []*secretsource.Secret {
+func (l *Login) held(p secretsource.Cache, cur *secretsource.Secret) []*secretsource.Secret {
 	out := make([]*secretsource.Secret, 1, 4)
 	out[0] = cur
 	add := func(s *secretsource.Secret) {
@@ -411,9 +409,9 @@ func Run[T any](ctx context.Context, l *Login, attempt func(ctx context.Context,
 // *Error.
 func Continue[T any](ctx context.Context, l *Login, acct secretsource.DBAccount, err error, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
 	var zero T
-	var ce *Error
+	var ce *connector.Error
 	if errors.As(err, &ce) {
-		if !ce.wait {
+		if _, wait := ce.Err.(*waitErr); !wait {
 			l.stats.failed.Add(1)
 			return zero, err
 		}
@@ -435,7 +433,7 @@ func Continue[T any](ctx context.Context, l *Login, acct secretsource.DBAccount,
 	l.stats.logins.Add(1)
 	r.attempts = 1
 	class := l.classify(err)
-	if class != AuthFailure {
+	if class != connector.AuthFailure {
 		l.stats.failed.Add(1)
 		return zero, r.fail(ctx, class, acct, err)
 	}
@@ -443,7 +441,7 @@ func Continue[T any](ctx context.Context, l *Login, acct secretsource.DBAccount,
 	r.lastAcct, r.lastErr = acct, err
 	if ctx.Err() != nil {
 		l.stats.failed.Add(1)
-		return zero, r.fail(ctx, AuthFailure, acct, err)
+		return zero, r.fail(ctx, connector.AuthFailure, acct, err)
 	}
 	if acct.VersionID == "" {
 		return loop(ctx, r, r.first(ctx), attempt)
@@ -481,7 +479,7 @@ func loop[T any](ctx context.Context, r *run, cand *secretsource.Secret, attempt
 			return res, nil
 		}
 		class := l.classify(err)
-		if class != AuthFailure {
+		if class != connector.AuthFailure {
 			l.stats.failed.Add(1)
 			return zero, r.fail(ctx, class, acct, err)
 		}
@@ -489,7 +487,7 @@ func loop[T any](ctx context.Context, r *run, cand *secretsource.Secret, attempt
 		r.lastAcct, r.lastErr = acct, err
 		if ctx.Err() != nil {
 			l.stats.failed.Add(1)
-			return zero, r.fail(ctx, AuthFailure, acct, err)
+			return zero, r.fail(ctx, connector.AuthFailure, acct, err)
 		}
 		r.rejected(acct, err)
 		cand = r.next(ctx)
@@ -503,7 +501,7 @@ func loop[T any](ctx context.Context, r *run, cand *secretsource.Secret, attempt
 // run is the state of one connection's login.
 type run struct {
 	l     *Login
-	p     Provider
+	p     secretsource.Cache
 	start time.Time
 
 	cur      *secretsource.Secret // the freshest ACSCurrent seen
@@ -603,8 +601,8 @@ func (r *run) await(ctx context.Context, block bool) (*secretsource.Secret, erro
 			return r.probe(), nil
 		}
 		if !block {
-			e := r.failRejected(ctx, rej).(*Error)
-			e.wait = true
+			e := r.failRejected(ctx, rej).(*connector.Error)
+			e.Err = &waitErr{e.Err}
 			return nil, e
 		}
 		r.wait = min(max(2*r.wait, waitMin), waitMax)
@@ -744,7 +742,7 @@ func (l *Login) wakeLocked() {
 // the last one started too recently (the second of an episode
 // refreshFirstGap after the first, later ones refreshGap apart). The cache
 // adds its own per-secret rate limit; nobody waits for it.
-func (l *Login) kickRefresh(p Provider) {
+func (l *Login) kickRefresh(p secretsource.Cache) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -760,7 +758,7 @@ func (l *Login) kickRefresh(p Provider) {
 	go l.refresh(p)
 }
 
-func (l *Login) refresh(p Provider) {
+func (l *Login) refresh(p secretsource.Cache) {
 	defer l.bg.Done()
 	ctx, cancel := context.WithTimeout(l.bgCtx, refreshTimeout)
 	defer cancel()
@@ -791,7 +789,7 @@ func (l *Login) refresh(p Provider) {
 
 // needPrevious says whether s, the current version, is rejected while the
 // process holds nothing older to try, and ACSPrevious was not asked for it.
-func (l *Login) needPrevious(p Provider, s *secretsource.Secret) bool {
+func (l *Login) needPrevious(p secretsource.Cache, s *secretsource.Secret) bool {
 	if _, ok := p.(secretsource.VersionSource); !ok {
 		return false
 	}
@@ -809,30 +807,30 @@ func (l *Login) needPrevious(p Provider, s *secretsource.Secret) bool {
 func (r *run) failRejected(ctx context.Context, rej *rejection) error {
 	l := r.l
 	if r.attempts > 0 {
-		return r.fail(ctx, AuthFailure, r.lastAcct, r.lastErr)
+		return r.fail(ctx, connector.AuthFailure, r.lastAcct, r.lastErr)
 	}
 	err := rej.err
 	if ctx.Err() != nil {
 		err = fmt.Errorf("%w; stopped waiting for the rotation: %w", err, context.Cause(ctx))
 	}
-	e := &Error{Secret: l.name, Version: rej.version, User: rej.user, Class: AuthFailure,
+	e := &connector.Error{Secret: l.name, Version: rej.version, User: rej.user, Class: connector.AuthFailure,
 		Waited: l.now().Sub(r.start), Err: err}
 	l.log.LogAttrs(context.Background(), slog.LevelDebug, "kmsdb connector: the secret is rejected; failing without a login",
 		slog.String("secret", l.name), slog.String("version", rej.version))
 	return e
 }
 
-func (r *run) fail(ctx context.Context, class Class, acct secretsource.DBAccount, err error) error {
+func (r *run) fail(ctx context.Context, class connector.Class, acct secretsource.DBAccount, err error) error {
 	l := r.l
 	err = Scrub(err, l.scrubList(acct, r.lastAcct)...)
-	if class == AuthFailure && ctx.Err() != nil {
+	if class == connector.AuthFailure && ctx.Err() != nil {
 		err = fmt.Errorf("%w; stopped waiting for the rotation: %w", err, context.Cause(ctx))
 	}
-	e := &Error{
+	e := &connector.Error{
 		Secret: l.name, Version: acct.VersionID, User: acct.Username, Class: class,
 		Attempts: r.attempts, Waited: l.now().Sub(r.start), Err: err,
 	}
-	if class == AuthFailure {
+	if class == connector.AuthFailure {
 		l.log.LogAttrs(context.Background(), slog.LevelWarn, "kmsdb connector: database rejected the credentials",
 			slog.String("secret", l.name), slog.String("version", acct.VersionID), slog.Int("attempts", r.attempts),
 			slog.Duration("waited", e.Waited))
@@ -852,7 +850,7 @@ func (l *Login) scrubList(accts ...secretsource.DBAccount) []string {
 
 // secretError wraps a failure to get or decode the secret.
 func (l *Login) secretError(err error, s *secretsource.Secret) error {
-	e := &Error{Secret: l.name, Class: SecretUnavailable, Err: Scrub(err, l.redact...)}
+	e := &connector.Error{Secret: l.name, Class: connector.SecretUnavailable, Err: Scrub(err, l.redact...)}
 	if s != nil {
 		e.Version = s.VersionID()
 	}
@@ -863,6 +861,20 @@ func (l *Login) secretError(err error, s *secretsource.Secret) error {
 func (l *Login) Scrub(err error, acct secretsource.DBAccount) error {
 	return Scrub(err, l.scrubList(acct)...)
 }
+
+// waitErr marks the Err of the *connector.Error Account returns when there
+// is nothing to try now: Continue then waits for the rotation. It adds
+// nothing to the text; errors.Is and errors.As reach what it wraps.
+type waitErr struct{ err error }
+
+func (w *waitErr) Error() string {
+	if w.err == nil {
+		return ""
+	}
+	return w.err.Error()
+}
+
+func (w *waitErr) Unwrap() error { return w.err }
 
 // sleepCtx waits d, or until wake is closed or ctx ends (its error).
 func sleepCtx(ctx context.Context, d time.Duration, wake <-chan struct{}) error {

@@ -1,4 +1,4 @@
-package connector
+package rotation
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
@@ -103,14 +104,14 @@ func (d *fakeDB) attempt(ctx context.Context, acct secretsource.DBAccount) (stri
 
 var errPerm = errors.New("fake: account locked")
 
-func classifyFake(err error) Class {
+func classifyFake(err error) connector.Class {
 	switch {
 	case errors.Is(err, errAuth):
-		return AuthFailure
+		return connector.AuthFailure
 	case errors.Is(err, errPerm):
-		return Permanent
+		return connector.Permanent
 	}
-	return Other
+	return connector.Other
 }
 
 // fakeTime makes the Login's waits instant and deterministic: each wait
@@ -157,7 +158,7 @@ func newTestLogin(t *testing.T, src secretsource.Source, grace time.Duration) (*
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	l, err := NewLogin(Config{SecretName: "db", Provider: c, GracePeriod: grace, Classify: classifyFake})
+	l, err := NewLogin(Config{SecretName: "db", Source: c, GracePeriod: grace, Classify: classifyFake})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,9 +306,9 @@ func TestRunGracePeriod(t *testing.T) {
 	db := &fakeDB{password: "the-database-has-another"}
 	l, _, _ := newTestLogin(t, src, 10*time.Second)
 	_, err := Run(context.Background(), l, db.attempt)
-	var e *Error
-	if !errors.As(err, &e) || e.Class != AuthFailure || !errors.Is(err, ErrCredentialsRejected) {
-		t.Fatalf("err = %v, want an AuthFailure *Error", err)
+	var e *connector.Error
+	if !errors.As(err, &e) || e.Class != connector.AuthFailure || !errors.Is(err, connector.ErrCredentialsRejected) {
+		t.Fatalf("err = %v, want an connector.AuthFailure *connector.Error", err)
 	}
 	if !errors.Is(err, errAuth) {
 		t.Errorf("errors.Is(err, driver error) = false; the driver error must stay reachable")
@@ -337,7 +338,7 @@ func TestRunBrokenRotation(t *testing.T) {
 	l, _, ft := newTestLogin(t, src, 5*time.Second)
 	mustRun(t, l, db, "v1")
 	db.set("pw-two-2222")
-	if _, err := Run(context.Background(), l, db.attempt); !errors.Is(err, ErrCredentialsRejected) {
+	if _, err := Run(context.Background(), l, db.attempt); !errors.Is(err, connector.ErrCredentialsRejected) {
 		t.Fatalf("first Run: %v", err)
 	}
 	// One simulated minute, a connection every 10 ms.
@@ -346,8 +347,8 @@ func TestRunBrokenRotation(t *testing.T) {
 	for range 6000 {
 		ft.advance(step)
 		_, err := Run(context.Background(), l, db.attempt)
-		var e *Error
-		if !errors.As(err, &e) || !errors.Is(err, ErrCredentialsRejected) || e.Secret != "db" || e.Version != "v1" || e.User != "app" {
+		var e *connector.Error
+		if !errors.As(err, &e) || !errors.Is(err, connector.ErrCredentialsRejected) || e.Secret != "db" || e.Version != "v1" || e.User != "app" {
 			t.Fatalf("Run past the grace period = %v, want credentials rejected naming secret, version and user", err)
 		}
 		if strings.Contains(err.Error(), "pw-one-1111") {
@@ -398,7 +399,7 @@ func TestRunStopsWithContext(t *testing.T) {
 		}
 	}
 	_, err := Run(ctx, l, db.attempt)
-	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrCredentialsRejected) {
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, connector.ErrCredentialsRejected) {
 		t.Fatalf("err = %v, want credentials rejected and context canceled", err)
 	}
 }
@@ -408,7 +409,7 @@ func TestRunPermanentErrorsReturnAtOnce(t *testing.T) {
 	db := &fakeDB{password: "pw-two-2222", perm: fmt.Errorf("%w (password pw-two-2222)", errPerm)}
 	l, _, ft := newTestLogin(t, src, 0)
 	_, err := Run(context.Background(), l, db.attempt)
-	if !errors.Is(err, ErrLoginRefused) || !errors.Is(err, errPerm) {
+	if !errors.Is(err, connector.ErrLoginRefused) || !errors.Is(err, errPerm) {
 		t.Fatalf("err = %v, want login refused", err)
 	}
 	if got := db.logins.Load(); got != 1 {
@@ -431,8 +432,8 @@ func TestRunOtherErrorsReturnAtOnce(t *testing.T) {
 	boom := errors.New("dial tcp: connection refused")
 	var n int
 	_, err := Run(context.Background(), l, func(context.Context, secretsource.DBAccount) (int, error) { n++; return 0, boom })
-	var e *Error
-	if !errors.As(err, &e) || e.Class != Other || !errors.Is(err, boom) || n != 1 {
+	var e *connector.Error
+	if !errors.As(err, &e) || e.Class != connector.Other || !errors.Is(err, boom) || n != 1 {
 		t.Fatalf("err = %v after %d attempts", err, n)
 	}
 }
@@ -443,8 +444,8 @@ func TestRunSecretErrors(t *testing.T) {
 		src.failWith = &secretsource.Error{Kind: secretsource.KindNotFound, Secret: "db", Message: "no such secret"}
 		l, _, _ := newTestLogin(t, src, 0)
 		_, err := Run(context.Background(), l, (&fakeDB{}).attempt)
-		var e *Error
-		if !errors.As(err, &e) || e.Class != SecretUnavailable || !errors.Is(err, secretsource.ErrNotFound) {
+		var e *connector.Error
+		if !errors.As(err, &e) || e.Class != connector.SecretUnavailable || !errors.Is(err, secretsource.ErrNotFound) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -454,8 +455,8 @@ func TestRunSecretErrors(t *testing.T) {
 		})
 		l, _, _ := newTestLogin(t, src, 0)
 		_, err := Run(context.Background(), l, (&fakeDB{}).attempt)
-		var e *Error
-		if !errors.As(err, &e) || e.Class != SecretUnavailable || e.Version != "v9" {
+		var e *connector.Error
+		if !errors.As(err, &e) || e.Class != connector.SecretUnavailable || e.Version != "v9" {
 			t.Fatalf("err = %v", err)
 		}
 		if strings.Contains(err.Error(), "hunter2") {
@@ -474,7 +475,7 @@ func TestRunConcurrentRejections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	l, err := NewLogin(Config{SecretName: "db", Provider: c, Classify: classifyFake})
+	l, err := NewLogin(Config{SecretName: "db", Source: c, Classify: classifyFake})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -621,7 +622,7 @@ func TestAccountAndContinue(t *testing.T) {
 			t.Fatal("Account keeps handing out refused versions")
 		}
 	}
-	if !errors.Is(err, ErrCredentialsRejected) {
+	if !errors.Is(err, connector.ErrCredentialsRejected) {
 		t.Fatalf("Account with every version refused = %v", err)
 	}
 	w := ft.waits()
@@ -635,7 +636,7 @@ func TestAccountAndContinue(t *testing.T) {
 	}
 	// A permanent error is returned as it is.
 	db.perm = errPerm
-	if _, err := Continue(ctx, l, m, errPerm, db.attempt); !errors.Is(err, ErrLoginRefused) {
+	if _, err := Continue(ctx, l, m, errPerm, db.attempt); !errors.Is(err, connector.ErrLoginRefused) {
 		t.Errorf("Continue with a permanent error = %v", err)
 	}
 }
@@ -695,7 +696,7 @@ func TestRunDuringSourceOutage(t *testing.T) {
 	// period and reports the rejection, not the outage.
 	db.set("pw-two-2222")
 	_, err := Run(context.Background(), l, db.attempt)
-	if !errors.Is(err, ErrCredentialsRejected) || len(ft.slept) == 0 {
+	if !errors.Is(err, connector.ErrCredentialsRejected) || len(ft.slept) == 0 {
 		t.Fatalf("err = %v after %d waits, want credentials rejected after polling", err, len(ft.slept))
 	}
 }

@@ -1,4 +1,4 @@
-package connector_test
+package rotation_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
@@ -27,9 +28,9 @@ func ExampleRun() {
 	version = "v2"                                        // KMS and the database rotate
 
 	errRejected := errors.New("access denied")
-	login, _ := connector.NewLogin(connector.Config{
+	login, _ := rotation.NewLogin(rotation.Config{
 		SecretName: "db-secret",
-		Provider:   c,
+		Source:     c,
 		Classify: func(err error) connector.Class {
 			if errors.Is(err, errRejected) {
 				return connector.AuthFailure
@@ -37,7 +38,7 @@ func ExampleRun() {
 			return connector.Other
 		},
 	})
-	conn, err := connector.Run(context.Background(), login, func(ctx context.Context, acct secretsource.DBAccount) (string, error) {
+	conn, err := rotation.Run(context.Background(), login, func(ctx context.Context, acct secretsource.DBAccount) (string, error) {
 		if acct.Password != "password-of-v2" {
 			return "", errRejected
 		}
@@ -54,7 +55,7 @@ func ExampleRun() {
 // DSNs use, and keeps the original reachable with errors.Is / errors.As.
 func ExampleScrub() {
 	base := errors.New("cannot parse user:p%40ss%2Fw0rd@tcp(db:3306)/app")
-	err := connector.Scrub(base, "p@ss/w0rd")
+	err := rotation.Scrub(base, "p@ss/w0rd")
 	fmt.Println(err, errors.Is(err, base))
 	// Output: cannot parse user:REDACTED@tcp(db:3306)/app true
 }
