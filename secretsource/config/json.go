@@ -6,50 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 )
-
-// DKMSEndpoint is one dedicated KMS instance, as cache_client_dkms_config_info
-// describes it after its password has been resolved. Its String and LogValue
-// never show the password.
-type DKMSEndpoint struct {
-	RegionID       string
-	Endpoint       string // host[:port] of the instance's gateway, e.g. kst-hzz….cryptoservice.kms.aliyuncs.com
-	ClientKeyFile  string // JSON client key file {"KeyId","PrivateKeyData"}
-	Password       string // the client key's password
-	CAFile         string // PEM CA certificate of the instance; empty uses the system roots
-	IgnoreSSLCerts bool   // skip certificate verification (warned about once); never the default
-}
-
-func (e DKMSEndpoint) String() string {
-	return fmt.Sprintf("DKMSEndpoint(region=%q endpoint=%q clientKeyFile=%q caFile=%q ignoreSSLCerts=%v password=REDACTED)",
-		e.RegionID, e.Endpoint, e.ClientKeyFile, e.CAFile, e.IgnoreSSLCerts)
-}
-
-// GoString is String.
-func (e DKMSEndpoint) GoString() string { return e.String() }
-
-// Format prints String for every verb.
-func (e DKMSEndpoint) Format(st fmt.State, _ rune) { _, _ = io.WriteString(st, e.String()) }
-
-// LogValue shows everything but the password.
-func (e DKMSEndpoint) LogValue() slog.Value { return slog.StringValue(e.String()) }
-
-// MarshalJSON shows every field but the password (slog's JSON handler and
-// configuration dumps marshal Settings and its endpoints).
-func (e DKMSEndpoint) MarshalJSON() ([]byte, error) {
-	type plain DKMSEndpoint
-	p := plain(e)
-	if p.Password != "" {
-		p.Password = "REDACTED"
-	}
-	return json.Marshal(p)
-}
 
 // jsonArray parses a JSON array of objects, reporting a syntax error by its
 // byte offset only (a JSON error quotes the offending character).

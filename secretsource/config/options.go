@@ -11,6 +11,7 @@ import (
 
 	"github.com/aliyun/credentials-go/credentials"
 
+	"github.com/kmsdb/kmsdb/secretsource/dkms"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 	"github.com/kmsdb/kmsdb/secretsource/local"
 )
@@ -23,7 +24,7 @@ type options struct {
 	code          map[string]string // properties keys set in code (WithSetting, WithAccessKey)
 	credential    credentials.Credential
 	regions       []kms.Region
-	dkms          []DKMSEndpoint
+	dkms          []dkms.Endpoint
 	lookupEnv     func(string) (string, bool)
 	propsFile     string
 	noPropsFile   bool
@@ -126,7 +127,7 @@ func WithCredential(c credentials.Credential) Option {
 // cache_client_dkms_config_info from the environment and the file. The
 // password is given directly (use WithSetting with the JSON key for the
 // passwordFromEnvVariable / passwordFromFilePath forms).
-func WithDKMS(e DKMSEndpoint) Option {
+func WithDKMS(e dkms.Endpoint) Option {
 	return func(o *options) { o.dkms = append(o.dkms, e) }
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kmsdb/kmsdb/internal/regfile"
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/dkms"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 	"github.com/kmsdb/kmsdb/secretsource/local"
 )
@@ -59,9 +60,9 @@ type Settings struct {
 	Credential       kms.CredentialOptions
 	CredentialOrigin string // where credentials_type came from; "" for none
 
-	Regions       []kms.Region   // KMS regions, in order
-	RegionsOrigin string         // where they came from
-	DKMS          []DKMSEndpoint // dedicated KMS instances, in order; asked before the regions
+	Regions       []kms.Region    // KMS regions, in order
+	RegionsOrigin string          // where they came from
+	DKMS          []dkms.Endpoint // dedicated KMS instances, in order; asked before the regions
 	DKMSOrigin    string
 	// DKMSTimeout bounds each request to a dedicated instance when Timeout is
 	// zero: the largest readTimeout + connectTimeout of the entries.
@@ -693,9 +694,9 @@ func loadDKMS(s *Settings, r *resolver) error {
 	return nil
 }
 
-func resolveDKMS(r *resolver, origin string, d dkmsEntry, s *Settings) (DKMSEndpoint, error) {
+func resolveDKMS(r *resolver, origin string, d dkmsEntry, s *Settings) (dkms.Endpoint, error) {
 	key := func(field string) string { return fmt.Sprintf("%s[%d].%s", KeyDKMSConfig, d.index, field) }
-	e := DKMSEndpoint{RegionID: d.regionID, Endpoint: d.endpoint, ClientKeyFile: d.clientKey, IgnoreSSLCerts: d.ignoreSSL}
+	e := dkms.Endpoint{RegionID: d.regionID, Endpoint: d.endpoint, ClientKeyFile: d.clientKey, IgnoreSSLCerts: d.ignoreSSL}
 	if err := checkReadable(key("clientKeyFile"), d.clientKey); err != nil {
 		return e, err
 	}

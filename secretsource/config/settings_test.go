@@ -24,6 +24,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/dkms"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
 	"github.com/kmsdb/kmsdb/secretsource/local"
@@ -324,7 +325,7 @@ func TestBrokenConfigurations(t *testing.T) {
 		}
 		return m
 	}
-	dkms := func(entry string) map[string]string {
+	dkmsEnv := func(entry string) map[string]string {
 		return map[string]string{"cache_client_dkms_config_info": "[" + entry + "]", "DKMS_PW": secretValue}
 	}
 	dk := func(extra string) string {
@@ -371,20 +372,20 @@ func TestBrokenConfigurations(t *testing.T) {
 		{"region endpoint with scheme", env(ak, "cache_client_region_id", `[{"regionId":"a","endpoint":"https://kms.a.aliyuncs.com"}]`), "", nil, `"endpoint": expected host or host:port without a scheme`},
 		{"region list with a space", env(ak, "cache_client_region_id", `cn hangzhou`), "", nil, "expected a region id"},
 		{"no region at all", env(ak, "cache_client_region_id", ""), "", nil, "no KMS region and no dedicated KMS instance configured"},
-		{"dkms JSON malformed", dkms(`{"regionId":`), "", nil, "cache_client_dkms_config_info (environment variable): "},
-		{"dkms without clientKeyFile", dkms(`{"regionId":"a","endpoint":"e"}`), "", nil, `"clientKeyFile" is required`},
-		{"dkms password in env and file", dkms(dk(`,"passwordFromEnvVariable":"DKMS_PW","passwordFromFilePath":"` + fx.passwordFile + `"`)), "", nil, `set only one of "passwordFromEnvVariable" and "passwordFromFilePath"`},
-		{"dkms password env unset", dkms(dk(`,"passwordFromEnvVariable":"NOPE"`)), "", nil, "cache_client_dkms_config_info[0].passwordFromEnvVariable (environment variable): names the environment variable NOPE"},
-		{"dkms no password", dkms(dk(``)), "", nil, "no password for the client key"},
-		{"dkms password file empty", dkms(dk(`,"passwordFromFilePath":"` + fx.emptyFile + `"`)), "", nil, "is empty"},
-		{"dkms inline password", dkms(dk(`,"password":"hunter2"`)), "", nil, `"password": an inline password is not read`},
-		{"dkms client key missing", dkms(`{"regionId":"a","endpoint":"e","clientKeyFile":"/nonexistent/ck.json","passwordFromEnvVariable":"DKMS_PW"}`), "", nil, "cache_client_dkms_config_info[0].clientKeyFile: file \"/nonexistent/ck.json\" does not exist"},
-		{"dkms CA file missing", dkms(dk(`,"passwordFromEnvVariable":"DKMS_PW","caFilePath":"/nonexistent/ca.pem"`)), "", nil, "cache_client_dkms_config_info[0].caFilePath: file \"/nonexistent/ca.pem\" does not exist"},
-		{"dkms CA file not PEM", dkms(dk(`,"passwordFromEnvVariable":"DKMS_PW","caFilePath":"` + fx.notPEM + `"`)), "", nil, "holds no PEM certificate"},
-		{"dkms wrong client key password", dkms(dk(`,"passwordFromEnvVariable":"DKMS_PW"`)), "", nil, "wrong password"},
-		{"dkms http protocol", dkms(dk(`,"passwordFromEnvVariable":"DKMS_PW","protocol":"http"`)), "", nil, `"protocol": dedicated KMS is reached over https only`},
-		{"dkms ignoreSslCerts not bool", dkms(dk(`,"passwordFromEnvVariable":"DKMS_PW","ignoreSslCerts":"yes"`)), "", nil, `"ignoreSslCerts": expected true or false`},
-		{"dkms unknown field", dkms(dk(`,"passwordFromEnv":"DKMS_PW"`)), "", nil, `unknown field "passwordFromEnv"`},
+		{"dkms JSON malformed", dkmsEnv(`{"regionId":`), "", nil, "cache_client_dkms_config_info (environment variable): "},
+		{"dkms without clientKeyFile", dkmsEnv(`{"regionId":"a","endpoint":"e"}`), "", nil, `"clientKeyFile" is required`},
+		{"dkms password in env and file", dkmsEnv(dk(`,"passwordFromEnvVariable":"DKMS_PW","passwordFromFilePath":"` + fx.passwordFile + `"`)), "", nil, `set only one of "passwordFromEnvVariable" and "passwordFromFilePath"`},
+		{"dkms password env unset", dkmsEnv(dk(`,"passwordFromEnvVariable":"NOPE"`)), "", nil, "cache_client_dkms_config_info[0].passwordFromEnvVariable (environment variable): names the environment variable NOPE"},
+		{"dkms no password", dkmsEnv(dk(``)), "", nil, "no password for the client key"},
+		{"dkms password file empty", dkmsEnv(dk(`,"passwordFromFilePath":"` + fx.emptyFile + `"`)), "", nil, "is empty"},
+		{"dkms inline password", dkmsEnv(dk(`,"password":"hunter2"`)), "", nil, `"password": an inline password is not read`},
+		{"dkms client key missing", dkmsEnv(`{"regionId":"a","endpoint":"e","clientKeyFile":"/nonexistent/ck.json","passwordFromEnvVariable":"DKMS_PW"}`), "", nil, "cache_client_dkms_config_info[0].clientKeyFile: file \"/nonexistent/ck.json\" does not exist"},
+		{"dkms CA file missing", dkmsEnv(dk(`,"passwordFromEnvVariable":"DKMS_PW","caFilePath":"/nonexistent/ca.pem"`)), "", nil, "cache_client_dkms_config_info[0].caFilePath: file \"/nonexistent/ca.pem\" does not exist"},
+		{"dkms CA file not PEM", dkmsEnv(dk(`,"passwordFromEnvVariable":"DKMS_PW","caFilePath":"` + fx.notPEM + `"`)), "", nil, "holds no PEM certificate"},
+		{"dkms wrong client key password", dkmsEnv(dk(`,"passwordFromEnvVariable":"DKMS_PW"`)), "", nil, "wrong password"},
+		{"dkms http protocol", dkmsEnv(dk(`,"passwordFromEnvVariable":"DKMS_PW","protocol":"http"`)), "", nil, `"protocol": dedicated KMS is reached over https only`},
+		{"dkms ignoreSslCerts not bool", dkmsEnv(dk(`,"passwordFromEnvVariable":"DKMS_PW","ignoreSslCerts":"yes"`)), "", nil, `"ignoreSslCerts": expected true or false`},
+		{"dkms unknown field", dkmsEnv(dk(`,"passwordFromEnv":"DKMS_PW"`)), "", nil, `unknown field "passwordFromEnv"`},
 		{"properties malformed \\u escape", nil, "credentials_access_secret=hunter2\\u12\n", nil, "line 1: malformed \\uXXXX escape"},
 		{"explicit properties file missing", ak, "", []Option{WithPropertiesFile(fx.dir + "/none.properties")}, "WithPropertiesFile: properties file"},
 		{"KMSDB_PROPERTIES_FILE missing", env(ak, EnvPropertiesFile, fx.dir+"/none.properties"), "", nil, "KMSDB_PROPERTIES_FILE: properties file"},
@@ -393,7 +394,7 @@ func TestBrokenConfigurations(t *testing.T) {
 		{"negative timeout", ak, "", []Option{WithTimeout(-time.Second)}, "WithTimeout (option): expected a positive duration"},
 		{"nil credential", ak, "", []Option{WithCredential(nil)}, "WithCredential (option): nil credential"},
 		{"bad region in code", ak, "", []Option{WithRegion("cn hangzhou")}, "WithRegion (option): region 0"},
-		{"dkms in code without password", ak, "", []Option{WithDKMS(DKMSEndpoint{RegionID: "a", Endpoint: "e", ClientKeyFile: fx.clientKey})}, "WithDKMS (option): instance 0: Password is required"},
+		{"dkms in code without password", ak, "", []Option{WithDKMS(dkms.Endpoint{RegionID: "a", Endpoint: "e", ClientKeyFile: fx.clientKey})}, "WithDKMS (option): instance 0: Password is required"},
 	}
 	if len(tests) < 25 {
 		t.Fatalf("only %d broken configurations", len(tests))

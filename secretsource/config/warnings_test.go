@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kmsdb/kmsdb/internal/syncbuf"
+	"github.com/kmsdb/kmsdb/secretsource/dkms"
 	"github.com/kmsdb/kmsdb/secretsource/local"
 )
 
@@ -100,7 +101,7 @@ func TestWarningsReachDefaultLogger(t *testing.T) {
 	})
 	t.Run("WithDKMS in code", func(t *testing.T) {
 		def := captureDefault(t)
-		s, err := LoadSettings(ctx, WithoutEnvironment(), WithoutPropertiesFile(), WithDKMS(DKMSEndpoint{RegionID: "cn-hangzhou",
+		s, err := LoadSettings(ctx, WithoutEnvironment(), WithoutPropertiesFile(), WithDKMS(dkms.Endpoint{RegionID: "cn-hangzhou",
 			Endpoint: "kst-1.cryptoservice.kms.aliyuncs.com", ClientKeyFile: fx.clientKey, Password: fx.clientKeyPassword, IgnoreSSLCerts: true}))
 		if err != nil {
 			t.Fatal(err)
