@@ -8,7 +8,6 @@ import (
 
 	"github.com/kmsdb/kmsdb/internal/credtest"
 	"github.com/kmsdb/kmsdb/internal/syncbuf"
-	"github.com/kmsdb/kmsdb/secretsource/config"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
 )
 
@@ -18,7 +17,6 @@ import (
 func TestDefaultProviderWarns(t *testing.T) {
 	credtest.Hermetic(t)
 	t.Chdir(t.TempDir()) // no secretsmanager.properties
-	t.Cleanup(config.ResetPropertiesCache)
 	for _, k := range []string{"KMSDB_PROPERTIES_FILE", "KMSDB_LOCAL_SECRETS", "KMSDB_LOCAL_SECRETS_FILE", "credentials_type",
 		"cache_client_region_id", "cache_client_dkms_config_info"} {
 		t.Setenv(k, "")

@@ -19,7 +19,6 @@ import (
 // warnings on stderr (the user running them is the one to tell), never a
 // value; nothing goes to slog.Default.
 func TestCommandsPrintConfigWarnings(t *testing.T) {
-	t.Cleanup(config.ResetPropertiesCache)
 	def := &syncbuf.Buffer{}
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(def, nil)))

@@ -17,8 +17,8 @@
 //
 // The properties file is, in order: WithPropertiesFile, the file named by
 // KMSDB_PROPERTIES_FILE, or ./secretsmanager.properties (only this default
-// may be missing). Each file is read once per process (ResetPropertiesCache
-// forgets them).
+// may be missing). The file is read again at every Load and LoadSettings,
+// so an edited file is seen by the next one.
 //
 // # Keys
 //
@@ -100,7 +100,6 @@
 //   - Properties are applied key by key under code and environment; Alibaba's
 //     client replaces the credential given in code with the file's (nil when
 //     the file sets only regions).
-//   - The file is read once per process, not at every client construction.
 //   - Every misconfiguration fails Load with a *secretsource.Error of
 //     KindConfig whose *KeyError names the key, where it came from and what
 //     is expected; no error holds a secret value.

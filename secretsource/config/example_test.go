@@ -26,7 +26,7 @@ func ExampleLoad() {
 
 	ctx := context.Background()
 	src, err := config.Load(ctx,
-		config.WithoutPropertiesFile(), config.WithoutEnvironment(), // keep the example hermetic
+		config.WithoutPropertiesFile(), config.WithLookupEnv(nil), // keep the example hermetic
 		config.WithRegions(kms.Region{ID: "cn-hangzhou", Endpoint: srv.KMSTLSAddr()}),
 		config.WithAccessKey("LTAI5tExample", "example-secret=="),
 		config.WithRootCAs(srv.CertPool()))

@@ -19,7 +19,6 @@ import (
 // file is refused too.
 func TestNonRegularFilesRefused(t *testing.T) {
 	fx := newFixtures(t)
-	t.Cleanup(ResetPropertiesCache)
 	fifo := filepath.Join(t.TempDir(), "pw.fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
@@ -53,7 +52,6 @@ func TestNonRegularFilesRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ResetPropertiesCache()
 			done := make(chan error, 1)
 			go func() {
 				_, err := LoadSettings(context.Background(), append([]Option{envOf(tt.env)}, tt.opts...)...)

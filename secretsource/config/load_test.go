@@ -35,7 +35,6 @@ func hermetic(t *testing.T) {
 	credtest.Hermetic(t, "credentials_type", "credentials_access_key_id", "credentials_access_secret", "cache_client_region_id",
 		"cache_client_dkms_config_info", "client_key_password", config.EnvPropertiesFile, config.EnvLocal, config.EnvLocalSecretsFile)
 	t.Chdir(t.TempDir())
-	t.Cleanup(config.ResetPropertiesCache)
 }
 
 func startEmulator(t *testing.T) *kmstest.Server {
@@ -165,7 +164,7 @@ func TestCredentialTypesAgainstEmulator(t *testing.T) {
 		{"sts", map[string]string{"credentials_type": "sts", "credentials_access_key_id": testAK, "credentials_access_secret": testSecret,
 			"credentials_role_arn": srv.RoleARN(), "credentials_role_session_name": "kmsdb", "credentials_sts_endpoint": srv.STSAddr()}, nil},
 		{"ram_role", map[string]string{"credentials_type": "ram_role", "credentials_access_key_id": testAK, "credentials_access_secret": testSecret,
-			"credentials_role_arn": srv.RoleARN(), "credentials_role_session_name": "kmsdb"}, []config.Option{config.WithSTSEndpoint(srv.STSAddr())}},
+			"credentials_role_arn": srv.RoleARN(), "credentials_role_session_name": "kmsdb"}, []config.Option{config.WithSetting(config.KeySTSEndpoint, srv.STSAddr())}},
 		{"ecs_ram_role", map[string]string{"credentials_type": "ecs_ram_role", "credentials_role_name": srv.MetadataRoleName(),
 			"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "false"},
 			[]config.Option{config.WithCredentialsProxy(srv.MetadataURL())}},
@@ -201,7 +200,7 @@ func clientKeyOnSharedGateway(t *testing.T, srv *kmstest.Server) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := config.Load(context.Background(), config.WithRootCAs(srv.CertPool()), config.WithoutEnvironment(),
+	src, err := config.Load(context.Background(), config.WithRootCAs(srv.CertPool()), config.WithLookupEnv(nil),
 		config.WithoutPropertiesFile(), config.WithRegions(kms.Region{ID: "cn-hangzhou", Endpoint: srv.KMSTLSAddr()}),
 		config.WithSetting(config.KeyCredentialsType, "client_key"), config.WithSetting(config.KeyClientKeyPath, ck.File),
 		config.WithSetting(config.KeyClientKeyPasswordFilePath, ck.PasswordFile))
@@ -367,8 +366,6 @@ func TestRegionCAFile(t *testing.T) {
 		if err := os.WriteFile(config.DefaultPropertiesFile, []byte("cache_client_region_id="+withCA+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		config.ResetPropertiesCache() // the earlier subtests found no file
-		t.Cleanup(config.ResetPropertiesCache)
 		if err := get(t); err != nil {
 			t.Fatal(err)
 		}

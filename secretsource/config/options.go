@@ -33,7 +33,6 @@ type options struct {
 	timeout       time.Duration
 	fetchExtended *bool
 	logger        *slog.Logger
-	stsEndpoint   string
 	credProxy     string
 	local         []local.Option
 	useLocal      bool
@@ -146,7 +145,7 @@ func WithoutPropertiesFile() Option {
 // WithLookupEnv replaces os.LookupEnv, for programs that keep their
 // environment elsewhere and for tests. Passwords named by
 // client_key_password_from_env_variable and passwordFromEnvVariable are read
-// through it too.
+// through it too. WithLookupEnv(nil) reads no environment variable at all.
 func WithLookupEnv(lookup func(key string) (string, bool)) Option {
 	return func(o *options) {
 		if lookup == nil {
@@ -155,9 +154,6 @@ func WithLookupEnv(lookup func(key string) (string, bool)) Option {
 		o.lookupEnv = lookup
 	}
 }
-
-// WithoutEnvironment reads no environment variable.
-func WithoutEnvironment() Option { return WithLookupEnv(nil) }
 
 // WithRootCAs verifies the KMS endpoints' certificates against pool instead
 // of the system roots; a region's "caFilePath" adds its CA to a copy of pool.
@@ -196,13 +192,6 @@ func WithFetchExtendedConfig(fetch bool) Option {
 // it, warnings go to slog.Default() at Warn.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
-}
-
-// WithSTSEndpoint sends the AssumeRole calls of the sts / ram_role /
-// oidc_role_arn credential types to this host[:port] (always HTTPS) instead
-// of sts.aliyuncs.com. Same as the key credentials_sts_endpoint.
-func WithSTSEndpoint(host string) Option {
-	return func(o *options) { o.stsEndpoint = host }
 }
 
 // WithCredentialsProxy sends the credential provider's own requests (STS,

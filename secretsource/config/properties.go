@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"strings"
-	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -279,54 +277,23 @@ func unescape(s string) (out string, lossy bool, err error) {
 	return b.String(), lossy, nil
 }
 
-// propertiesFile is one properties file, read at most once per process.
-type propertiesFile struct {
-	once    sync.Once
-	props   []property
-	missing bool
-	err     error
-}
-
-// propertiesFiles memoizes files by absolute path: Alibaba's client reads its
-// file at every client construction; kmsdb reads each file once per process,
-// so a file edited later is seen after a restart (or ResetPropertiesCache).
-var propertiesFiles sync.Map // string -> *propertiesFile
-
-// readPropertiesFile returns the pairs of path in file order, reading it
-// only the first time. missing reports that the file does not exist (not an
-// error for the default file). Only a regular file of at most 1 MiB is read.
+// readPropertiesFile returns the pairs of path in file order. missing
+// reports that the file does not exist (not an error for the default file).
+// Only a regular file of at most 1 MiB is read. The file is read at every
+// LoadSettings, as Alibaba's client reads it at every client construction:
+// a file edited later is seen by the next Load.
 func readPropertiesFile(path string) (props []property, missing bool, err error) {
-	abs, err := filepath.Abs(path)
+	data, err := regfile.Read(path, maxPropertiesFile)
 	if err != nil {
-		return nil, false, err
-	}
-	v, _ := propertiesFiles.LoadOrStore(abs, &propertiesFile{})
-	pf := v.(*propertiesFile)
-	pf.once.Do(func() {
-		data, err := regfile.Read(abs, maxPropertiesFile)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				pf.missing = true
-				return
-			}
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			pf.err = fmt.Errorf("cannot read: %w", err)
-			return
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, true, nil
 		}
-		pf.props, pf.err = parseProperties(data)
-	})
-	return pf.props, pf.missing, pf.err
-}
-
-// ResetPropertiesCache forgets every properties file read so far, so the
-// next Load reads them again. Meant for tests and for programs that reload
-// their configuration on a signal.
-func ResetPropertiesCache() {
-	propertiesFiles.Range(func(k, _ any) bool {
-		propertiesFiles.Delete(k)
-		return true
-	})
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, false, fmt.Errorf("cannot read: %w", err)
+	}
+	props, err = parseProperties(data)
+	return props, false, err
 }

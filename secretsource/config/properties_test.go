@@ -106,12 +106,11 @@ func TestParsePropertiesErrors(t *testing.T) {
 // lines with continuation backslashes is read whole; written without them,
 // the tails are reported by line number only, never by their text.
 func TestPropertiesSecretAcrossLines(t *testing.T) {
-	t.Cleanup(ResetPropertiesCache)
 	const head, mid, tail = "Xk9sQ2hhbmdl", "TWVTZWNyZXQ", "K3dpdGgrdGFpbA=="
 	region := `cache_client_region_id=[{"regionId":"cn-hangzhou"}]`
 	load := func(t *testing.T, content string) *Settings {
 		t.Helper()
-		s, err := LoadSettings(context.Background(), WithoutEnvironment(),
+		s, err := LoadSettings(context.Background(), WithLookupEnv(nil),
 			WithPropertiesFile(writeFile(t, t.TempDir(), "p.properties", content)))
 		if err != nil {
 			t.Fatal(err)
@@ -144,7 +143,6 @@ func TestPropertiesSecretAcrossLines(t *testing.T) {
 }
 
 func TestPropertiesWarnings(t *testing.T) {
-	t.Cleanup(ResetPropertiesCache)
 	file := writeFile(t, t.TempDir(), "p.properties", strings.Join([]string{
 		"credentials_type=ak",
 		"credentials_access_key_id=LTAIwarn",
@@ -156,7 +154,7 @@ func TestPropertiesWarnings(t *testing.T) {
 		`cache_client_region_id=[{"regionId":"cn-hangzhou"}]`,
 		"credentials_type=ak", // line 9: again
 	}, "\n"))
-	s, err := LoadSettings(context.Background(), WithoutEnvironment(), WithPropertiesFile(file))
+	s, err := LoadSettings(context.Background(), WithLookupEnv(nil), WithPropertiesFile(file))
 	if err != nil {
 		t.Fatal(err)
 	}

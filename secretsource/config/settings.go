@@ -149,7 +149,7 @@ func (r *resolver) env(name string) string {
 }
 
 // LoadSettings resolves the configuration the way Load does, reads the
-// properties file (once per process and path) and checks every setting, but
+// properties file (again at every call) and checks every setting, but
 // builds no source and makes no network call.
 func LoadSettings(ctx context.Context, opts ...Option) (*Settings, error) {
 	if err := ctx.Err(); err != nil {
@@ -401,9 +401,6 @@ func loadCredential(s *Settings, r *resolver) error {
 	var err error
 	stsEndpoint := func() error {
 		c.STSEndpoint, _ = r.get(KeySTSEndpoint)
-		if o.stsEndpoint != "" {
-			c.STSEndpoint = o.stsEndpoint
-		}
 		if c.STSEndpoint != "" && strings.ContainsAny(c.STSEndpoint, "/ ") {
 			return keyError(KeySTSEndpoint, "", "expected host or host:port, without scheme or path")
 		}

@@ -46,14 +46,17 @@ func writeFile(t testing.TB, dir, name, content string) string {
 	return p
 }
 
-func TestPropertiesFileReadOnce(t *testing.T) {
+// TestPropertiesFileReadAtEachLoad: there is no process-wide cache of
+// properties files: a file edited between two loads is read anew, by
+// concurrent loads too.
+func TestPropertiesFileReadAtEachLoad(t *testing.T) {
 	dir := t.TempDir()
 	p := writeFile(t, dir, "a.properties", `cache_client_region_id=[{"regionId":"cn-hangzhou"}]`)
-	t.Cleanup(ResetPropertiesCache)
 	load := func() *Settings {
-		s, err := LoadSettings(context.Background(), WithPropertiesFile(p), WithoutEnvironment(), WithAccessKey("id", "secret"))
+		s, err := LoadSettings(context.Background(), WithPropertiesFile(p), WithLookupEnv(nil), WithAccessKey("id", "secret"))
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return &Settings{Regions: []kms.Region{{}}}
 		}
 		return s
 	}
@@ -66,21 +69,16 @@ func TestPropertiesFileReadOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if got := load().Regions[0].ID; got != "cn-hangzhou" {
-				t.Errorf("file read again: region %s", got)
+			if got := load().Regions[0].ID; got != "cn-shanghai" {
+				t.Errorf("edited file not read again: region %s", got)
 			}
 		}()
 	}
 	wg.Wait()
-	ResetPropertiesCache()
-	if got := load().Regions[0].ID; got != "cn-shanghai" {
-		t.Fatalf("after reset: region %s", got)
-	}
 }
 
 func TestPrecedence(t *testing.T) {
 	dir := t.TempDir()
-	t.Cleanup(ResetPropertiesCache)
 	file := writeFile(t, dir, "p.properties", strings.Join([]string{
 		"credentials_type=ak",
 		"credentials_access_key_id=file-id",
@@ -93,7 +91,7 @@ func TestPrecedence(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("file alone", func(t *testing.T) {
-		s, err := LoadSettings(ctx, WithPropertiesFile(file), WithoutEnvironment())
+		s, err := LoadSettings(ctx, WithPropertiesFile(file), WithLookupEnv(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +129,7 @@ func TestPrecedence(t *testing.T) {
 		}
 	})
 	t.Run("file with only regions keeps code credentials", func(t *testing.T) {
-		s, err := LoadSettings(ctx, WithPropertiesFile(regionsOnly), WithAccessKey("code-id", "code-secret"), WithoutEnvironment())
+		s, err := LoadSettings(ctx, WithPropertiesFile(regionsOnly), WithAccessKey("code-id", "code-secret"), WithLookupEnv(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +156,7 @@ func TestPrecedence(t *testing.T) {
 		writeFile(t, wd, DefaultPropertiesFile, "credentials_type=ak\ncredentials_access_key_id=wd\ncredentials_access_secret=x==\n"+
 			`cache_client_region_id=[{"regionId":"cn-wd"}]`+"\nunknown_key=1\n")
 		t.Chdir(wd)
-		s, err := LoadSettings(ctx, WithoutEnvironment())
+		s, err := LoadSettings(ctx, WithLookupEnv(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,7 +310,6 @@ const secretValue = "hunter2"
 
 func TestBrokenConfigurations(t *testing.T) {
 	fx := newFixtures(t)
-	t.Cleanup(ResetPropertiesCache)
 	const region = `[{"regionId":"cn-hangzhou"}]`
 	ak := map[string]string{"credentials_type": "ak", "credentials_access_key_id": "LTAI", "credentials_access_secret": secretValue, "cache_client_region_id": region}
 	env := func(base map[string]string, kv ...string) map[string]string {
@@ -490,7 +487,7 @@ func TestLocalSettings(t *testing.T) {
 }
 
 func TestSettingsNeverPrintSecrets(t *testing.T) {
-	s, err := LoadSettings(context.Background(), WithoutPropertiesFile(), WithoutEnvironment(),
+	s, err := LoadSettings(context.Background(), WithoutPropertiesFile(), WithLookupEnv(nil),
 		WithRegion("cn-hangzhou"), WithAccessKey("LTAI", secretValue))
 	if err != nil {
 		t.Fatal(err)

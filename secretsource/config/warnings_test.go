@@ -49,7 +49,6 @@ func warnLines(out string, want ...string) []string {
 // at Warn, each once; with a logger they go there and not to the default.
 func TestWarningsReachDefaultLogger(t *testing.T) {
 	fx := newFixtures(t)
-	t.Cleanup(ResetPropertiesCache)
 	t.Chdir(t.TempDir())
 	writeFile(t, ".", DefaultPropertiesFile, "refresh_secret_tll=60000\n")
 	env := envOf(map[string]string{
@@ -101,7 +100,7 @@ func TestWarningsReachDefaultLogger(t *testing.T) {
 	})
 	t.Run("WithDKMS in code", func(t *testing.T) {
 		def := captureDefault(t)
-		s, err := LoadSettings(ctx, WithoutEnvironment(), WithoutPropertiesFile(), WithDKMS(dkms.Endpoint{RegionID: "cn-hangzhou",
+		s, err := LoadSettings(ctx, WithLookupEnv(nil), WithoutPropertiesFile(), WithDKMS(dkms.Endpoint{RegionID: "cn-hangzhou",
 			Endpoint: "kst-1.cryptoservice.kms.aliyuncs.com", ClientKeyFile: fx.clientKey, Password: fx.clientKeyPassword, IgnoreSSLCerts: true}))
 		if err != nil {
 			t.Fatal(err)
@@ -125,7 +124,6 @@ func TestWarningsReachDefaultLogger(t *testing.T) {
 // environment); it is warned about instead. When a local source does serve
 // the secrets, every Load says so at Warn.
 func TestLocalSecretsFromEnvironment(t *testing.T) {
-	t.Cleanup(ResetPropertiesCache)
 	t.Chdir(t.TempDir())
 	localFile := writeFile(t, t.TempDir(), "secrets.yaml", "db/app: local-value\n")
 	ctx := context.Background()
