@@ -8,7 +8,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 )
@@ -185,108 +184,4 @@ func validRegionID(id string) bool {
 		}
 	}
 	return true
-}
-
-// dkmsKeys are the fields of a cache_client_dkms_config_info entry: the
-// documented ones, the other DkmsConfig fields Alibaba's client decodes
-// (passwordFromFilePathName: the name of an env var holding the password
-// file's path; caCert: a CA file path or inline PEM; ignoreSSL: the SDK's
-// spelling), and timeouts of the SDK config.
-var dkmsKeys = []string{"regionId", "endpoint", "clientKeyFile", "passwordFromEnvVariable", "passwordFromFilePath",
-	"passwordFromFilePathName", "ignoreSslCerts", "ignoreSSL", "caFilePath", "caCert", "protocol", "readTimeout", "connectTimeout"}
-
-var dkmsRejected = map[string]string{
-	"password":         "an inline password is not read (Alibaba's client ignores it too): use passwordFromEnvVariable or passwordFromFilePath",
-	"clientkeycontent": "inline client keys are not supported: use clientKeyFile",
-	"ca":               "use caFilePath",
-}
-
-// dkmsEntry is one parsed cache_client_dkms_config_info element before its
-// password and CA are resolved.
-type dkmsEntry struct {
-	index                         int
-	regionID, endpoint, clientKey string
-	passwordEnv, passwordFile     string
-	passwordFilePathEnv           string
-	caFile, caCert                string
-	ignoreSSL                     bool
-	timeout                       time.Duration // readTimeout + connectTimeout, 0 when not given
-}
-
-// parseDKMS parses cache_client_dkms_config_info; files and passwords are
-// resolved later (resolveDKMS).
-func parseDKMS(value string) ([]dkmsEntry, error) {
-	arr, err := jsonArray(strings.TrimSpace(value))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]dkmsEntry, 0, len(arr))
-	for i, raw := range arr {
-		e, err := newJSONEntry(i, raw, dkmsKeys, dkmsRejected)
-		if err != nil {
-			return nil, err
-		}
-		d := dkmsEntry{index: i}
-		for _, f := range []struct {
-			key string
-			dst *string
-		}{
-			{"regionId", &d.regionID}, {"endpoint", &d.endpoint}, {"clientKeyFile", &d.clientKey},
-			{"passwordFromEnvVariable", &d.passwordEnv}, {"passwordFromFilePath", &d.passwordFile},
-			{"passwordFromFilePathName", &d.passwordFilePathEnv}, {"caFilePath", &d.caFile}, {"caCert", &d.caCert},
-		} {
-			if *f.dst, err = e.str(f.key); err != nil {
-				return nil, err
-			}
-		}
-		for _, k := range []string{"regionId", "endpoint", "clientKeyFile"} {
-			if v, _ := e.str(k); v == "" {
-				return nil, fmt.Errorf("entry %d: %q is required (regionId, endpoint and clientKeyFile always are)", i, k)
-			}
-		}
-		if !validRegionID(d.regionID) {
-			return nil, fmt.Errorf("entry %d: \"regionId\": expected letters, digits, '-' and '_' only", i)
-		}
-		if err := checkHost(i, "endpoint", d.endpoint); err != nil {
-			return nil, err
-		}
-		a, err := e.boolean("ignoreSslCerts")
-		if err != nil {
-			return nil, err
-		}
-		b, err := e.boolean("ignoreSSL")
-		if err != nil {
-			return nil, err
-		}
-		d.ignoreSSL = a || b
-		if p, err := e.str("protocol"); err != nil {
-			return nil, err
-		} else if p != "" && !strings.EqualFold(p, "https") {
-			return nil, fmt.Errorf("entry %d: \"protocol\": dedicated KMS is reached over https only", i)
-		}
-		for _, k := range []string{"readTimeout", "connectTimeout"} {
-			if raw, ok := e.fields[k]; ok {
-				var ms int
-				if json.Unmarshal(raw, &ms) != nil || ms <= 0 || ms > 3600_000 {
-					return nil, fmt.Errorf("entry %d: %q: expected a positive number of milliseconds", i, k)
-				}
-				d.timeout += time.Duration(ms) * time.Millisecond
-			}
-		}
-		n := 0
-		for _, v := range []string{d.passwordEnv, d.passwordFile, d.passwordFilePathEnv} {
-			if v != "" {
-				n++
-			}
-		}
-		if n > 1 {
-			return nil, fmt.Errorf("entry %d: set only one of \"passwordFromEnvVariable\" and \"passwordFromFilePath\" "+
-				"(Alibaba's client silently prefers the file)", i)
-		}
-		if d.caFile != "" && d.caCert != "" {
-			return nil, fmt.Errorf("entry %d: set only one of \"caFilePath\" and \"caCert\"", i)
-		}
-		out = append(out, d)
-	}
-	return out, nil
 }

@@ -3,20 +3,15 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io/fs"
+	"slices"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/kmsdb/kmsdb/internal/regfile"
 )
 
 // DefaultPropertiesFile is the file Alibaba's secret clients read from the
 // working directory when no other file is named.
 const DefaultPropertiesFile = "secretsmanager.properties"
-
-// maxPropertiesFile bounds the properties file read (they hold a few lines).
-const maxPropertiesFile = 1 << 20
 
 // property is one key/value pair of a properties file, with the line it
 // starts on (the only thing a message may say about a pair whose key is
@@ -277,23 +272,82 @@ func unescape(s string) (out string, lossy bool, err error) {
 	return b.String(), lossy, nil
 }
 
-// readPropertiesFile returns the pairs of path in file order. missing
-// reports that the file does not exist (not an error for the default file).
-// Only a regular file of at most 1 MiB is read. The file is read at every
-// LoadSettings, as Alibaba's client reads it at every client construction:
-// a file edited later is seen by the next Load.
-func readPropertiesFile(path string) (props []property, missing bool, err error) {
-	data, err := regfile.Read(path, maxPropertiesFile)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, true, nil
-		}
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, false, fmt.Errorf("cannot read: %w", err)
+// propertiesWarnings reports the pairs of a properties file that Load
+// ignores or that may not say what was meant. A warning names a known key
+// and a line number, never a value, and never the text of an unknown key:
+// that text may be the tail of a secret whose line lost its continuation
+// backslash.
+func propertiesWarnings(path string, props []property) []string {
+	var out []string
+	last := map[string]int{} // line of the pair that wins, per key
+	for _, p := range props {
+		last[p.key] = p.line
 	}
-	props, err = parseProperties(data)
-	return props, false, err
+	for _, p := range props {
+		if l := last[p.key]; l != p.line && slices.Contains(knownKeys, p.key) {
+			out = append(out, fmt.Sprintf("properties file %s line %d: %s is given again on line %d, which wins", path, p.line, p.key, l))
+		}
+		if !slices.Contains(knownKeys, p.key) {
+			hint := "not a key kmsdb reads (files shared with the Java client may hold others)"
+			switch {
+			case closestKey(p.key) != "":
+				hint = fmt.Sprintf("did you mean %s?", closestKey(p.key))
+			case !p.hasSep:
+				hint = "a line without '=' or ':': if it continues the value on the line before, end that line with a backslash"
+			}
+			out = append(out, fmt.Sprintf("properties file %s line %d: unknown key ignored (%s)", path, p.line, hint))
+			continue
+		}
+		if p.lossyEscape {
+			out = append(out, fmt.Sprintf("properties file %s line %d: %s: a backslash escape changed the value, "+
+				`as java.util.Properties reads it (\t, \n, \r, \f are control characters; a backslash before another `+
+				`character is dropped): write \\ for a backslash (C:\\keys\\key.json) or use '/'`, path, p.line, p.key))
+		}
+	}
+	return out
+}
+
+// closestKey returns the known key within two edits of key (a typo such as
+// refresh_secret_tll), or "". Keys shorter than six characters match nothing.
+func closestKey(key string) string {
+	if len(key) < 6 {
+		return ""
+	}
+	best, bestD := "", 3
+	for _, k := range knownKeys {
+		if d := editDistance(strings.ToLower(key), k, bestD); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, or limit when it is at
+// least limit.
+func editDistance(a, b string, limit int) int {
+	if d := len(a) - len(b); d >= limit || -d >= limit {
+		return limit
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			rowMin = min(rowMin, cur[j])
+		}
+		if rowMin >= limit {
+			return limit
+		}
+		prev, cur = cur, prev
+	}
+	return min(prev[len(b)], limit)
 }

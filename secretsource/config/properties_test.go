@@ -233,51 +233,6 @@ func TestPropertiesMatchJava(t *testing.T) {
 	if len(lines) != len(inputs) {
 		t.Fatalf("java printed %d lines for %d files", len(lines), len(inputs))
 	}
-	// canonical renders pairs as PropsDump does, from Go strings.
-	canonical := func(m map[string]string) string {
-		hex := func(s string) string {
-			var b strings.Builder
-			for _, u := range utf16.Encode([]rune(s)) {
-				fmt.Fprintf(&b, "%04x", u)
-			}
-			return b.String()
-		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		line := "OK"
-		for _, k := range keys {
-			line += " " + hex(k) + "=" + hex(m[k])
-		}
-		return line
-	}
-	// fromJava reads a PropsDump line back into Go strings: a lone
-	// surrogate, which Java keeps (\ud83d alone), becomes U+FFFD as here.
-	// ok is false when two of Java's keys become one so.
-	fromJava := func(line string) (_ string, ok bool) {
-		if line == "ERR" {
-			return line, true
-		}
-		unhex := func(h string) string {
-			units := make([]uint16, len(h)/4)
-			for i := range units {
-				v, _ := strconv.ParseUint(h[4*i:4*i+4], 16, 16)
-				units[i] = uint16(v)
-			}
-			return string(utf16.Decode(units))
-		}
-		m := map[string]string{}
-		for _, kv := range strings.Fields(strings.TrimPrefix(line, "OK")) {
-			k, v, _ := strings.Cut(kv, "=")
-			if _, dup := m[unhex(k)]; dup {
-				return "", false
-			}
-			m[unhex(k)] = unhex(v)
-		}
-		return canonical(m), true
-	}
 	mismatches := 0
 	for i, in := range inputs {
 		want, ok := fromJava(lines[i])
@@ -299,4 +254,51 @@ func TestPropertiesMatchJava(t *testing.T) {
 			}
 		}
 	}
+}
+
+// canonical renders pairs as PropsDump does, from Go strings.
+func canonical(m map[string]string) string {
+	hex := func(s string) string {
+		var b strings.Builder
+		for _, u := range utf16.Encode([]rune(s)) {
+			fmt.Fprintf(&b, "%04x", u)
+		}
+		return b.String()
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	line := "OK"
+	for _, k := range keys {
+		line += " " + hex(k) + "=" + hex(m[k])
+	}
+	return line
+}
+
+// fromJava reads a PropsDump line back into Go strings: a lone
+// surrogate, which Java keeps (\ud83d alone), becomes U+FFFD as here.
+// ok is false when two of Java's keys become one so.
+func fromJava(line string) (_ string, ok bool) {
+	if line == "ERR" {
+		return line, true
+	}
+	unhex := func(h string) string {
+		units := make([]uint16, len(h)/4)
+		for i := range units {
+			v, _ := strconv.ParseUint(h[4*i:4*i+4], 16, 16)
+			units[i] = uint16(v)
+		}
+		return string(utf16.Decode(units))
+	}
+	m := map[string]string{}
+	for _, kv := range strings.Fields(strings.TrimPrefix(line, "OK")) {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, dup := m[unhex(k)]; dup {
+			return "", false
+		}
+		m[unhex(k)] = unhex(v)
+	}
+	return canonical(m), true
 }

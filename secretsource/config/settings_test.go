@@ -78,16 +78,7 @@ func TestPropertiesFileReadAtEachLoad(t *testing.T) {
 }
 
 func TestPrecedence(t *testing.T) {
-	dir := t.TempDir()
-	file := writeFile(t, dir, "p.properties", strings.Join([]string{
-		"credentials_type=ak",
-		"credentials_access_key_id=file-id",
-		"credentials_access_secret=file-secret==",
-		`cache_client_region_id=[{"regionId":"cn-file"}]`,
-		"refresh_secret_ttl=60000",
-		"secret_names=a, b ,c",
-	}, "\n"))
-	regionsOnly := writeFile(t, dir, "regions.properties", `cache_client_region_id=[{"regionId":"cn-file","vpc":"true"}]`)
+	file, regionsOnly := precedenceFiles(t)
 	ctx := context.Background()
 
 	t.Run("file alone", func(t *testing.T) {
@@ -151,6 +142,30 @@ func TestPrecedence(t *testing.T) {
 			t.Errorf("got %v", s)
 		}
 	})
+}
+
+// precedenceFiles writes a properties file setting a credential, a region
+// and the cache keys, and one setting only a region.
+func precedenceFiles(t *testing.T) (file, regionsOnly string) {
+	dir := t.TempDir()
+	file = writeFile(t, dir, "p.properties", strings.Join([]string{
+		"credentials_type=ak",
+		"credentials_access_key_id=file-id",
+		"credentials_access_secret=file-secret==",
+		`cache_client_region_id=[{"regionId":"cn-file"}]`,
+		"refresh_secret_ttl=60000",
+		"secret_names=a, b ,c",
+	}, "\n"))
+	regionsOnly = writeFile(t, dir, "regions.properties", `cache_client_region_id=[{"regionId":"cn-file","vpc":"true"}]`)
+	return file, regionsOnly
+}
+
+// TestPropertiesFileLocation: ./secretsmanager.properties is read when no
+// file is named, KMSDB_PROPERTIES_FILE names another, and a missing default
+// file is no error.
+func TestPropertiesFileLocation(t *testing.T) {
+	file, _ := precedenceFiles(t)
+	ctx := context.Background()
 	t.Run("default file in working directory", func(t *testing.T) {
 		wd := t.TempDir()
 		writeFile(t, wd, DefaultPropertiesFile, "credentials_type=ak\ncredentials_access_key_id=wd\ncredentials_access_secret=x==\n"+
@@ -182,103 +197,6 @@ func TestPrecedence(t *testing.T) {
 	})
 }
 
-func TestCredentialTypes(t *testing.T) {
-	dir := t.TempDir()
-	ck, err := kmstest.WriteClientKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := writeFile(t, dir, "token", "oidc-token")
-	region := map[string]string{"cache_client_region_id": `[{"regionId":"cn-hangzhou"}]`}
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{}
-		for k, v := range region {
-			m[k] = v
-		}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
-	tests := []struct {
-		name  string
-		env   map[string]string
-		check func(t *testing.T, c kms.CredentialOptions)
-	}{
-		{"ak", with("credentials_type", "ak", "credentials_access_key_id", "i", "credentials_access_secret", "s"),
-			func(t *testing.T, c kms.CredentialOptions) {
-				expect(t, c.Type == "access_key" && c.AccessKeyID == "i" && c.AccessKeySecret == "s")
-			}},
-		{"token", with("credentials_type", "token", "credentials_access_token_id", "i", "credentials_access_token", "s"),
-			func(t *testing.T, c kms.CredentialOptions) {
-				expect(t, c.Type == "access_key" && c.AccessKeyID == "i" && c.AccessKeySecret == "s")
-			}},
-		{"sts", with("credentials_type", "sts", "credentials_access_key_id", "i", "credentials_access_secret", "s",
-			"credentials_role_arn", "acs:ram::1:role/r", "credentials_role_session_name", "n", "credentials_policy", "{}"),
-			func(t *testing.T, c kms.CredentialOptions) {
-				expect(t, c.Type == "ram_role_arn" && c.RoleARN == "acs:ram::1:role/r" && c.RoleSessionName == "n" && c.Policy == "{}")
-			}},
-		{"ram_role without session name", with("credentials_type", "ram_role", "credentials_access_key_id", "i", "credentials_access_secret", "s",
-			"credentials_role_arn", "acs:ram::1:role/r", "credentials_sts_endpoint", "127.0.0.1:1", "credentials_role_session_expiration", "1800"),
-			func(t *testing.T, c kms.CredentialOptions) {
-				expect(t, c.Type == "ram_role_arn" && c.STSEndpoint == "127.0.0.1:1" && c.SessionDuration == 30*time.Minute)
-			}},
-		{"sts_token", with("credentials_type", "sts_token", "credentials_access_key_id", "i", "credentials_access_secret", "s", "credentials_security_token", "t"),
-			func(t *testing.T, c kms.CredentialOptions) { expect(t, c.Type == "sts" && c.SecurityToken == "t") }},
-		{"ecs_ram_role", with("credentials_type", "ecs_ram_role", "credentials_role_name", "role", EnvIMDSv1Disabled, "true"),
-			func(t *testing.T, c kms.CredentialOptions) {
-				expect(t, c.Type == "ecs_ram_role" && c.RoleName == "role" && c.DisableIMDSv1)
-			}},
-		{"ecs_ram_role without role name", with("credentials_type", "ecs_ram_role"),
-			func(t *testing.T, c kms.CredentialOptions) { expect(t, c.Type == "ecs_ram_role" && c.RoleName == "") }},
-		{"client_key password env", with("credentials_type", "client_key", "client_key_private_key_path", ck.File,
-			"client_key_password_from_env_variable", "MY_PW", "MY_PW", ck.Password),
-			func(t *testing.T, c kms.CredentialOptions) {
-				expect(t, c.ClientKeyFile == ck.File && c.ClientKeyPassword == ck.Password)
-			}},
-		{"client_key password file", with("credentials_type", "client_key", "client_key_private_key_path", ck.File,
-			"client_key_password_from_file_path", ck.PasswordFile),
-			func(t *testing.T, c kms.CredentialOptions) { expect(t, c.ClientKeyPassword == ck.Password) }},
-		{"client_key both, env var empty: file", with("credentials_type", "client_key", "client_key_private_key_path", ck.File,
-			"client_key_password_from_env_variable", "UNSET_PW", "client_key_password_from_file_path", ck.PasswordFile),
-			func(t *testing.T, c kms.CredentialOptions) { expect(t, c.ClientKeyPassword == ck.Password) }},
-		{"client_key fallback client_key_password", with("credentials_type", "client_key", "client_key_private_key_path", ck.File,
-			"client_key_password", ck.Password),
-			func(t *testing.T, c kms.CredentialOptions) { expect(t, c.ClientKeyPassword == ck.Password) }},
-		{"oidc from credentials-go env", with("credentials_type", "oidc_role_arn", EnvRoleARN, "acs:ram::1:role/r",
-			EnvOIDCProviderARN, "acs:ram::1:oidc-provider/p", EnvOIDCTokenFile, token, EnvRoleSessionName, "sess"),
-			func(t *testing.T, c kms.CredentialOptions) {
-				expect(t, c.Type == "oidc_role_arn" && c.OIDCTokenFile == token && c.RoleSessionName == "sess" && c.OIDCProviderARN != "")
-			}},
-		{"oidc from keys", with("credentials_type", "oidc_role_arn", "credentials_role_arn", "acs:ram::1:role/r",
-			"credentials_oidc_provider_arn", "acs:ram::1:oidc-provider/p", "credentials_oidc_token_file", token),
-			func(t *testing.T, c kms.CredentialOptions) { expect(t, c.RoleARN == "acs:ram::1:role/r") }},
-		{"credentials_uri from env", with("credentials_type", "credentials_uri", EnvCredentialsURI, "http://127.0.0.1:1/c"),
-			func(t *testing.T, c kms.CredentialOptions) {
-				expect(t, c.Type == "credentials_uri" && c.URL == "http://127.0.0.1:1/c")
-			}},
-		{"default chain", with(), func(t *testing.T, c kms.CredentialOptions) { expect(t, c.Type == "default") }},
-		{"case insensitive type", with("credentials_type", "AK", "credentials_access_key_id", "i", "credentials_access_secret", "s"),
-			func(t *testing.T, c kms.CredentialOptions) { expect(t, c.Type == "access_key") }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, err := LoadSettings(context.Background(), WithoutPropertiesFile(), envOf(tt.env))
-			if err != nil {
-				t.Fatal(err)
-			}
-			tt.check(t, s.Credential)
-		})
-	}
-}
-
-func expect(t *testing.T, ok bool) {
-	t.Helper()
-	if !ok {
-		t.Error("unexpected credential settings")
-	}
-}
-
 // fixtures are files the broken-configuration table points at.
 type fixtures struct {
 	dir, clientKey, clientKeyPassword, passwordFile, emptyFile, notPEM, ca, notJSON string
@@ -308,7 +226,7 @@ func newFixtures(t *testing.T) fixtures {
 
 const secretValue = "hunter2"
 
-func TestBrokenConfigurations(t *testing.T) {
+func TestBrokenConfigurations(t *testing.T) { // long: table
 	fx := newFixtures(t)
 	const region = `[{"regionId":"cn-hangzhou"}]`
 	ak := map[string]string{"credentials_type": "ak", "credentials_access_key_id": "LTAI", "credentials_access_secret": secretValue, "cache_client_region_id": region}
@@ -354,9 +272,9 @@ func TestBrokenConfigurations(t *testing.T) {
 		{"client_key password file empty", env(ak, "credentials_type", "client_key", "client_key_private_key_path", fx.clientKey, "client_key_password_from_file_path", fx.emptyFile), "", nil, "is empty"},
 		{"client_key wrong password", env(ak, "credentials_type", "client_key", "client_key_private_key_path", fx.clientKey, "client_key_password", secretValue), "", nil, "wrong password"},
 		{"client_key not JSON", env(ak, "credentials_type", "client_key", "client_key_private_key_path", fx.notJSON, "client_key_password", secretValue), "", nil, "is not a JSON object"},
-		{"oidc without provider", env(ak, "credentials_type", "oidc_role_arn", EnvRoleARN, "acs:ram::1:role/r"), "", nil, "credentials_oidc_provider_arn: required for credentials_type \"oidc_role_arn\" (or set ALIBABA_CLOUD_OIDC_PROVIDER_ARN"},
+		{"oidc without provider", env(ak, "credentials_type", "oidc_role_arn", EnvRoleARN, "acs:ram::1:role/r"), "", nil, "credentials_oidc_provider_arn: required for credentials_type \"oidc_role_arn\" (or set ALIBABA_CLOUD_OIDC_PROVIDER_ARN, as ACK's RRSA does)"},
 		{"oidc token file missing", env(ak, "credentials_type", "oidc_role_arn", EnvRoleARN, "acs:ram::1:role/r", EnvOIDCProviderARN, "p", EnvOIDCTokenFile, fx.dir+"/token"), "", nil, "credentials_oidc_token_file: file"},
-		{"credentials_uri missing", env(ak, "credentials_type", "credentials_uri"), "", nil, "credentials_uri: required"},
+		{"credentials_uri missing", env(ak, "credentials_type", "credentials_uri"), "", nil, `credentials_uri: required for credentials_type "credentials_uri" (or set ALIBABA_CLOUD_CREDENTIALS_URI)`},
 		{"credentials_uri not http", env(ak, "credentials_type", "credentials_uri", "credentials_uri", "ftp://x/"), "", nil, "credentials_uri: expected an http:// or https:// URL"},
 		{"region JSON malformed", env(ak, "cache_client_region_id", `[{"regionId":"cn-hangzhou"`), "", nil, "cache_client_region_id (environment variable): truncated JSON"},
 		{"region JSON syntax", env(ak, "cache_client_region_id", `[{regionId:"cn-hangzhou"}]`), "", nil, "invalid JSON at byte 3"},
@@ -419,42 +337,6 @@ func TestBrokenConfigurations(t *testing.T) {
 				t.Errorf("not a permanent configuration error: %v", err)
 			}
 		})
-	}
-}
-
-func TestDKMSSettings(t *testing.T) {
-	fx := newFixtures(t)
-	entry := `[{"regionId":"cn-hangzhou","endpoint":"kst-1.cryptoservice.kms.aliyuncs.com","clientKeyFile":"` + fx.clientKey +
-		`","passwordFromEnvVariable":"DKMS_PW","caFilePath":"` + fx.ca + `"},` +
-		`{"RegionId":"cn-shanghai","Endpoint":"kst-2:8443","ClientKeyFile":"` + fx.clientKey + `","PasswordFromFilePath":"` + fx.passwordFile +
-		`","ignoreSslCerts":"true","caFilePath":"` + fx.ca + `","readTimeout":3000,"connectTimeout":1000}]`
-	s, err := LoadSettings(context.Background(), WithoutPropertiesFile(), envOf(map[string]string{
-		"cache_client_dkms_config_info": entry, "DKMS_PW": "pw-from-env",
-		"cache_client_region_id": `[{"regionId":"cn-hangzhou"}]`,
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(s.DKMS) != 2 || len(s.Regions) != 1 {
-		t.Fatalf("got %d dkms %d regions", len(s.DKMS), len(s.Regions))
-	}
-	a, b := s.DKMS[0], s.DKMS[1]
-	if a.Password != "pw-from-env" || a.CAFile != fx.ca || a.IgnoreSSLCerts || a.Endpoint != "kst-1.cryptoservice.kms.aliyuncs.com" {
-		t.Errorf("entry 0: %v", a)
-	}
-	if b.Password != fx.clientKeyPassword || b.CAFile != "" || !b.IgnoreSSLCerts || b.RegionID != "cn-shanghai" {
-		t.Errorf("entry 1: %v", b)
-	}
-	if s.DKMSTimeout != 4*time.Second {
-		t.Errorf("DKMSTimeout %v", s.DKMSTimeout)
-	}
-	if len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], "NOT verified") {
-		t.Errorf("warnings %q", s.Warnings)
-	}
-	for _, out := range []string{a.String(), s.String()} {
-		if strings.Contains(out, "pw-from-env") {
-			t.Errorf("printed the password: %s", out)
-		}
 	}
 }
 
