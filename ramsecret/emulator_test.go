@@ -210,7 +210,7 @@ func TestRotationUnderLoad(t *testing.T) {
 	)
 	var pickMu sync.Mutex
 	picked := map[string]time.Time{} // version -> when the cache first served it
-	reasons := map[string]int{}
+	reasons := map[cache.Reason]int{}
 	hooks := cache.Hooks{Refreshed: func(ev cache.RefreshedEvent) {
 		pickMu.Lock()
 		defer pickMu.Unlock()

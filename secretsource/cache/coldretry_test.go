@@ -213,7 +213,7 @@ func TestColdRetryRidesOutTransientErrors(t *testing.T) {
 			t.Logf("%s: value after %v of simulated time", tt.name, moved)
 			mu.Lock()
 			defer mu.Unlock()
-			if len(failed) != 3 || len(refreshed) != 1 || refreshed[0].Reason != reasonCold {
+			if len(failed) != 3 || len(refreshed) != 1 || refreshed[0].Reason != ReasonCold {
 				t.Fatalf("hooks: %d failures %+v, refreshed %+v", len(failed), failed, refreshed)
 			}
 			for i, f := range failed {
@@ -290,7 +290,7 @@ func TestColdRetryBoundedByFetchTimeout(t *testing.T) {
 	src := newFakeSource(fc)
 	src.setErr(errUnavailable)
 	c := newTestCache(t, src, withClock(fc), WithFetchTimeout(10*time.Second),
-		WithBackoff(BackoffFunc(func(int, func() float64) time.Duration { return 3 * time.Second })))
+		WithBackoff(backoffFunc(func(int, func() float64) time.Duration { return 3 * time.Second })))
 	r, moved := driveUntil(t, fc, c, "db", goGet(context.Background(), c, "db"), time.Minute)
 	if !errors.Is(r.err, secretsource.ErrUnavailable) {
 		t.Fatalf("err = %v, want the source's ErrUnavailable", r.err)
@@ -318,7 +318,7 @@ func TestColdRetryStopsWhenNobodyWaits(t *testing.T) {
 	src.setErr(errUnavailable)
 	failures := make(chan RefreshFailedEvent, 10)
 	c := newTestCache(t, src, withClock(fc),
-		WithBackoff(BackoffFunc(func(int, func() float64) time.Duration { return 10 * time.Second })),
+		WithBackoff(backoffFunc(func(int, func() float64) time.Duration { return 10 * time.Second })),
 		WithHooks(Hooks{RefreshFailed: func(e RefreshFailedEvent) { failures <- e }}))
 
 	// Two callers; the impatient one leaves, the retries go on for the other.
@@ -363,7 +363,7 @@ func TestColdRetryStopsWhenNobodyWaits(t *testing.T) {
 	src2 := newFakeSource(fc2)
 	src2.setErr(errUnavailable)
 	c2 := newTestCache(t, src2, withClock(fc2),
-		WithBackoff(BackoffFunc(func(int, func() float64) time.Duration { return 10 * time.Second })))
+		WithBackoff(backoffFunc(func(int, func() float64) time.Duration { return 10 * time.Second })))
 	ctx3, cancel3 := context.WithCancel(context.Background())
 	res3 := goGet(ctx3, c2, "db")
 	eventually(t, "the backoff timer", func() bool { return fc2.Pending() == 1 })
@@ -423,7 +423,7 @@ func TestCloseDuringColdRetry(t *testing.T) {
 		src := newFakeSource(nil)
 		src.setErr(errUnavailable)
 		failures := make(chan struct{}, 10)
-		c, err := New(src, WithBackoff(BackoffFunc(func(int, func() float64) time.Duration { return time.Hour })),
+		c, err := New(src, WithBackoff(backoffFunc(func(int, func() float64) time.Duration { return time.Hour })),
 			WithFetchTimeout(2*time.Hour),
 			WithHooks(Hooks{RefreshFailed: func(RefreshFailedEvent) { failures <- struct{}{} }}))
 		if err != nil {
@@ -448,7 +448,7 @@ func TestCloseDuringColdRetry(t *testing.T) {
 		src.setErr(errUnavailable)
 		failures := make(chan struct{}, 10)
 		c, err := New(src, withClock(fc), WithRefreshLimit(time.Hour, 1),
-			WithBackoff(BackoffFunc(func(int, func() float64) time.Duration { return 0 })),
+			WithBackoff(backoffFunc(func(int, func() float64) time.Duration { return 0 })),
 			WithFetchTimeout(2*time.Hour),
 			WithHooks(Hooks{RefreshFailed: func(RefreshFailedEvent) { failures <- struct{}{} }}))
 		if err != nil {

@@ -141,8 +141,12 @@
 //
 // # Plug-in points
 //
-// Store (none by default; MemoryStore; FileStore encrypts with AES-GCM for
+// Store (none by default: a cache without one loads nothing, saves nothing
+// and starts no goroutine for it; FileStore encrypts with AES-GCM for
 // restarts while KMS is down, in a directory private to the process's user,
 // which it checks as ssh checks ~/.ssh), RefreshPolicy, Backoff, Hooks and a
-// *slog.Logger (quiet by default; nothing is logged on the hot path).
+// *slog.Logger (quiet by default; nothing is logged on the hot path). Hook
+// events say why the cache fetched (a Reason: ReasonCold, ReasonScheduled,
+// ReasonForced, ReasonInvalidated, ReasonRetry, ReasonWarmStart, and
+// ReasonVersion for GetSecretVersion).
 package cache

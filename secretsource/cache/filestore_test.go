@@ -182,7 +182,7 @@ func TestStoresRace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, st := range []Store{NewMemoryStore(), fs} {
+	for _, st := range []Store{newMemStore(), fs} {
 		var wg sync.WaitGroup
 		for i := range 100 {
 			wg.Go(func() {

@@ -168,3 +168,47 @@ func mustGet(t testing.TB, c *Cache, name string) *secretsource.Secret {
 	}
 	return s
 }
+
+// memStore keeps records in memory, so tests can build a cache again (or
+// several) and start warm. Secrets are immutable: it holds pointers.
+type memStore struct {
+	mu sync.Mutex
+	m  map[string]Record
+}
+
+func newMemStore() *memStore { return &memStore{m: make(map[string]Record)} }
+
+func (s *memStore) Load(context.Context) ([]Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Record, 0, len(s.m))
+	for _, r := range s.m {
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (s *memStore) Save(_ context.Context, r Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[r.Secret.Name()] = r
+	return nil
+}
+
+func (s *memStore) Delete(_ context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, name)
+	return nil
+}
+
+// backoffFunc and policyFunc adapt functions to Backoff and RefreshPolicy.
+type backoffFunc func(attempt int, rnd func() float64) time.Duration
+
+func (f backoffFunc) Delay(attempt int, rnd func() float64) time.Duration { return f(attempt, rnd) }
+
+type policyFunc func(s *secretsource.Secret, now time.Time, rnd func() float64) time.Duration
+
+func (f policyFunc) NextRefresh(s *secretsource.Secret, now time.Time, rnd func() float64) time.Duration {
+	return f(s, now, rnd)
+}

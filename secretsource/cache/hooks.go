@@ -1,6 +1,10 @@
 package cache
 
-import "time"
+import (
+	"time"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+)
 
 // Hooks are called by the cache from its background work (never from the hot
 // path of GetSecret). They run synchronously: keep them fast and do not call
@@ -14,9 +18,25 @@ type Hooks struct {
 	// ServingStale is called when a fetch failed and callers keep getting an
 	// older value; Age says how old it is.
 	ServingStale func(StaleEvent)
-	// Evicted is called when a value stops being served (see EvictReason).
+	// Evicted is called when a value stops being served because it exceeded
+	// the maximum staleness (WithMaxStaleness) without a successful refresh.
 	Evicted func(EvictedEvent)
 }
+
+// Reason says what made the cache fetch a secret; hook events and log lines
+// carry it.
+type Reason string
+
+// Reasons of a fetch.
+const (
+	ReasonCold        Reason = "cold"        // a GetSecret caller found nothing to serve
+	ReasonScheduled   Reason = "scheduled"   // the refresh policy's refresh ahead of expiry
+	ReasonForced      Reason = "forced"      // Refresh
+	ReasonInvalidated Reason = "invalidated" // Invalidate named the served version
+	ReasonRetry       Reason = "retry"       // the background retry after a failed refresh of a served value
+	ReasonWarmStart   Reason = "warm-start"  // the first fetch of a value loaded from the Store
+	ReasonVersion     Reason = "version"     // GetSecretVersion (only in RefreshFailedEvent; see VersionRef)
+)
 
 // RefreshedEvent describes a successful fetch.
 type RefreshedEvent struct {
@@ -26,7 +46,7 @@ type RefreshedEvent struct {
 	Changed     bool          // Version differs from Previous
 	Took        time.Duration // how long the fetch took
 	NextRefresh time.Duration // when the next background refresh is due
-	Reason      string        // "cold", "scheduled", "forced", "invalidated", "retry", "warm-start"
+	Reason      Reason        // what triggered the fetch
 }
 
 // RefreshFailedEvent describes a failed fetch.
@@ -40,7 +60,10 @@ type RefreshFailedEvent struct {
 	// wait for; 0 when nothing is scheduled (a secret with nothing to serve
 	// is fetched again by the next caller once its error hold has passed).
 	RetryIn time.Duration
-	Reason  string // what triggered the fetch, as in RefreshedEvent
+	Reason  Reason // what triggered the fetch, as in RefreshedEvent
+	// VersionRef is the version GetSecretVersion asked for when Reason is
+	// ReasonVersion (zero otherwise).
+	VersionRef secretsource.VersionRef
 }
 
 // StaleEvent says callers are being served a value that could not be refreshed.
@@ -52,18 +75,11 @@ type StaleEvent struct {
 	Err       error         // the last fetch error
 }
 
-// EvictReason says why a value stopped being served.
-type EvictReason string
-
-// Reasons for eviction.
-const (
-	EvictMaxStaleness EvictReason = "max staleness exceeded" // no successful fetch for longer than the bound
-)
-
-// EvictedEvent says a value is no longer served.
+// EvictedEvent says a value is no longer served: it exceeded the maximum
+// staleness (WithMaxStaleness) without a successful refresh, the only reason
+// the cache evicts a value.
 type EvictedEvent struct {
 	Name    string
 	Version string
-	Age     time.Duration
-	Reason  EvictReason
+	Age     time.Duration // time since the value was last fetched successfully
 }

@@ -161,8 +161,8 @@ func WithRefreshLimit(every time.Duration, burst int) Option {
 }
 
 // WithStore sets where values are persisted for warm starts (default none:
-// share a MemoryStore between caches built one after another in a process, or
-// use a FileStore for restarts without KMS).
+// nothing is loaded, saved or deleted; use a FileStore for restarts without
+// KMS, or any Store shared by caches built one after another in a process).
 func WithStore(s Store) Option {
 	return func(c *config) {
 		if s == nil {

@@ -31,14 +31,6 @@ type RefreshPolicy interface {
 	NextRefresh(s *secretsource.Secret, now time.Time, rnd func() float64) time.Duration
 }
 
-// RefreshPolicyFunc adapts a function to RefreshPolicy.
-type RefreshPolicyFunc func(s *secretsource.Secret, now time.Time, rnd func() float64) time.Duration
-
-// NextRefresh calls f.
-func (f RefreshPolicyFunc) NextRefresh(s *secretsource.Secret, now time.Time, rnd func() float64) time.Duration {
-	return f(s, now, rnd)
-}
-
 // RotationAwareTTL is the default RefreshPolicy. A secret is refreshed ahead
 // of its TTL, at a random point in the last Jitter fraction of it, so a fleet
 // started together does not refresh together. When the secret announces its
@@ -106,12 +98,6 @@ func (p RotationAwareTTL) NextRefresh(s *secretsource.Secret, now time.Time, rnd
 type Backoff interface {
 	Delay(attempt int, rnd func() float64) time.Duration
 }
-
-// BackoffFunc adapts a function to Backoff.
-type BackoffFunc func(attempt int, rnd func() float64) time.Duration
-
-// Delay calls f.
-func (f BackoffFunc) Delay(attempt int, rnd func() float64) time.Duration { return f(attempt, rnd) }
 
 // ExponentialBackoff is the default Backoff: exponential growth with full
 // jitter, a delay drawn uniformly from [0, min(Max, Base·2^(attempt-1))).

@@ -36,12 +36,12 @@ func TestExponentialBackoff(t *testing.T) {
 }
 
 func TestFuncAdapters(t *testing.T) {
-	var p RefreshPolicy = RefreshPolicyFunc(func(*secretsource.Secret, time.Time, func() float64) time.Duration { return time.Minute })
+	var p RefreshPolicy = policyFunc(func(*secretsource.Secret, time.Time, func() float64) time.Duration { return time.Minute })
 	if p.NextRefresh(nil, t0, constRand(0)) != time.Minute {
-		t.Error("RefreshPolicyFunc")
+		t.Error("policyFunc")
 	}
-	var b Backoff = BackoffFunc(func(n int, _ func() float64) time.Duration { return time.Duration(n) })
+	var b Backoff = backoffFunc(func(n int, _ func() float64) time.Duration { return time.Duration(n) })
 	if b.Delay(3, constRand(0)) != 3 {
-		t.Error("BackoffFunc")
+		t.Error("backoffFunc")
 	}
 }

@@ -49,54 +49,7 @@ func (c *Cache) GetSecretVersion(ctx context.Context, name string, ref secretsou
 		return nil, fmt.Errorf("cache: secret %q version %+v: %w", name, ref, ErrVersionsUnsupported)
 	}
 	key := "\x00version\x00" + name + "\x00" + ref.Stage + "\x00" + ref.VersionID
-	ch := c.sf.DoChan(key, func() (any, error) {
-		if !c.enter() {
-			return nil, ErrClosed
-		}
-		defer c.wg.Done()
-		fctx, cancel := c.fetchContext(ctx)
-		defer cancel()
-		if err := c.waitToken(fctx, s); err != nil {
-			if c.isClosed() {
-				return nil, ErrClosed
-			}
-			return nil, &secretsource.Error{Kind: secretsource.KindTimeout, Secret: name, Source: "cache",
-				Message: "fetch timed out waiting for the secret's refresh rate limit", Err: err}
-		}
-		left := c.enterSource(name)
-		sec, err := c.vsrc.GetSecretVersion(fctx, name, ref)
-		left()
-		if err == nil {
-			err = checkFetched(sec, name)
-		}
-		if err == nil && ref.VersionID != "" && sec.VersionID() != ref.VersionID {
-			// KMS ignores a version id given without a stage for managed secrets and answers with ACSCurrent.
-			err = &secretsource.Error{Kind: secretsource.KindNotFound, Secret: name, Source: "cache",
-				Message: fmt.Sprintf("asked for version %q, the source answered version %q: KMS ignores a version id "+
-					"without a stage for Rds, PolarDB, Redis, RAMCredentials and ECS secrets; set the Stage "+
-					"(ACSCurrent or ACSPrevious) with the VersionID", ref.VersionID, sec.VersionID())}
-		}
-		if err != nil {
-			if h := c.cfg.hooks.RefreshFailed; h != nil {
-				h(RefreshFailedEvent{Name: name, Err: err, Retryable: secretsource.IsRetryable(err), Attempt: 1, Reason: "version " + ref.Stage + ref.VersionID})
-			}
-			return nil, err
-		}
-		now := c.cfg.clock.Now()
-		ve := &versionEntry{secret: sec, fetchedAt: now}
-		if ref.Stage != "" {
-			ve.validFor = max(c.cfg.policy.NextRefresh(sec, now, c.cfg.rnd), time.Nanosecond)
-		}
-		s.mu.Lock()
-		if !s.closed {
-			if s.versions == nil {
-				s.versions = make(map[secretsource.VersionRef]*versionEntry)
-			}
-			s.versions[ref] = ve
-		}
-		s.mu.Unlock()
-		return sec, nil
-	})
+	ch := c.sf.DoChan(key, c.versionFlight(ctx, s, ref))
 	select {
 	case r := <-ch:
 		if r.Err == nil {
@@ -113,5 +66,76 @@ func (c *Cache) GetSecretVersion(ctx context.Context, name string, ref secretsou
 		return nil, r.Err
 	case <-ctx.Done():
 		return nil, waitError(name, ctx)
+	}
+}
+
+// versionFlight returns the function of a shared fetch of version ref of s:
+// it takes a token of the secret's rate limit, asks the VersionSource, checks
+// the answer is the version asked for, and caches it.
+func (c *Cache) versionFlight(parent context.Context, s *slot, ref secretsource.VersionRef) func() (any, error) {
+	name := s.name
+	return func() (any, error) {
+		if !c.enter() {
+			return nil, ErrClosed
+		}
+		defer c.wg.Done()
+		fctx, cancel := c.fetchContext(parent)
+		defer cancel()
+		if err := c.waitToken(fctx, s); err != nil {
+			if c.isClosed() {
+				return nil, ErrClosed
+			}
+			return nil, &secretsource.Error{Kind: secretsource.KindTimeout, Secret: name, Source: "cache",
+				Message: "fetch timed out waiting for the secret's refresh rate limit", Err: err}
+		}
+		left := c.enterSource(name)
+		sec, err := c.vsrc.GetSecretVersion(fctx, name, ref)
+		left()
+		if err == nil {
+			err = checkVersion(sec, name, ref)
+		}
+		if err != nil {
+			if h := c.cfg.hooks.RefreshFailed; h != nil {
+				h(RefreshFailedEvent{Name: name, Err: err, Retryable: secretsource.IsRetryable(err), Attempt: 1,
+					Reason: ReasonVersion, VersionRef: ref})
+			}
+			return nil, err
+		}
+		c.storeVersion(s, ref, sec)
+		return sec, nil
+	}
+}
+
+// checkVersion refuses junk (checkFetched) and an answer whose version id is
+// not the one asked for.
+func checkVersion(sec *secretsource.Secret, name string, ref secretsource.VersionRef) error {
+	if err := checkFetched(sec, name); err != nil {
+		return err
+	}
+	if ref.VersionID != "" && sec.VersionID() != ref.VersionID {
+		// KMS ignores a version id given without a stage for managed secrets and answers with ACSCurrent.
+		return &secretsource.Error{Kind: secretsource.KindNotFound, Secret: name, Source: "cache",
+			Message: fmt.Sprintf("asked for version %q, the source answered version %q: KMS ignores a version id "+
+				"without a stage for Rds, PolarDB, Redis, RAMCredentials and ECS secrets; set the Stage "+
+				"(ACSCurrent or ACSPrevious) with the VersionID", ref.VersionID, sec.VersionID())}
+	}
+	return nil
+}
+
+// storeVersion caches sec as version ref of s: a version id for good, a stage
+// for the refresh policy's interval.
+func (c *Cache) storeVersion(s *slot, ref secretsource.VersionRef, sec *secretsource.Secret) {
+	now := c.cfg.clock.Now()
+	ve := &versionEntry{secret: sec, fetchedAt: now}
+	if ref.Stage != "" {
+		ve.validFor = max(c.cfg.policy.NextRefresh(sec, now, c.cfg.rnd), time.Nanosecond)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		if s.versions == nil {
+			s.versions = make(map[secretsource.VersionRef]*versionEntry)
+		}
+		s.versions[ref] = ve
 	}
 }
