@@ -212,3 +212,20 @@ type policyFunc func(s *secretsource.Secret, now time.Time, rnd func() float64) 
 func (f policyFunc) NextRefresh(s *secretsource.Secret, now time.Time, rnd func() float64) time.Duration {
 	return f(s, now, rnd)
 }
+
+// recBackoff records every delay the cache asked for.
+type recBackoff struct {
+	mu     sync.Mutex
+	inner  ExponentialBackoff
+	delays []time.Duration
+	ceils  []time.Duration
+}
+
+func (b *recBackoff) Delay(attempt int, rnd func() float64) time.Duration {
+	d := b.inner.Delay(attempt, rnd)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.delays = append(b.delays, d)
+	b.ceils = append(b.ceils, b.inner.Ceiling(attempt))
+	return d
+}
