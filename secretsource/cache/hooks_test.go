@@ -1,0 +1,75 @@
+package cache
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/cache/internal/clock"
+)
+
+// TestHookReasons drives every kind of fetch once and checks the Reason its
+// hook event carries (and the VersionRef of a failed version fetch).
+func TestHookReasons(t *testing.T) {
+	fc := clock.NewFake(t0)
+	store := newMemStore()
+	warm := secretsource.NewSecret(secretsource.Fields{Name: "warm", VersionID: "w0", Value: []byte("pw-w")})
+	_ = store.Save(context.Background(), Record{Secret: warm, FetchedAt: t0.Add(-time.Minute)})
+	src := newFakeSource(fc)
+	var mu sync.Mutex
+	var ok, failed []Reason
+	var refs []secretsource.VersionRef
+	hooks := Hooks{
+		Refreshed: func(e RefreshedEvent) { mu.Lock(); ok = append(ok, e.Reason); mu.Unlock() },
+		RefreshFailed: func(e RefreshFailedEvent) {
+			mu.Lock()
+			failed, refs = append(failed, e.Reason), append(refs, e.VersionRef)
+			mu.Unlock()
+		},
+	}
+	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)), WithStore(store),
+		WithRefreshLimit(time.Nanosecond, 100), WithHooks(hooks))
+	seen := func(list *[]Reason, r Reason) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return slices.Contains(*list, r) }
+	}
+
+	fc.Advance(0) // the warm start's refresh of the persisted secret
+	mustGet(t, c, "db")
+	if _, err := c.Refresh(context.Background(), "db"); err != nil {
+		t.Fatal(err)
+	}
+	src.rotate("db")
+	if !c.Invalidate("db", "v1") {
+		t.Fatal("Invalidate did not act on the served version")
+	}
+	eventually(t, "the invalidated refresh", seen(&ok, ReasonInvalidated))
+	fc.Advance(5 * time.Minute) // every refresh falls due within one TTL
+	src.setErr(errUnavailable)
+	fc.Advance(5 * time.Minute) // fails; its retry is due within a second (backoff 1 s, draw 0.5)
+	fc.Advance(time.Minute)
+	ref := secretsource.VersionRef{Stage: secretsource.StagePrevious}
+	if _, err := c.GetSecretVersion(context.Background(), "db", ref); err == nil {
+		t.Fatal("GetSecretVersion succeeded against a failing source")
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, r := range []Reason{ReasonWarmStart, ReasonCold, ReasonForced, ReasonInvalidated, ReasonScheduled} {
+		if !slices.Contains(ok, r) {
+			t.Errorf("no RefreshedEvent with reason %q: %v", r, ok)
+		}
+	}
+	for _, r := range []Reason{ReasonScheduled, ReasonRetry, ReasonVersion} {
+		if !slices.Contains(failed, r) {
+			t.Errorf("no RefreshFailedEvent with reason %q: %v", r, failed)
+		}
+	}
+	for i, r := range failed {
+		if want := (r == ReasonVersion); (refs[i] == ref) != want {
+			t.Errorf("failure %d (reason %q) has VersionRef %+v", i, r, refs[i])
+		}
+	}
+}
