@@ -110,15 +110,7 @@ func TestFleetSpreadsRefreshes(t *testing.T) {
 	}
 	ideal := secrets * (ttls - 1)
 	if testing.Verbose() {
-		var sum, sq float64
-		for b := first; b < last; b++ {
-			x := float64(src.bins[b])
-			sum += x
-			sq += x * x
-		}
-		n := float64(last - first)
-		mean := sum / n
-		t.Logf("calls per 100 ms from the first TTL on: mean %.1f, sd %.1f", mean, math.Sqrt(sq/n-mean*mean))
+		logSpread(t, src.bins, first, last)
 	}
 	t.Logf("fleet of %d processes x %d secrets, TTL %v, %d TTLs: peak %d calls per 100 ms from the first TTL on = %.2fx the even %.1f; "+
 		"calls %d = %.3fx one per secret per TTL (%d); whole run with the cold start %d = %.3fx",
@@ -150,4 +142,18 @@ func TestFleetSpreadsRefreshes(t *testing.T) {
 		}
 	}
 	t.Logf("rotation seen by all %d secrets within %v (TTL %v)", secrets, slowest, ttl)
+}
+
+// logSpread logs the mean and standard deviation of the calls per bin in
+// [first, last).
+func logSpread(t *testing.T, bins map[int]int, first, last int) {
+	var sum, sq float64
+	for b := first; b < last; b++ {
+		x := float64(bins[b])
+		sum += x
+		sq += x * x
+	}
+	n := float64(last - first)
+	mean := sum / n
+	t.Logf("calls per 100 ms from the first TTL on: mean %.1f, sd %.1f", mean, math.Sqrt(sq/n-mean*mean))
 }
