@@ -382,38 +382,9 @@ func (c *Cache) onFailure(s *slot, reason Reason, err error, now, deadline time.
 	delay = max(delay, 0)
 	var stale *StaleEvent
 	if hasValue {
-		if !e.serve || e.state != stateStale {
-			ne := *e
-			ne.serve, ne.state = true, stateStale
-			s.cur.Store(&ne)
-		}
-		if s.staleSince.IsZero() {
-			s.staleSince = now
-		}
-		if s.expiry == nil {
-			c.armExpiryLocked(s, e)
-		}
-		c.scheduleLocked(s, delay, ReasonRetry)
-		stale = &StaleEvent{Name: s.name, Version: e.secret.VersionID(), Age: now.Sub(e.fetchedAt),
-			ExpiresIn: e.fetchedAt.Add(c.cfg.maxStale).Sub(now), Err: err}
+		stale = c.serveStaleLocked(s, e, err, now, delay)
 	} else {
-		hold := c.cfg.errorHold
-		if retryable {
-			hold = min(delay, c.cfg.errorHold)
-		}
-		if retryable && !deadline.IsZero() && s.waiters > 0 && !now.Add(delay).After(deadline) &&
-			(secretsource.KindOf(err) != secretsource.KindUnknown || flightAttempt == 1) {
-			s.holdUntil = time.Time{} // callers arriving meanwhile join the retrying flight
-			retry = &coldRetry{delay: delay, hold: now.Add(hold), gone: s.noWaiters, failures: attempt}
-		} else {
-			s.holdUntil = now.Add(hold)
-			delay = 0                                       // nothing scheduled: the next caller after the hold fetches again
-			if s.refresh != nil && s.refreshAt.After(now) { // an evicted secret keeps its retry timer
-				delay = s.refreshAt.Sub(now)
-			} else {
-				c.armDropLocked(s)
-			}
-		}
+		retry, delay = c.failEmptyLocked(s, err, now, deadline, delay, flightAttempt)
 	}
 	s.mu.Unlock()
 
@@ -432,4 +403,47 @@ func (c *Cache) onFailure(s *slot, reason Reason, err error, now, deadline time.
 		}
 	}
 	return retry
+}
+
+// serveStaleLocked keeps serving e, the value of s, after a failed refresh
+// (stale if error): it marks it stale, arms its eviction at the maximum
+// staleness and schedules the retry in delay. s.mu is held.
+func (c *Cache) serveStaleLocked(s *slot, e *entry, err error, now time.Time, delay time.Duration) *StaleEvent {
+	if !e.serve || e.state != stateStale {
+		ne := *e
+		ne.serve, ne.state = true, stateStale
+		s.cur.Store(&ne)
+	}
+	if s.staleSince.IsZero() {
+		s.staleSince = now
+	}
+	if s.expiry == nil {
+		c.armExpiryLocked(s, e)
+	}
+	c.scheduleLocked(s, delay, ReasonRetry)
+	return &StaleEvent{Name: s.name, Version: e.secret.VersionID(), Age: now.Sub(e.fetchedAt),
+		ExpiresIn: e.fetchedAt.Add(c.cfg.maxStale).Sub(now), Err: err}
+}
+
+// failEmptyLocked handles a failed fetch of a secret with nothing to serve
+// (see onFailure): it returns the plan of an in-place retry, or holds the
+// error and returns no plan and when the next attempt is due (0: the next
+// caller after the hold). s.mu is held.
+func (c *Cache) failEmptyLocked(s *slot, err error, now, deadline time.Time, delay time.Duration, flightAttempt int) (*coldRetry, time.Duration) {
+	retryable := secretsource.IsRetryable(err)
+	hold := c.cfg.errorHold
+	if retryable {
+		hold = min(delay, c.cfg.errorHold)
+	}
+	if retryable && !deadline.IsZero() && s.waiters > 0 && !now.Add(delay).After(deadline) &&
+		(secretsource.KindOf(err) != secretsource.KindUnknown || flightAttempt == 1) {
+		s.holdUntil = time.Time{} // callers arriving meanwhile join the retrying flight
+		return &coldRetry{delay: delay, hold: now.Add(hold), gone: s.noWaiters, failures: s.failures}, delay
+	}
+	s.holdUntil = now.Add(hold)
+	if s.refresh != nil && s.refreshAt.After(now) { // an evicted secret keeps its retry timer
+		return nil, s.refreshAt.Sub(now)
+	}
+	c.armDropLocked(s)
+	return nil, 0 // nothing scheduled: the next caller after the hold fetches again
 }
