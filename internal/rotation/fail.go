@@ -1,0 +1,71 @@
+package rotation
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/secretsource"
+)
+
+// failRejected is the error of a connection that gives up on a rejected
+// version: its own last refusal, or the Login's when it made no attempt.
+func (r *run) failRejected(ctx context.Context, rej *rejection) error {
+	l := r.l
+	if r.attempts > 0 {
+		return r.fail(ctx, connector.AuthFailure, r.lastAcct, r.lastErr)
+	}
+	err := rej.err
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w; stopped waiting for the rotation: %w", err, context.Cause(ctx))
+	}
+	e := &connector.Error{Secret: l.name, Version: rej.version, User: rej.user, Class: connector.AuthFailure,
+		Waited: l.now().Sub(r.start), Err: err}
+	l.log.LogAttrs(context.Background(), slog.LevelDebug, "kmsdb connector: the secret is rejected; failing without a login",
+		slog.String("secret", l.name), slog.String("version", rej.version))
+	return e
+}
+
+func (r *run) fail(ctx context.Context, class connector.Class, acct secretsource.DBAccount, err error) error {
+	l := r.l
+	err = Scrub(err, l.scrubList(acct, r.lastAcct)...)
+	if class == connector.AuthFailure && ctx.Err() != nil {
+		err = fmt.Errorf("%w; stopped waiting for the rotation: %w", err, context.Cause(ctx))
+	}
+	e := &connector.Error{
+		Secret: l.name, Version: acct.VersionID, User: acct.Username, Class: class,
+		Attempts: r.attempts, Waited: l.now().Sub(r.start), Err: err,
+	}
+	if class == connector.AuthFailure {
+		l.log.LogAttrs(context.Background(), slog.LevelWarn, "kmsdb connector: database rejected the credentials",
+			slog.String("secret", l.name), slog.String("version", acct.VersionID), slog.Int("attempts", r.attempts),
+			slog.Duration("waited", e.Waited))
+	}
+	return e
+}
+
+func (l *Login) scrubList(accts ...secretsource.DBAccount) []string {
+	list := slices.Clone(l.redact)
+	for _, a := range accts {
+		if a.Password != "" {
+			list = append(list, a.Password)
+		}
+	}
+	return list
+}
+
+// secretError wraps a failure to get or decode the secret.
+func (l *Login) secretError(err error, s *secretsource.Secret) error {
+	e := &connector.Error{Secret: l.name, Class: connector.SecretUnavailable, Err: Scrub(err, l.redact...)}
+	if s != nil {
+		e.Version = s.VersionID()
+	}
+	return e
+}
+
+// Scrub removes the Login's redacted strings and acct's password from err's text.
+func (l *Login) Scrub(err error, acct secretsource.DBAccount) error {
+	return Scrub(err, l.scrubList(acct)...)
+}
