@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -23,7 +24,7 @@ func (r *run) failRejected(ctx context.Context, rej *rejection) error {
 	}
 	e := &connector.Error{Secret: l.name, Version: rej.version, User: rej.user, Class: connector.AuthFailure,
 		Waited: l.now().Sub(r.start), Err: err}
-	l.log.LogAttrs(context.Background(), slog.LevelDebug, "kmsdb connector: the secret is rejected; failing without a login",
+	l.logger().LogAttrs(context.Background(), slog.LevelDebug, "kmsdb connector: the secret is rejected; failing without a login",
 		slog.String("secret", l.name), slog.String("version", rej.version))
 	return e
 }
@@ -39,7 +40,7 @@ func (r *run) fail(ctx context.Context, class connector.Class, acct secretsource
 		Attempts: r.attempts, Waited: l.now().Sub(r.start), Err: err,
 	}
 	if class == connector.AuthFailure {
-		l.log.LogAttrs(context.Background(), slog.LevelWarn, "kmsdb connector: database rejected the credentials",
+		l.logger().LogAttrs(context.Background(), slog.LevelWarn, "kmsdb connector: database rejected the credentials",
 			slog.String("secret", l.name), slog.String("version", acct.VersionID), slog.Int("attempts", r.attempts),
 			slog.Duration("waited", e.Waited))
 	}
@@ -68,4 +69,38 @@ func (l *Login) secretError(err error, s *secretsource.Secret) error {
 // Scrub removes the Login's redacted strings and acct's password from err's text.
 func (l *Login) Scrub(err error, acct secretsource.DBAccount) error {
 	return Scrub(err, l.scrubList(acct)...)
+}
+
+// done ends a connection attempt sequence: it counts a failure and reports
+// the connector.LoginEvent to the Login's hook, else the default Observer's.
+func (r *run) done(err error) {
+	l := r.l
+	if err != nil {
+		l.stats.failed.Add(1)
+	}
+	h := l.onLogin
+	if h == nil {
+		if h = connector.DefaultObserver().Login; h == nil {
+			return
+		}
+	}
+	h(r.event(err))
+}
+
+// event describes the sequence that ended with err. A failure is described
+// by its *connector.Error (already scrubbed); no field holds a password.
+func (r *run) event(err error) connector.LoginEvent {
+	l := r.l
+	if err == nil {
+		return connector.LoginEvent{
+			Secret: l.name, Version: r.acct.VersionID, User: r.acct.Username, Attempts: r.attempts,
+			Waited: l.now().Sub(r.start), PreviousUsed: r.acct.VersionID != r.cur.VersionID(),
+		}
+	}
+	ev := connector.LoginEvent{Secret: l.name, Class: connector.Other, Err: err}
+	var ce *connector.Error
+	if errors.As(err, &ce) {
+		ev.Version, ev.User, ev.Class, ev.Attempts, ev.Waited = ce.Version, ce.User, ce.Class, ce.Attempts, ce.Waited
+	}
+	return ev
 }

@@ -64,8 +64,13 @@ type Config struct {
 	// password in the base DSN; empty strings are ignored.
 	Redact []string
 	// Logger receives retries at Debug and fallbacks and failures at Warn,
-	// never a password. Nil: discard.
+	// never a password. Nil: the Logger of connector.DefaultObserver at
+	// the time of each line (none: discard).
 	Logger *slog.Logger
+	// OnLogin receives the connector.LoginEvent that ends each connection
+	// attempt sequence. Nil: the Login hook of connector.DefaultObserver at
+	// the time of the event.
+	OnLogin func(connector.LoginEvent)
 }
 
 // String describes c without the strings of Redact (they are passwords).
@@ -90,7 +95,8 @@ type Login struct {
 	grace      time.Duration
 	probeEvery time.Duration
 	redact     []string
-	log        *slog.Logger
+	log        *slog.Logger               // nil: the default Observer's
+	onLogin    func(connector.LoginEvent) // nil: the default Observer's
 
 	fixed  secretsource.Cache // given cache, or nil for the default
 	closer io.Closer          // cache owned by this Login
@@ -172,13 +178,9 @@ func NewLogin(cfg Config) (*Login, error) {
 	if probe == 0 {
 		probe = connector.DefaultProbeInterval
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	l := &Login{
 		name: cfg.SecretName, classify: cfg.Classify, grace: grace, probeEvery: probe,
-		redact: slices.DeleteFunc(slices.Clone(cfg.Redact), func(s string) bool { return s == "" }), log: log,
+		redact: slices.DeleteFunc(slices.Clone(cfg.Redact), func(s string) bool { return s == "" }), log: cfg.Logger, onLogin: cfg.OnLogin,
 		fixed: p, closer: closer,
 		now: time.Now, sleep: sleepCtx, rand: rand.Float64,
 	}
@@ -245,6 +247,20 @@ func (l *Login) provider(ctx context.Context) (secretsource.Cache, error) {
 	}
 	return connector.DefaultCache(ctx)
 }
+
+// logger is the Login's logger: its own, else the default Observer's, else
+// one that discards.
+func (l *Login) logger() *slog.Logger {
+	if l.log != nil {
+		return l.log
+	}
+	if lg := connector.DefaultObserver().Logger; lg != nil {
+		return lg
+	}
+	return discard
+}
+
+var discard = slog.New(slog.DiscardHandler)
 
 // Account returns the account a connection made outside Run should log in
 // with now: the cached current version while it logs in, else a version the

@@ -14,25 +14,40 @@ import (
 // Run opens one connection with attempt, under the rotation algorithm of the
 // package documentation: attempt is called with the account to log in with,
 // and again with other accounts while its error is an AuthFailure and the
-// rotation may still heal. Any error returned is an *Error.
+// rotation may still heal. Any error returned is an *Error. It ends with
+// one connector.LoginEvent.
 func Run[T any](ctx context.Context, l *Login, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
+	r := &run{l: l}
+	res, err := runFirst(ctx, r, attempt)
+	r.done(err)
+	return res, err
+}
+
+func runFirst[T any](ctx context.Context, r *run, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
 	var zero T
-	p, err := l.provider(ctx)
-	if err != nil {
-		l.stats.failed.Add(1)
-		return zero, l.secretError(err, nil)
+	if err := r.begin(ctx); err != nil {
+		return zero, err
 	}
-	cur, err := p.GetSecret(ctx, l.name)
-	if err != nil {
-		l.stats.failed.Add(1)
-		return zero, l.secretError(err, nil)
-	}
-	r := &run{l: l, p: p, start: l.now(), cur: cur}
-	cand := cur
-	if l.trouble.Load() != nil {
+	cand := r.cur
+	if r.l.trouble.Load() != nil {
 		cand = r.first(ctx)
 	}
 	return loop(ctx, r, cand, attempt)
+}
+
+// begin reads the current version of the secret and starts the clock.
+func (r *run) begin(ctx context.Context) error {
+	l := r.l
+	p, err := l.provider(ctx)
+	if err != nil {
+		return l.secretError(err, nil)
+	}
+	cur, err := p.GetSecret(ctx, l.name)
+	if err != nil {
+		return l.secretError(err, nil)
+	}
+	r.p, r.cur, r.start = p, cur, l.now()
+	return nil
 }
 
 // Continue goes on with the rotation loop for a connection whose first
@@ -41,41 +56,38 @@ func Run[T any](ctx context.Context, l *Login, attempt func(ctx context.Context,
 // driver reports; a zero account when unknown). An error of Account itself
 // is returned as it is, except the one that asks to wait for the rotation.
 // It returns what Run would have: the connection of a later attempt, or an
-// *Error.
+// *Error, and ends with one connector.LoginEvent as Run does.
 func Continue[T any](ctx context.Context, l *Login, acct secretsource.DBAccount, err error, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
+	r := &run{l: l}
+	res, err := runAfter(ctx, r, acct, err, attempt)
+	r.done(err)
+	return res, err
+}
+
+func runAfter[T any](ctx context.Context, r *run, acct secretsource.DBAccount, err error, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
 	var zero T
+	l := r.l
 	var ce *connector.Error
 	if errors.As(err, &ce) {
 		if _, wait := ce.Err.(*waitErr); !wait {
-			l.stats.failed.Add(1)
 			return zero, err
 		}
 	}
-	p, perr := l.provider(ctx)
-	if perr != nil {
-		l.stats.failed.Add(1)
-		return zero, l.secretError(perr, nil)
+	if err := r.begin(ctx); err != nil {
+		return zero, err
 	}
-	cur, perr := p.GetSecret(ctx, l.name)
-	if perr != nil {
-		l.stats.failed.Add(1)
-		return zero, l.secretError(perr, nil)
-	}
-	r := &run{l: l, p: p, start: l.now(), cur: cur}
 	if ce != nil { // Account found nothing to try: wait for the rotation
 		return loop(ctx, r, nil, attempt)
 	}
 	l.stats.logins.Add(1)
-	r.attempts = 1
+	r.attempts, r.acct = 1, acct
 	class := l.classify(err)
 	if class != connector.AuthFailure {
-		l.stats.failed.Add(1)
 		return zero, r.fail(ctx, class, acct, err)
 	}
 	l.stats.authFailures.Add(1)
 	r.lastAcct, r.lastErr = acct, err
 	if ctx.Err() != nil {
-		l.stats.failed.Add(1)
 		return zero, r.fail(ctx, connector.AuthFailure, acct, err)
 	}
 	if acct.VersionID == "" {
@@ -94,13 +106,11 @@ func loop[T any](ctx context.Context, r *run, cand *secretsource.Secret, attempt
 		if cand == nil {
 			var err error
 			if cand, err = r.await(ctx, true); err != nil {
-				l.stats.failed.Add(1)
 				return zero, err
 			}
 		}
 		acct, err := l.decode(cand)
 		if err != nil {
-			l.stats.failed.Add(1)
 			return zero, l.secretError(err, cand)
 		}
 		l.stats.logins.Add(1)
@@ -108,6 +118,7 @@ func loop[T any](ctx context.Context, r *run, cand *secretsource.Secret, attempt
 			l.stats.retries.Add(1)
 		}
 		r.attempts++
+		r.acct = acct
 		res, err := attempt(ctx, acct)
 		if err == nil {
 			r.succeeded(cand)
@@ -115,19 +126,17 @@ func loop[T any](ctx context.Context, r *run, cand *secretsource.Secret, attempt
 		}
 		class := l.classify(err)
 		if class != connector.AuthFailure {
-			l.stats.failed.Add(1)
 			return zero, r.fail(ctx, class, acct, err)
 		}
 		l.stats.authFailures.Add(1)
 		r.lastAcct, r.lastErr = acct, err
 		if ctx.Err() != nil {
-			l.stats.failed.Add(1)
 			return zero, r.fail(ctx, connector.AuthFailure, acct, err)
 		}
 		r.rejected(acct, err)
 		cand = r.next(ctx)
 		if cand != nil {
-			l.log.LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: credentials rejected; trying another version",
+			l.logger().LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: credentials rejected; trying another version",
 				slog.String("secret", l.name), slog.String("rejected", acct.VersionID), slog.String("version", cand.VersionID()))
 		}
 	}
@@ -143,7 +152,8 @@ type run struct {
 	tried    []string             // versions this run was refused with
 	wait     time.Duration
 	attempts int
-	lastAcct secretsource.DBAccount
+	acct     secretsource.DBAccount // of the last attempt (that logged in, on success)
+	lastAcct secretsource.DBAccount // of the last rejected attempt
 	lastErr  error
 }
 

@@ -120,7 +120,7 @@ func (r *run) succeeded(cand *secretsource.Secret) {
 	}
 	if standIn {
 		l.stats.previousUsed.Add(1)
-		l.log.LogAttrs(context.Background(), slog.LevelWarn, "kmsdb connector: current version rejected, logged in with an older one",
+		l.logger().LogAttrs(context.Background(), slog.LevelWarn, "kmsdb connector: current version rejected, logged in with an older one",
 			slog.String("secret", l.name), slog.String("current", r.cur.VersionID()), slog.String("version", v))
 		return
 	}
@@ -131,7 +131,7 @@ func (r *run) succeeded(cand *secretsource.Secret) {
 		if v == r.cur.VersionID() {
 			level = slog.LevelInfo
 		}
-		l.log.LogAttrs(context.Background(), level, "kmsdb connector: logged in after the credentials were rejected",
+		l.logger().LogAttrs(context.Background(), level, "kmsdb connector: logged in after the credentials were rejected",
 			slog.String("secret", l.name), slog.String("version", v), slog.Int("attempts", r.attempts),
 			slog.Duration("waited", now.Sub(r.start)))
 	}
@@ -196,7 +196,7 @@ func (l *Login) refresh(p secretsource.Cache) {
 	defer cancel()
 	s, err := p.Refresh(ctx, l.name)
 	if err != nil {
-		l.log.LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: refresh after a rejected login failed",
+		l.logger().LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: refresh after a rejected login failed",
 			slog.String("secret", l.name), slog.Any("error", err))
 	} else if l.needPrevious(p, s) {
 		// The process holds no older version: ask KMS for ACSPrevious once
@@ -204,7 +204,7 @@ func (l *Login) refresh(p secretsource.Cache) {
 		vs := p.(secretsource.VersionSource)
 		prev, err := vs.GetSecretVersion(ctx, l.name, secretsource.VersionRef{Stage: secretsource.StagePrevious})
 		if err != nil {
-			l.log.LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: no ACSPrevious version to try",
+			l.logger().LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: no ACSPrevious version to try",
 				slog.String("secret", l.name), slog.Any("error", err))
 			prev = nil
 		}
