@@ -24,6 +24,7 @@ import (
 
 	"github.com/kmsdb/kmsdb/internal/syncbuf"
 	"github.com/kmsdb/kmsdb/ramsecret"
+	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
@@ -184,7 +185,7 @@ func teaDescribe(c *kms3.Client) (string, error) {
 
 // staticDescribe signs with a key handed over explicitly (the plain provider,
 // as for OSS or SLS clients built per key).
-func staticDescribe(srv *kmstest.Server, k ramsecret.AccessKey) (string, error) {
+func staticDescribe(srv *kmstest.Server, k secretsource.AccessKey) (string, error) {
 	c, tr, err := newCoreClient(srv, sdkcred.NewStaticAKCredentialsProvider(k.ID, k.Secret))
 	if err != nil {
 		return "", err
@@ -252,7 +253,7 @@ func TestRotationUnderLoad(t *testing.T) {
 				case 1:
 					_, err = ramsecret.DoClient(ctx, e.p, func(ctx context.Context) (string, error) { return teaDescribe(teac) })
 				default:
-					_, err = ramsecret.Do(ctx, e.p, func(ctx context.Context, k ramsecret.AccessKey) (string, error) {
+					_, err = ramsecret.Do(ctx, e.p, func(ctx context.Context, k secretsource.AccessKey) (string, error) {
 						return staticDescribe(e.srv, k)
 					})
 				}
@@ -480,7 +481,7 @@ func TestNoAccessKeySecretInOutput(t *testing.T) {
 	}
 	k2, _ := e.p.AccessKey(ctx)
 	e.srv.RevokeAccessKey(k2.ID)
-	_, err = ramsecret.Do(ctx, e.p, func(ctx context.Context, k ramsecret.AccessKey) (string, error) { return staticDescribe(e.srv, k) })
+	_, err = ramsecret.Do(ctx, e.p, func(ctx context.Context, k secretsource.AccessKey) (string, error) { return staticDescribe(e.srv, k) })
 	add(err, k2)
 	// A provider over a missing secret, and a corrupt one.
 	missing, _ := ramsecret.New(e.cache, "acs/ram/user/missing")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -91,7 +92,7 @@ func (e slsError) Error() string { return e.Code }
 type ossV2ServiceError struct{ Code string }
 
 func (e *ossV2ServiceError) Error() string     { return "Error returned by Service" }
-func (e *ossV2ServiceError) ErrorCode() string { return e.Code }
+func (e *ossV2ServiceError) errorCode() string { return e.Code }
 
 func TestErrorCodeAndIsRejectedKey(t *testing.T) {
 	coreErr := func(code string) error {
@@ -124,9 +125,9 @@ func TestErrorCodeAndIsRejectedKey(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, ok := ErrorCode(c.err)
+			code, ok := errorCode(c.err)
 			if code != c.code || ok != (c.code != "") {
-				t.Errorf("ErrorCode = %q, %v; want %q", code, ok, c.code)
+				t.Errorf("errorCode = %q, %v; want %q", code, ok, c.code)
 			}
 			if got := IsRejectedKey(c.err); got != c.rejected {
 				t.Errorf("IsRejectedKey = %v, want %v", got, c.rejected)
@@ -276,7 +277,7 @@ func TestDoRecoversOnce(t *testing.T) {
 	c.rotate(ramSecret("v2", "AKID2", "s2"))
 	p, _ := New(c, "acs/ram/user/unit")
 	var used []string
-	got, err := Do(context.Background(), p, func(ctx context.Context, k AccessKey) (string, error) {
+	got, err := Do(context.Background(), p, func(ctx context.Context, k secretsource.AccessKey) (string, error) {
 		used = append(used, k.ID)
 		if k.ID != "AKID2" {
 			return "", rejectedErr()
@@ -299,7 +300,7 @@ func TestDoNoNewerVersion(t *testing.T) {
 	c.rotate(c.current)
 	p, _ := New(c, "acs/ram/user/unit")
 	calls := 0
-	_, err := Do(context.Background(), p, func(ctx context.Context, k AccessKey) (int, error) {
+	_, err := Do(context.Background(), p, func(ctx context.Context, k secretsource.AccessKey) (int, error) {
 		calls++
 		return 0, rejectedErr()
 	})
@@ -339,7 +340,7 @@ func TestDoOtherErrorsUntouched(t *testing.T) {
 	p, _ := New(c, "acs/ram/user/unit")
 	want := errors.New("boom")
 	calls := 0
-	_, err := Do(context.Background(), p, func(ctx context.Context, k AccessKey) (int, error) { calls++; return 0, want })
+	_, err := Do(context.Background(), p, func(ctx context.Context, k secretsource.AccessKey) (int, error) { calls++; return 0, want })
 	if err != want || calls != 1 || c.refreshes.Load() != 0 {
 		t.Errorf("err %v calls %d refreshes %d", err, calls, c.refreshes.Load())
 	}
@@ -362,7 +363,7 @@ func TestConcurrentRejectionsOneRefresh(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			first := true
-			_, err := Do(context.Background(), p, func(ctx context.Context, k AccessKey) (int, error) {
+			_, err := Do(context.Background(), p, func(ctx context.Context, k secretsource.AccessKey) (int, error) {
 				if k.ID == "AKID1" {
 					if first {
 						first = false
@@ -401,7 +402,7 @@ func TestRecoveryCallerContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() {
-		_, err := Do(ctx, p, func(ctx context.Context, k AccessKey) (int, error) { return 0, rejectedErr() })
+		_, err := Do(ctx, p, func(ctx context.Context, k secretsource.AccessKey) (int, error) { return 0, rejectedErr() })
 		done <- err
 	}()
 	for c.refreshes.Load() == 0 {
@@ -459,7 +460,7 @@ func TestNoNewerVersionHold(t *testing.T) {
 	c.rotate(c.current)
 	p, _ := New(c, "acs/ram/user/unit")
 	for i := 0; i < 5; i++ {
-		_, err := Do(context.Background(), p, func(ctx context.Context, k AccessKey) (int, error) { return 0, rejectedErr() })
+		_, err := Do(context.Background(), p, func(ctx context.Context, k secretsource.AccessKey) (int, error) { return 0, rejectedErr() })
 		var rk *RejectedKeyError
 		if !errors.As(err, &rk) {
 			t.Fatalf("err = %v", err)
@@ -467,5 +468,21 @@ func TestNoNewerVersionHold(t *testing.T) {
 	}
 	if n := c.refreshes.Load(); n != 1 {
 		t.Errorf("%d refreshes for 5 sequential rejections of a version with nothing newer, want 1", n)
+	}
+}
+
+// TestRejectedKeyCodesIsACopy: the list cannot be changed from outside (it
+// was an exported variable any package could overwrite).
+func TestRejectedKeyCodesIsACopy(t *testing.T) {
+	codes := RejectedKeyCodes()
+	if !slices.Contains(codes, "InvalidAccessKeyId.NotFound") {
+		t.Fatalf("RejectedKeyCodes() = %v", codes)
+	}
+	for i := range codes {
+		codes[i] = "changed"
+	}
+	if !slices.Contains(RejectedKeyCodes(), "InvalidAccessKeyId.NotFound") ||
+		!IsRejectedKey(&secretsource.Error{Code: "InvalidAccessKeyId.NotFound"}) {
+		t.Error("changing the returned slice changed the list")
 	}
 }
