@@ -64,27 +64,7 @@ func (o *observed) take() ([]connector.LoginEvent, []any) {
 func TestObserver(t *testing.T) {
 	const name = "db-observed"
 	pw := []string{"observed-pass-one-1", "observed-pass-two-2", "observed-pass-three-3"}
-	db := testdb.MariaDB(t)
-	db.RequirePasswordEnforced(t)
-	user := db.CreateUser(t, "obs", pw[0])
-	value := func(p string) string {
-		b, err := json.Marshal(db.Account(user, p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
-	srv := kmstest.Start(t, kmstest.WithAccessKey("LTAIobserver", "observer-secret"),
-		kmstest.WithSecret(kmstest.SecretSpec{Name: name, Type: "Rds", Data: value(pw[0])}))
-	credtest.Hermetic(t)
-	t.Chdir(t.TempDir()) // no secretsmanager.properties
-	for k, v := range map[string]string{
-		"KMSDB_PROPERTIES_FILE": "", "KMSDB_LOCAL_SECRETS": "", "cache_client_dkms_config_info": "",
-		"credentials_type": "ak", "credentials_access_key_id": "LTAIobserver", "credentials_access_secret": "observer-secret",
-		"cache_client_region_id": `[{"regionId":"cn-hangzhou","endpoint":"` + srv.KMSTLSAddr() + `","caFilePath":"` + srv.CAFile() + `"}]`,
-	} {
-		t.Setenv(k, v)
-	}
+	db, srv, user, value := startObserved(t, name, pw[0])
 
 	var o observed
 	connector.SetDefaultObserver(o.observer()) // before the default cache exists: its configuration is logged too
@@ -157,29 +137,7 @@ func TestObserver(t *testing.T) {
 		t.Errorf("failed connection: %+v", e)
 	}
 
-	// No password in any event, in any format, nor in the log.
-	for _, ev := range all {
-		for _, f := range []string{"%v", "%+v", "%#v"} {
-			text := fmt.Sprintf(f, ev)
-			for _, p := range pw {
-				if strings.Contains(text, p) {
-					t.Errorf("%s of %T shows a password: %s", f, ev, text)
-				}
-			}
-		}
-	}
-	log := o.log.String()
-	for _, p := range pw {
-		if strings.Contains(log, p) {
-			t.Errorf("the log shows a password:\n%s", log)
-		}
-	}
-	// The Observer's logger got the connectors' and the cache's lines.
-	for _, want := range []string{"kmsdb connector: database rejected the credentials", "secret=" + name} {
-		if !strings.Contains(log, want) {
-			t.Errorf("the Observer's logger has no %q:\n%s", want, log)
-		}
-	}
+	checkObserved(t, all, o.log.String(), name, pw)
 }
 
 func only(t *testing.T, what string, logins []connector.LoginEvent) connector.LoginEvent {
@@ -206,4 +164,61 @@ func anys[T any](s []T) []any {
 		out[i] = v
 	}
 	return out
+}
+
+// startObserved creates a MariaDB user with password, and an emulator
+// holding the secret name with its account; the environment configures the
+// default cache for that emulator, as a user would (no code option).
+func startObserved(t *testing.T, name, password string) (*testdb.Server, *kmstest.Server, string, func(string) string) {
+	t.Helper()
+	db := testdb.MariaDB(t)
+	db.RequirePasswordEnforced(t)
+	user := db.CreateUser(t, "obs", password)
+	value := func(p string) string {
+		b, err := json.Marshal(db.Account(user, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	srv := kmstest.Start(t, kmstest.WithAccessKey("LTAIobserver", "observer-secret"),
+		kmstest.WithSecret(kmstest.SecretSpec{Name: name, Type: "Rds", Data: value(password)}))
+	credtest.Hermetic(t)
+	t.Chdir(t.TempDir()) // no secretsmanager.properties
+	for k, v := range map[string]string{
+		"KMSDB_PROPERTIES_FILE": "", "KMSDB_LOCAL_SECRETS": "", "cache_client_dkms_config_info": "",
+		"credentials_type": "ak", "credentials_access_key_id": "LTAIobserver", "credentials_access_secret": "observer-secret",
+		"cache_client_region_id": `[{"regionId":"cn-hangzhou","endpoint":"` + srv.KMSTLSAddr() + `","caFilePath":"` + srv.CAFile() + `"}]`,
+	} {
+		t.Setenv(k, v)
+	}
+
+	return db, srv, user, value
+}
+
+// checkObserved: no password in any event, in any format, nor in the log;
+// the Observer's logger got the connectors' lines.
+func checkObserved(t *testing.T, all []any, log, name string, pw []string) {
+	t.Helper()
+	for _, ev := range all {
+		for _, f := range []string{"%v", "%+v", "%#v"} {
+			text := fmt.Sprintf(f, ev)
+			for _, p := range pw {
+				if strings.Contains(text, p) {
+					t.Errorf("%s of %T shows a password: %s", f, ev, text)
+				}
+			}
+		}
+	}
+	for _, p := range pw {
+		if strings.Contains(log, p) {
+			t.Errorf("the log shows a password:\n%s", log)
+		}
+	}
+	// The Observer's logger got the connectors' and the cache's lines.
+	for _, want := range []string{"kmsdb connector: database rejected the credentials", "secret=" + name} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the Observer's logger has no %q:\n%s", want, log)
+		}
+	}
 }
