@@ -17,7 +17,7 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
 
-// Pace of the rotation loop (see the package documentation).
+// Pace of the rotation loop (see the documentation of package connector).
 const (
 	// waitMin and waitMax bound the jittered wait of a connection that has
 	// tried every password it holds.

@@ -11,11 +11,11 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource"
 )
 
-// Run opens one connection with attempt, under the rotation algorithm of the
-// package documentation: attempt is called with the account to log in with,
-// and again with other accounts while its error is an AuthFailure and the
-// rotation may still heal. Any error returned is an *Error. It ends with
-// one connector.LoginEvent.
+// Run opens one connection with attempt, under the rotation algorithm that
+// the documentation of package connector describes: attempt is called with
+// the account to log in with, and again with other accounts while its error
+// is an AuthFailure and the rotation may still heal. Any error returned is a
+// *connector.Error. It ends with one connector.LoginEvent.
 func Run[T any](ctx context.Context, l *Login, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
 	r := &run{l: l}
 	res, err := runFirst(ctx, r, attempt)
@@ -55,8 +55,8 @@ func (r *run) begin(ctx context.Context) error {
 // with err: acct is that account (Match finds it from the credentials a
 // driver reports; a zero account when unknown). An error of Account itself
 // is returned as it is, except the one that asks to wait for the rotation.
-// It returns what Run would have: the connection of a later attempt, or an
-// *Error, and ends with one connector.LoginEvent as Run does.
+// It returns what Run would have: the connection of a later attempt, or a
+// *connector.Error, and ends with one connector.LoginEvent as Run does.
 func Continue[T any](ctx context.Context, l *Login, acct secretsource.DBAccount, err error, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
 	r := &run{l: l}
 	res, err := runAfter(ctx, r, acct, err, attempt)
