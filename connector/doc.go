@@ -6,8 +6,9 @@
 // this package holds what they share with them: the error type (Error, its
 // Class and the sentinels), the counters (Stats), the defaults of the
 // rotation loop (DefaultGracePeriod, DefaultProbeInterval) and the
-// process-wide default cache (DefaultCache, SetDefaultCache). The rotation
-// loop itself is internal to the module.
+// process-wide default cache (DefaultCache, SetDefaultCache), and the
+// Observer through which an application watches all of it. The rotation loop
+// itself is internal to the module.
 //
 // # Rotation without errors
 //
@@ -81,4 +82,24 @@
 // builds from the environment and secretsmanager.properties (as Alibaba's Go
 // client is configured), built on first use and shared by every such
 // connector. Install another (any secretsource.Cache) with SetDefaultCache.
+//
+// # Observing
+//
+// One call, best made at start, gives a logger, the default cache's hooks and
+// an event per connection to the whole process:
+//
+//	connector.SetDefaultObserver(connector.Observer{
+//		Logger: slog.Default(),
+//		Cache:  cache.Hooks{RefreshFailed: func(e cache.RefreshFailedEvent) { ... }},
+//		Login:  func(e connector.LoginEvent) { ... },
+//	})
+//
+// It reaches every connector and pgkms.Pool built without the drivers'
+// WithLogger, the default cache (its hooks and lines), and the configuration
+// warnings of a default cache built after it. A LoginEvent ends each
+// connection attempt sequence: the secret, the version and user that logged
+// in (or were tried last), the attempts, the time waited, whether an older
+// version stood in, and the scrubbed *Error of a failure; never a password.
+// A cache of the application's own takes the same hooks with
+// cache.WithHooks(o.Cache). Stats gives the same counts without an Observer.
 package connector

@@ -77,7 +77,7 @@ func BenchmarkGetCredentials(b *testing.B) {
 func BenchmarkDoSuccess(b *testing.B) {
 	p := benchProvider(b)
 	ctx := context.Background()
-	call := func(ctx context.Context, k ramsecret.AccessKey) (int, error) { return len(k.ID), nil }
+	call := func(ctx context.Context, k secretsource.AccessKey) (int, error) { return len(k.ID), nil }
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := ramsecret.Do(ctx, p, call); err != nil {

@@ -2,6 +2,8 @@ package ramsecret
 
 import (
 	"context"
+
+	"github.com/kmsdb/kmsdb/secretsource"
 )
 
 // Do calls call with the provider's current AccessKey. If the service
@@ -15,7 +17,7 @@ import (
 //
 // When recovery fails, the error is a *RejectedKeyError wrapping the
 // service's error; any other error of call is returned as is.
-func Do[T any](ctx context.Context, p *Provider, call func(ctx context.Context, key AccessKey) (T, error)) (T, error) {
+func Do[T any](ctx context.Context, p *Provider, call func(ctx context.Context, key secretsource.AccessKey) (T, error)) (T, error) {
 	var zero T
 	if call == nil {
 		return zero, errNilCall
@@ -66,15 +68,15 @@ func DoClient[T any](ctx context.Context, p *Provider, call func(ctx context.Con
 
 // afterRejection recovers from callErr, a rejection of version used. It
 // returns the key to retry with, or the error to return instead.
-func (p *Provider) afterRejection(ctx context.Context, used string, callErr error) (AccessKey, error) {
+func (p *Provider) afterRejection(ctx context.Context, used string, callErr error) (secretsource.AccessKey, error) {
 	p.rejected.Add(1)
-	code, _ := ErrorCode(callErr)
+	code, _ := errorCode(callErr)
 	next, err := p.recoverFrom(ctx, used, code)
 	if err != nil {
-		return AccessKey{}, &RejectedKeyError{Secret: p.name, VersionID: used, Code: code, Refresh: err, Err: callErr}
+		return secretsource.AccessKey{}, &RejectedKeyError{Secret: p.name, VersionID: used, Code: code, Refresh: err, Err: callErr}
 	}
 	if next.VersionID == used {
-		return AccessKey{}, &RejectedKeyError{Secret: p.name, VersionID: used, Code: code, Err: callErr}
+		return secretsource.AccessKey{}, &RejectedKeyError{Secret: p.name, VersionID: used, Code: code, Err: callErr}
 	}
 	p.retries.Add(1)
 	return next, nil
@@ -86,6 +88,6 @@ func (p *Provider) afterRetry(version string, err error) error {
 		return err
 	}
 	p.rejected.Add(1)
-	code, _ := ErrorCode(err)
+	code, _ := errorCode(err)
 	return &RejectedKeyError{Secret: p.name, VersionID: version, Code: code, Retried: true, Err: err}
 }

@@ -15,11 +15,6 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource"
 )
 
-// ECSCredential is an ECS instance login decoded from an ECS secret: a user
-// name with a password or an SSH key pair. It never prints the password or
-// the private key.
-type ECSCredential = secretsource.ECSCredential
-
 // ECS hands out the login held in an ECS secret (SecretType ECS), always the
 // version the cache holds now, in the shapes an SSH client needs. It is safe
 // for concurrent use. Create it with NewECS.
@@ -52,25 +47,25 @@ func NewECS(c secretsource.Cache, secretName string, opts ...Option) (*ECS, erro
 func (e *ECS) SecretName() string { return e.name }
 
 // Credential returns the current login.
-func (e *ECS) Credential(ctx context.Context) (ECSCredential, error) {
+func (e *ECS) Credential(ctx context.Context) (secretsource.ECSCredential, error) {
 	s, err := e.cache.GetSecret(ctx, e.name)
 	if err != nil {
-		return ECSCredential{}, namedError(e.name, err)
+		return secretsource.ECSCredential{}, namedError(e.name, err)
 	}
 	return decodeECS(s)
 }
 
-func decodeECS(s *secretsource.Secret) (ECSCredential, error) {
+func decodeECS(s *secretsource.Secret) (secretsource.ECSCredential, error) {
 	c, err := secretsource.DecodeECSCredential(s)
 	if err != nil {
-		return ECSCredential{}, fmt.Errorf("ramsecret: secret %q version %q: %w", s.Name(), s.VersionID(), err)
+		return secretsource.ECSCredential{}, fmt.Errorf("ramsecret: secret %q version %q: %w", s.Name(), s.VersionID(), err)
 	}
 	return c, nil
 }
 
 // SSHSigner parses the private key of an SSH-key login (PEM: PKCS#1, PKCS#8,
 // SEC 1 or OpenSSH, unencrypted). The error names the secret, never the key.
-func SSHSigner(c ECSCredential) (ssh.Signer, error) {
+func SSHSigner(c secretsource.ECSCredential) (ssh.Signer, error) {
 	if c.PrivateKey == "" {
 		return nil, fmt.Errorf("ramsecret: secret %q version %q: the login has no PrivateKey (it is a password login)",
 			c.SecretName, c.VersionID)
@@ -90,7 +85,7 @@ func SSHSigner(c ECSCredential) (ssh.Signer, error) {
 
 // SSHAuthMethod returns the ssh.AuthMethod for c: public-key authentication
 // for an SSH-key login, password authentication for a password login.
-func SSHAuthMethod(c ECSCredential) (ssh.AuthMethod, error) {
+func SSHAuthMethod(c secretsource.ECSCredential) (ssh.AuthMethod, error) {
 	if c.PrivateKey != "" {
 		signer, err := SSHSigner(c)
 		if err != nil {
@@ -115,20 +110,20 @@ func (e *ECS) ClientConfig(ctx context.Context, hostKeyCallback ssh.HostKeyCallb
 	return cfg, err
 }
 
-func (e *ECS) clientConfig(ctx context.Context, hostKeyCallback ssh.HostKeyCallback, offered *atomic.Bool) (*ssh.ClientConfig, ECSCredential, error) {
+func (e *ECS) clientConfig(ctx context.Context, hostKeyCallback ssh.HostKeyCallback, offered *atomic.Bool) (*ssh.ClientConfig, secretsource.ECSCredential, error) {
 	if hostKeyCallback == nil {
-		return nil, ECSCredential{}, fmt.Errorf("ramsecret: secret %q: a host key callback is required (ssh.FixedHostKey, knownhosts.New)", e.name)
+		return nil, secretsource.ECSCredential{}, fmt.Errorf("ramsecret: secret %q: a host key callback is required (ssh.FixedHostKey, knownhosts.New)", e.name)
 	}
 	c, err := e.Credential(ctx)
 	if err != nil {
-		return nil, ECSCredential{}, err
+		return nil, secretsource.ECSCredential{}, err
 	}
 	if c.UserName == "" {
-		return nil, ECSCredential{}, fmt.Errorf("ramsecret: secret %q version %q: the login has no UserName", e.name, c.VersionID)
+		return nil, secretsource.ECSCredential{}, fmt.Errorf("ramsecret: secret %q version %q: the login has no UserName", e.name, c.VersionID)
 	}
 	method, err := SSHAuthMethod(c)
 	if err != nil {
-		return nil, ECSCredential{}, err
+		return nil, secretsource.ECSCredential{}, err
 	}
 	if offered != nil {
 		method = trackOffer(c, offered)
@@ -138,7 +133,7 @@ func (e *ECS) clientConfig(ctx context.Context, hostKeyCallback ssh.HostKeyCallb
 
 // trackOffer returns c's auth method as a callback that records that the
 // credential was offered to the server.
-func trackOffer(c ECSCredential, offered *atomic.Bool) ssh.AuthMethod {
+func trackOffer(c secretsource.ECSCredential, offered *atomic.Bool) ssh.AuthMethod {
 	if c.PrivateKey != "" {
 		return ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
 			s, err := SSHSigner(c)
@@ -180,7 +175,7 @@ func (e *ECS) Dial(ctx context.Context, network, addr string, hostKeyCallback ss
 	return client, err
 }
 
-func (e *ECS) dialOnce(ctx context.Context, network, addr string, hostKeyCallback ssh.HostKeyCallback) (*ssh.Client, ECSCredential, bool, error) {
+func (e *ECS) dialOnce(ctx context.Context, network, addr string, hostKeyCallback ssh.HostKeyCallback) (*ssh.Client, secretsource.ECSCredential, bool, error) {
 	var offered atomic.Bool
 	cfg, cred, err := e.clientConfig(ctx, hostKeyCallback, &offered)
 	if err != nil {
@@ -206,15 +201,12 @@ func (e *ECS) dialOnce(ctx context.Context, network, addr string, hostKeyCallbac
 	return ssh.NewClient(c, chans, reqs), cred, offered.Load(), nil
 }
 
-// ECSStats counts what an ECS did to recover from refused logins.
-type ECSStats struct {
-	Refreshes int64 // forced refreshes of the secret asked of the cache
-	Retries   int64 // logins retried with a newer version
-}
-
-// Stats returns the counters since the ECS was created.
-func (e *ECS) Stats() ECSStats {
-	return ECSStats{Refreshes: e.rec.refreshes.Load(), Retries: e.retries.Load()}
+// Stats returns the counters since the ECS was created: Refreshes (forced
+// refreshes of the secret asked of the cache) and Retries (logins retried
+// with a newer version); Rejected stays 0 (an SSH server's refusal is not a
+// call that failed).
+func (e *ECS) Stats() Stats {
+	return Stats{Refreshes: e.rec.refreshes.Load(), Retries: e.retries.Load()}
 }
 
 // String names the secret; it never shows the login.

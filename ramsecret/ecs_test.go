@@ -200,7 +200,7 @@ func TestECSDialRecoversAfterRotation(t *testing.T) {
 				t.Fatalf("login after rotation: %v", err)
 			}
 			_ = client.Close()
-			if st := env.ecs.Stats(); st != (ramsecret.ECSStats{Refreshes: 1, Retries: 1}) {
+			if st := env.ecs.Stats(); st != (ramsecret.Stats{Refreshes: 1, Retries: 1}) {
 				t.Errorf("stats %+v", st)
 			}
 			if n := env.srv.Calls("GetSecretValue", name); n != 1 {
@@ -262,7 +262,7 @@ func TestECSHelpers(t *testing.T) {
 	key := ed25519Login(t, "u")
 	var v struct{ UserName, PublicKey, PrivateKey string }
 	_ = json.Unmarshal([]byte(key), &v)
-	keyCred := ramsecret.ECSCredential{UserName: "u", PrivateKey: v.PrivateKey, PublicKey: v.PublicKey, SecretName: "s", VersionID: "v1"}
+	keyCred := secretsource.ECSCredential{UserName: "u", PrivateKey: v.PrivateKey, PublicKey: v.PublicKey, SecretName: "s", VersionID: "v1"}
 	signer, err := ramsecret.SSHSigner(keyCred)
 	if err != nil {
 		t.Fatal(err)
@@ -273,18 +273,18 @@ func TestECSHelpers(t *testing.T) {
 	if _, err := ramsecret.SSHAuthMethod(keyCred); err != nil {
 		t.Error(err)
 	}
-	if _, err := ramsecret.SSHAuthMethod(ramsecret.ECSCredential{UserName: "u", Password: "p"}); err != nil {
+	if _, err := ramsecret.SSHAuthMethod(secretsource.ECSCredential{UserName: "u", Password: "p"}); err != nil {
 		t.Error(err)
 	}
-	bad := ramsecret.ECSCredential{UserName: "u", PrivateKey: "-----BEGIN PRIVATE KEY-----\nnot-a-key-SECRETBYTES\n-----END PRIVATE KEY-----\n", SecretName: "s", VersionID: "v1"}
+	bad := secretsource.ECSCredential{UserName: "u", PrivateKey: "-----BEGIN PRIVATE KEY-----\nnot-a-key-SECRETBYTES\n-----END PRIVATE KEY-----\n", SecretName: "s", VersionID: "v1"}
 	_, err = ramsecret.SSHSigner(bad)
 	if err == nil || strings.Contains(err.Error(), "SECRETBYTES") || !strings.Contains(err.Error(), `"s"`) {
 		t.Errorf("bad key: %v", err)
 	}
-	if _, err := ramsecret.SSHAuthMethod(ramsecret.ECSCredential{UserName: "u", SecretName: "s"}); err == nil {
+	if _, err := ramsecret.SSHAuthMethod(secretsource.ECSCredential{UserName: "u", SecretName: "s"}); err == nil {
 		t.Error("empty login accepted")
 	}
-	if _, err := ramsecret.SSHSigner(ramsecret.ECSCredential{Password: "p"}); err == nil {
+	if _, err := ramsecret.SSHSigner(secretsource.ECSCredential{Password: "p"}); err == nil {
 		t.Error("password login gave a signer")
 	}
 	if _, err := ramsecret.NewECS(nil, "x"); err == nil {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kmsdb/kmsdb/ramsecret"
+	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
@@ -134,7 +135,7 @@ func ExampleDo() {
 	}
 
 	used := 0
-	name, err := ramsecret.Do(context.Background(), p, func(ctx context.Context, k ramsecret.AccessKey) (string, error) {
+	name, err := ramsecret.Do(context.Background(), p, func(ctx context.Context, k secretsource.AccessKey) (string, error) {
 		used++
 		client, err := kmssdk.NewClientWithOptions("cn-hangzhou", sdk.NewConfig(),
 			sdkcred.NewStaticAKCredentialsProvider(k.ID, k.Secret))
@@ -159,14 +160,13 @@ func ExampleDo() {
 	// Output: acs/ram/user/app after 2 calls; rejected 1, refreshed 1, retried 1
 }
 
-// IsRejectedKey and ErrorCode read the code of the SDKs' error types.
+// IsRejectedKey reads the code of the SDKs' error types, never a message.
 func ExampleIsRejectedKey() {
 	err := sdkerrors.NewServerError(404,
 		`{"RequestId":"r-1","HostId":"kms.cn-hangzhou.aliyuncs.com","Code":"InvalidAccessKeyId.NotFound","Message":"Specified access key is not found."}`, "")
 	wrapped := fmt.Errorf("listing instances: %w", err)
-	code, _ := ramsecret.ErrorCode(wrapped)
-	fmt.Println(code, ramsecret.IsRejectedKey(wrapped), ramsecret.IsRejectedKey(errors.New("InvalidAccessKeyId.NotFound")))
-	// Output: InvalidAccessKeyId.NotFound true false
+	fmt.Println(ramsecret.IsRejectedKey(wrapped), ramsecret.IsRejectedKey(errors.New("InvalidAccessKeyId.NotFound")))
+	// Output: true false
 }
 
 // An ECS secret gives an SSH client configuration with the current login.

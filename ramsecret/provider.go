@@ -19,10 +19,6 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource"
 )
 
-// AccessKey is an AccessKey pair decoded from a RAM secret, with the name and
-// version of the secret it came from. It never prints its Secret.
-type AccessKey = secretsource.AccessKey
-
 // Provider hands out the AccessKey held in a RAM secret, always the version
 // the cache holds now. It is safe for concurrent use, and the same Provider
 // can back any number of SDK clients. Create it with New.
@@ -41,7 +37,7 @@ type Provider struct {
 // decodedKey memoises the decoding of one immutable *Secret.
 type decodedKey struct {
 	secret *secretsource.Secret
-	key    AccessKey
+	key    secretsource.AccessKey
 }
 
 // The SDK interfaces a Provider satisfies.
@@ -75,10 +71,10 @@ func (p *Provider) SecretName() string { return p.name }
 // SDKs this package does not adapt to (OSS, SLS, custom signing): sign one
 // request with the returned value and ask again for the next one.
 // With a warm cache it allocates nothing and does not contact KMS.
-func (p *Provider) AccessKey(ctx context.Context) (AccessKey, error) {
+func (p *Provider) AccessKey(ctx context.Context) (secretsource.AccessKey, error) {
 	s, err := p.cache.GetSecret(ctx, p.name)
 	if err != nil {
-		return AccessKey{}, namedError(p.name, err)
+		return secretsource.AccessKey{}, namedError(p.name, err)
 	}
 	return p.keyOf(s)
 }
@@ -94,13 +90,13 @@ func namedError(name string, err error) error {
 }
 
 // keyOf decodes s, once per *Secret.
-func (p *Provider) keyOf(s *secretsource.Secret) (AccessKey, error) {
+func (p *Provider) keyOf(s *secretsource.Secret) (secretsource.AccessKey, error) {
 	if d := p.last.Load(); d != nil && d.secret == s {
 		return d.key, nil
 	}
 	k, err := secretsource.DecodeAccessKey(s)
 	if err != nil {
-		return AccessKey{}, fmt.Errorf("ramsecret: secret %q version %q: %w", s.Name(), s.VersionID(), err)
+		return secretsource.AccessKey{}, fmt.Errorf("ramsecret: secret %q version %q: %w", s.Name(), s.VersionID(), err)
 	}
 	p.last.Store(&decodedKey{secret: s, key: k})
 	return k, nil
@@ -133,10 +129,10 @@ func (p *Provider) Stats() Stats {
 
 // recoverFrom gets a key newer than the rejected version (see recoverSecret).
 // The key returned may still be the rejected version when KMS holds nothing newer.
-func (p *Provider) recoverFrom(ctx context.Context, rejectedVersion, code string) (AccessKey, error) {
+func (p *Provider) recoverFrom(ctx context.Context, rejectedVersion, code string) (secretsource.AccessKey, error) {
 	s, err := p.rec.recover(ctx, p.cache, p.name, rejectedVersion, p.cfg, code)
 	if err != nil {
-		return AccessKey{}, err
+		return secretsource.AccessKey{}, err
 	}
 	return p.keyOf(s)
 }
@@ -217,7 +213,7 @@ func (p *Provider) credentialContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), p.cfg.timeout)
 }
 
-func (p *Provider) currentKey() (AccessKey, error) {
+func (p *Provider) currentKey() (secretsource.AccessKey, error) {
 	ctx, cancel := p.credentialContext()
 	defer cancel()
 	return p.AccessKey(ctx)

@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/alibabacloud-go/tea/tea"
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 )
 
-// RejectedKeyCodes are the service error codes that mean the AccessKey used
+// RejectedKeyCodes returns the service error codes that mean the AccessKey used
 // to sign the request is no longer valid: deleted after a rotation, or
 // disabled. They are matched exactly, on the code only.
 //
@@ -24,15 +25,17 @@ import (
 // Signature errors (SignatureDoesNotMatch) are not in the list: a valid key
 // never produces them, so refreshing the secret cannot help.
 //
-// The list is read once at start; add codes with WithRejectedKeyCodes.
-var RejectedKeyCodes = []string{
+// It returns a copy; add codes with WithRejectedKeyCodes.
+func RejectedKeyCodes() []string { return slices.Clone(rejectedKeyCodes) }
+
+var rejectedKeyCodes = []string{
 	"InvalidAccessKeyId.NotFound",
 	"InvalidAccessKeyId.Inactive",
 	"InvalidAccessKeyId",
 	"Unauthorized",
 }
 
-// ErrorCode returns the service error code carried by err or by any error it
+// errorCode returns the service error code carried by err or by any error it
 // wraps, and whether one was found. It reads, without parsing messages:
 //
 //   - alibaba-cloud-sdk-go: *errors.ServerError and *errors.ClientError (ErrorCode());
@@ -41,7 +44,7 @@ var RejectedKeyCodes = []string{
 //   - OSS v2: *oss.ServiceError (ErrorCode());
 //   - types with an exported string field named Code: OSS v1 oss.ServiceError,
 //     SLS *sls.Error, secretsource.Error.
-func ErrorCode(err error) (string, bool) {
+func errorCode(err error) (string, bool) {
 	var code string
 	found := walk(err, func(e error) bool {
 		code = codeOf(e)
@@ -60,7 +63,7 @@ func IsRejectedKey(err error) bool {
 
 var defaultCodes = func() map[string]bool {
 	m := map[string]bool{}
-	for _, c := range RejectedKeyCodes {
+	for _, c := range rejectedKeyCodes {
 		m[c] = true
 	}
 	return m

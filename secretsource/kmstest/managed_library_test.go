@@ -14,7 +14,7 @@ import (
 // libraryDirs are the packages (with their subpackages) that read database, RAM and ECS secrets on their own:
 // they must read them only as KMS serves managed secrets, ACSCurrent and ACSPrevious, never ACSPending and never
 // by a version id (which KMS ignores without a stage). Paths are relative to this package.
-var libraryDirs = []string{"../../connector", "../../drivers", "../../ramsecret", "../cache"}
+var libraryDirs = []string{"../../connector", "../../internal/rotation", "../../drivers", "../../ramsecret", "../cache"}
 
 // managedSecretHazards lists the places in f that would work against this emulator's old leniency and not
 // against KMS: the ACSPending stage (a string literal or secretsource.StagePending), a VersionRef literal that
@@ -72,9 +72,9 @@ func isVersionRefType(e ast.Expr) bool {
 	return false
 }
 
-// TestLibraryReadsManagedSecretsAsKMSServesThem: no non-test Go file of the connector, the drivers, ramsecret
-// or the cache reads ACSPending or pins a version id. The emulator refuses both for managed secrets now; this
-// keeps code from depending on them where no test happens to exercise it.
+// TestLibraryReadsManagedSecretsAsKMSServesThem: no non-test Go file of the connector (internal/rotation
+// included), the drivers, ramsecret or the cache reads ACSPending or pins a version id. The emulator refuses both
+// for managed secrets now; this keeps code from depending on them where no test happens to exercise it.
 func TestLibraryReadsManagedSecretsAsKMSServesThem(t *testing.T) {
 	fset := token.NewFileSet()
 	files := 0

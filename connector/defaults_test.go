@@ -28,8 +28,8 @@ func TestDefaultProviderFollowsTheConfiguration(t *testing.T) {
 	t.Setenv("refresh_secret_ttl", "200")
 	t.Setenv("secret_names", "app-a, app-b")
 	old := loadSettings
-	loadSettings = func(ctx context.Context) (*config.Settings, error) {
-		return config.LoadSettings(ctx, config.WithRootCAs(srv.CertPool()))
+	loadSettings = func(ctx context.Context, opts ...config.Option) (*config.Settings, error) {
+		return config.LoadSettings(ctx, append(opts, config.WithRootCAs(srv.CertPool()))...)
 	}
 	SetDefaultCache(nil)
 	t.Cleanup(func() { SetDefaultCache(nil); loadSettings = old })

@@ -2,9 +2,8 @@ package connector
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -16,9 +15,9 @@ import (
 var _ secretsource.Cache = (*cache.Cache)(nil)
 
 var defaultCache struct {
-	cur    atomic.Pointer[cacheBox] // fast path: read without locking
-	mu     sync.Mutex               // serializes building and replacing
-	closer io.Closer                // the cache built by DefaultCache, nil when set by SetDefaultCache
+	cur   atomic.Pointer[cacheBox] // fast path: read without locking
+	mu    sync.Mutex               // serializes building and replacing
+	built *built                   // the cache DefaultCache built, nil when set by SetDefaultCache
 }
 
 type cacheBox struct{ c secretsource.Cache }
@@ -30,8 +29,8 @@ type cacheBox struct{ c secretsource.Cache }
 // c replaces is closed.
 func SetDefaultCache(c secretsource.Cache) {
 	defaultCache.mu.Lock()
-	old := defaultCache.closer
-	defaultCache.closer = nil
+	old := defaultCache.built
+	defaultCache.built = nil
 	if c == nil {
 		defaultCache.cur.Store(nil)
 	} else {
@@ -39,7 +38,7 @@ func SetDefaultCache(c secretsource.Cache) {
 	}
 	defaultCache.mu.Unlock()
 	if old != nil {
-		_ = old.Close()
+		_ = old.close()
 	}
 }
 
@@ -59,7 +58,11 @@ func DefaultCache(ctx context.Context) (secretsource.Cache, error) {
 	if b := defaultCache.cur.Load(); b != nil {
 		return b.c, nil
 	}
-	set, err := loadSettings(ctx)
+	var opts []config.Option
+	if l := DefaultObserver().Logger; l != nil {
+		opts = append(opts, config.WithLogger(l)) // configuration warnings, the sources' lines
+	}
+	set, err := loadSettings(ctx, opts...)
 	var src *config.Source
 	if err == nil {
 		src, err = set.Source()
@@ -73,64 +76,60 @@ func DefaultCache(ctx context.Context) (secretsource.Cache, error) {
 		_ = src.Close()
 		return nil, fmt.Errorf("connector: default cache: %w", err)
 	}
-	cl := &closers{c: c, src: src}
-	cl.prefetch(set.SecretNames)
+	b := &built{c: c}
+	b.prefetch(set.SecretNames)
 	defaultCache.cur.Store(&cacheBox{c})
-	defaultCache.closer = cl
+	defaultCache.built = b
 	return c, nil
 }
 
 // loadSettings reads the configuration of the default cache (a variable
 // so that tests can add options, such as the emulator's CA).
-var loadSettings = func(ctx context.Context) (*config.Settings, error) { return config.LoadSettings(ctx) }
+var loadSettings = func(ctx context.Context, opts ...config.Option) (*config.Settings, error) {
+	return config.LoadSettings(ctx, opts...)
+}
 
-// defaultCacheOptions are the cache options the configuration sets.
+// defaultCacheOptions are the options of the default cache: those the
+// configuration sets, and the hooks and logger of the default Observer.
 func defaultCacheOptions(set *config.Settings) []cache.Option {
-	var opts []cache.Option
+	opts := []cache.Option{cache.WithHooks(observedHooks()), cache.WithLogger(slog.New(observedHandler{}))}
 	if set.RefreshSecretTTL > 0 {
 		opts = append(opts, cache.WithTTL(set.RefreshSecretTTL))
-	}
-	if set.Logger != nil {
-		opts = append(opts, cache.WithLogger(set.Logger))
 	}
 	return opts
 }
 
-// closers closes a cache, then its source when the source is a Closer,
-// after stopping the prefetch of secret_names.
-type closers struct {
+// built is the default cache DefaultCache built (it owns its source, and
+// closes it), with the prefetch of secret_names.
+type built struct {
 	c      *cache.Cache
-	src    secretsource.Source
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
 // prefetch fetches names into the cache in the background, one after the
 // other (a failure is the cache's to log and retry on the next use).
-func (c *closers) prefetch(names []string) {
+func (b *built) prefetch(names []string) {
 	if len(names) == 0 {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	c.wg.Go(func() {
+	b.cancel = cancel
+	b.wg.Go(func() {
 		for _, n := range names {
 			if ctx.Err() != nil {
 				return
 			}
-			_, _ = c.c.GetSecret(ctx, n)
+			_, _ = b.c.GetSecret(ctx, n)
 		}
 	})
 }
 
-func (c *closers) Close() error {
-	if c.cancel != nil {
-		c.cancel()
+// close stops the prefetch, then closes the cache and with it the source.
+func (b *built) close() error {
+	if b.cancel != nil {
+		b.cancel()
 	}
-	c.wg.Wait()
-	err := c.c.Close()
-	if cl, ok := c.src.(io.Closer); ok {
-		err = errors.Join(err, cl.Close())
-	}
-	return err
+	b.wg.Wait()
+	return b.c.Close()
 }

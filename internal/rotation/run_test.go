@@ -1,0 +1,308 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/cache"
+)
+
+func TestRunWarmCacheMakesNoSourceCall(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	db := &fakeDB{password: "pw-one-1111"}
+	l, _, _ := newTestLogin(t, src, 0)
+	ctx := context.Background()
+	for range 100 {
+		if v, err := Run(ctx, l, db.attempt); err != nil || v != "v1" {
+			t.Fatalf("Run = %q, %v", v, err)
+		}
+	}
+	if got := src.calls.Load(); got != 1 {
+		t.Errorf("source calls = %d, want 1 (the first fetch)", got)
+	}
+	if got := db.logins.Load(); got != 100 {
+		t.Errorf("logins = %d, want 100", got)
+	}
+}
+
+// TestRunRotation: the rotation orders, one subtest each.
+// long: a table of independent scenarios (stale cache, cache ahead of the
+// database, ...) that share nothing but the helpers.
+func TestRunRotation(t *testing.T) {
+	t.Run("stale cache: the refresh brings the new version", func(t *testing.T) {
+		// The cache still holds v1; the database and the source already have v2.
+		src := newRotating("v1", "pw-one-1111")
+		db := &fakeDB{password: "pw-one-1111"}
+		l, _, _ := newTestLogin(t, src, 0)
+		mustRun(t, l, db, "v1")
+		src.add("v2", "pw-two-2222")
+		db.set("pw-two-2222")
+		before := src.calls.Load()
+		mustRun(t, l, db, "v2")
+		if got := l.Stats(); got.AuthFailures != 1 || got.Retries != 1 {
+			t.Errorf("stats = %+v, want 1 auth failure, 1 retry", got)
+		}
+		if got := src.calls.Load() - before; got != 1 {
+			t.Errorf("source calls = %d, want 1 refresh", got)
+		}
+	})
+	t.Run("cache refreshed before the database: the replaced version, no KMS call", func(t *testing.T) {
+		src := newRotating("v1", "pw-one-1111")
+		db := &fakeDB{password: "pw-one-1111"}
+		l, c, ft := newTestLogin(t, src, 0)
+		mustRun(t, l, db, "v1")
+		src.add("v2", "pw-two-2222")
+		if _, err := c.Refresh(context.Background(), "db"); err != nil { // refresh-ahead learnt v2 first
+			t.Fatal(err)
+		}
+		before := src.calls.Load()
+		mustRun(t, l, db, "v1")
+		if ft.waits() != 0 {
+			t.Errorf("waited %v, want no wait", ft.slept)
+		}
+		// Later connections use v1 directly: one login each.
+		logins := db.logins.Load()
+		for range 10 {
+			mustRun(t, l, db, "v1")
+		}
+		if got := db.logins.Load() - logins; got != 10 {
+			t.Errorf("10 connections made %d logins, want 10 (no failed login while v1 stands in)", got)
+		}
+		// The database catches up: v1 is rejected, v2 logs in at once.
+		db.set("pw-two-2222")
+		mustRun(t, l, db, "v2")
+		logins = db.logins.Load()
+		mustRun(t, l, db, "v2")
+		if got := db.logins.Load() - logins; got != 1 {
+			t.Errorf("after the database caught up a connection made %d logins, want 1", got)
+		}
+		if got := src.calls.Load() - before; got != 0 {
+			t.Errorf("the rotation made %d source calls, want 0", got)
+		}
+		if ft.waits() != 0 {
+			t.Errorf("waited %v, want no wait", ft.slept)
+		}
+		if got := l.Stats().PreviousUsed; got != 1 {
+			t.Errorf("PreviousUsed = %d, want 1", got)
+		}
+	})
+	t.Run("cold cache with the new version only: ACSPrevious from KMS", func(t *testing.T) {
+		src := newRotating("v1", "pw-one-1111", "v2", "pw-two-2222")
+		db := &fakeDB{password: "pw-one-1111"}
+		l, _, _ := newTestLogin(t, src, 0)
+		mustRun(t, l, db, "v1")
+		if got := src.prevCall.Load(); got != 1 {
+			t.Errorf("ACSPrevious calls = %d, want 1", got)
+		}
+		for range 5 {
+			mustRun(t, l, db, "v1")
+		}
+		if got := src.prevCall.Load(); got != 1 {
+			t.Errorf("ACSPrevious calls = %d after more connections, want 1", got)
+		}
+	})
+	t.Run("database first, secret later: polling", func(t *testing.T) {
+		src := newRotating("v1", "pw-one-1111")
+		db := &fakeDB{password: "pw-one-1111"}
+		l, _, ft := newTestLogin(t, src, 0)
+		mustRun(t, l, db, "v1")
+		db.set("pw-two-2222")
+		ft.onWait = func(n int) {
+			if n == 5 {
+				src.add("v2", "pw-two-2222")
+			}
+		}
+		before := src.calls.Load()
+		mustRun(t, l, db, "v2")
+		if n := ft.waits(); n < 5 {
+			t.Errorf("waited %d times, want at least 5", n)
+		}
+		for i, d := range ft.slept {
+			if d < waitMin/2 || d > waitMax {
+				t.Errorf("wait %d = %v, outside [%v, %v]", i, d, waitMin/2, waitMax)
+			}
+		}
+		// Refreshes are spaced (0.5 s, then 1 s) on the Login's clock: a
+		// few over the waits, not one per wait (plus one ACSPrevious: the
+		// cache holds no older version).
+		var total time.Duration
+		for _, d := range ft.slept {
+			total += d
+		}
+		if got, limit := src.calls.Load()-before, int64(3+total/refreshGap); got > limit {
+			t.Errorf("%d source calls over %v of waiting, want at most %d", got, total, limit)
+		}
+	})
+}
+
+func TestRunGracePeriod(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	db := &fakeDB{password: "the-database-has-another"}
+	l, _, _ := newTestLogin(t, src, 10*time.Second)
+	_, err := Run(context.Background(), l, db.attempt)
+	var e *connector.Error
+	if !errors.As(err, &e) || e.Class != connector.AuthFailure || !errors.Is(err, connector.ErrCredentialsRejected) {
+		t.Fatalf("err = %v, want an connector.AuthFailure *connector.Error", err)
+	}
+	if !errors.Is(err, errAuth) {
+		t.Errorf("errors.Is(err, driver error) = false; the driver error must stay reachable")
+	}
+	if e.Waited < 10*time.Second || e.Waited > 11*time.Second {
+		t.Errorf("waited %v, want the 10s grace period", e.Waited)
+	}
+	if strings.Contains(err.Error(), "pw-one-1111") || strings.Contains(fmt.Sprintf("%+v %#v", err, err), "pw-one-1111") {
+		t.Errorf("the password shows in the error: %v", err)
+	}
+	if !strings.Contains(err.Error(), `secret "db" version "v1" (user "app")`) {
+		t.Errorf("error does not name the secret, version and user: %v", err)
+	}
+	if logins := db.logins.Load(); logins > int64(1+10*time.Second/retryMin) {
+		t.Errorf("%d logins during the grace period", logins)
+	}
+}
+
+// TestRunBrokenRotation: the database was changed and the secret never. Past
+// the grace period new connections fail at once, with the error naming the
+// secret, version and user; one login per probe interval reaches the
+// database; KMS is asked at most once per second; and the first refresh that
+// brings a working version heals the next connection.
+func TestRunBrokenRotation(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	db := &fakeDB{password: "pw-one-1111"}
+	l, _, ft := newTestLogin(t, src, 5*time.Second)
+	mustRun(t, l, db, "v1")
+	db.set("pw-two-2222")
+	if _, err := Run(context.Background(), l, db.attempt); !errors.Is(err, connector.ErrCredentialsRejected) {
+		t.Fatalf("first Run: %v", err)
+	}
+	// One simulated minute, a connection every 10 ms.
+	waits, logins, calls := ft.waits(), db.logins.Load(), src.calls.Load()
+	const step = 10 * time.Millisecond
+	for range 6000 {
+		ft.advance(step)
+		_, err := Run(context.Background(), l, db.attempt)
+		var e *connector.Error
+		if !errors.As(err, &e) || !errors.Is(err, connector.ErrCredentialsRejected) || e.Secret != "db" || e.Version != "v1" || e.User != "app" {
+			t.Fatalf("Run past the grace period = %v, want credentials rejected naming secret, version and user", err)
+		}
+		if strings.Contains(err.Error(), "pw-one-1111") {
+			t.Fatalf("the password shows: %v", err)
+		}
+		ft.settle()
+	}
+	if got := ft.waits() - waits; got != 0 {
+		t.Errorf("connections past the grace period waited %d times, want none", got)
+	}
+	if got := db.logins.Load() - logins; got < 55 || got > 61 {
+		t.Errorf("%d logins reached the database in a minute, want one per second", got)
+	}
+	if got := src.calls.Load() - calls; got > 61 {
+		t.Errorf("%d source calls in a minute, want at most one per second", got)
+	}
+	// The secret is fixed: the next refresh brings v2, and the connection after logs in.
+	src.add("v2", "pw-two-2222")
+	var healed time.Duration
+	for healed = 0; healed < 10*time.Second; healed += step {
+		ft.advance(step)
+		if v, err := Run(context.Background(), l, db.attempt); err == nil {
+			if v != "v2" {
+				t.Fatalf("healed with %q", v)
+			}
+			break
+		}
+		ft.settle()
+	}
+	if healed > 2*time.Second {
+		t.Errorf("healed %v after the secret was fixed, want within 2 s", healed)
+	}
+	logins = db.logins.Load()
+	mustRun(t, l, db, "v2")
+	if got := db.logins.Load() - logins; got != 1 {
+		t.Errorf("after healing a connection made %d logins, want 1", got)
+	}
+}
+
+func TestRunStopsWithContext(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	db := &fakeDB{password: "other-password"}
+	l, _, ft := newTestLogin(t, src, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	ft.onWait = func(n int) {
+		if n == 3 {
+			cancel()
+		}
+	}
+	_, err := Run(ctx, l, db.attempt)
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, connector.ErrCredentialsRejected) {
+		t.Fatalf("err = %v, want credentials rejected and context canceled", err)
+	}
+}
+
+// TestRunConcurrentRejections: many connections failing on one version cause
+// a bounded number of fetches, and all succeed once the new version is there.
+func TestRunConcurrentRejections(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	db := &fakeDB{password: "pw-one-1111"}
+	c, err := cache.New(src) // default rate limit: 1 fetch/s, burst 2
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l, err := NewLogin(Config{SecretName: "db", Source: c, Classify: classifyFake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), l, db.attempt); err != nil {
+		t.Fatal(err)
+	}
+	src.add("v2", "pw-two-2222")
+	db.set("pw-two-2222")
+	before := src.calls.Load()
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 100 {
+		wg.Go(func() {
+			if _, err := Run(context.Background(), l, db.attempt); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := src.calls.Load() - before; got != 1 {
+		t.Errorf("100 concurrent rejections made %d source calls, want 1", got)
+	}
+}
+
+// TestRunDuringSourceOutage: once the cache is warm, a source that fails
+// changes nothing for new connections, and a rejected login still polls
+// (with the stale value) instead of failing on the source's error.
+func TestRunDuringSourceOutage(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	db := &fakeDB{password: "pw-one-1111"}
+	l, _, ft := newTestLogin(t, src, 5*time.Second)
+	mustRun(t, l, db, "v1")
+	src.mu.Lock()
+	src.failWith = &secretsource.Error{Kind: secretsource.KindUnavailable, Secret: "db", Message: "KMS is down"}
+	src.mu.Unlock()
+	for range 20 {
+		mustRun(t, l, db, "v1")
+	}
+	// The database rotates while KMS is down: the login waits for the grace
+	// period and reports the rejection, not the outage.
+	db.set("pw-two-2222")
+	_, err := Run(context.Background(), l, db.attempt)
+	if !errors.Is(err, connector.ErrCredentialsRejected) || len(ft.slept) == 0 {
+		t.Fatalf("err = %v after %d waits, want credentials rejected after polling", err, len(ft.slept))
+	}
+}
