@@ -55,7 +55,7 @@ func (a Account) LogValue() slog.Value { return slog.StringValue(a.String()) }
 
 // Account returns the account of user on this server: its TCP endpoint and DBName.
 func (s *Server) Account(user, password string) Account {
-	return Account{User: user, Password: password, Host: s.host, Port: s.port, DBName: Database}
+	return Account{User: user, Password: password, Host: s.Host(), Port: s.Port(), DBName: Database}
 }
 
 // PutAccount stores a new version of secret name holding a (an Rds secret)

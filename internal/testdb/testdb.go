@@ -33,6 +33,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kmsdb/kmsdb/internal/dbrole"
 )
 
 // Environment variables naming the admin DSNs of the test servers.
@@ -64,50 +66,43 @@ const setupHint = "run `bash scripts/testdb.sh` (it starts and prepares the loca
 	"or set " + EnvPostgresAdminDSN + " / " + EnvMySQLAdminDSN + " to admin DSNs of reachable servers"
 
 // Engine names a database engine.
-type Engine string
+type Engine = dbrole.Engine
 
 // Engines.
 const (
-	EnginePostgres Engine = "postgres"
-	EngineMariaDB  Engine = "mariadb" // MariaDB or MySQL
+	EnginePostgres = dbrole.Postgres
+	EngineMariaDB  = dbrole.MariaDB // MariaDB or MySQL
 )
 
-// Server is admin access to one test server. Its methods are safe for
-// concurrent use.
+// Server is admin access to one test server (internal/dbrole does the SQL).
+// Its methods are safe for concurrent use.
 type Server struct {
-	engine   Engine
-	admin    *sql.DB // admin connection (maintenance database on PostgreSQL)
-	adminDB  *sql.DB // PostgreSQL only: admin connection to Database, for grants and DROP OWNED
-	adminDSN string  // redacted, for messages
-	host     string
-	port     int
-	socket   string // MariaDB unix socket, when known
-	version  string
+	role *dbrole.Admin
 
 	mu    sync.Mutex
 	users []string // created by this Server and not dropped yet
 }
 
 // Engine reports which engine the server runs.
-func (s *Server) Engine() Engine { return s.engine }
+func (s *Server) Engine() Engine { return s.role.Engine() }
 
 // Host is the host name or IP address the server listens on for TCP.
-func (s *Server) Host() string { return s.host }
+func (s *Server) Host() string { return s.role.Host() }
 
 // Port is the server's TCP port.
-func (s *Server) Port() int { return s.port }
+func (s *Server) Port() int { return s.role.Port() }
 
 // Addr is host:port.
-func (s *Server) Addr() string { return joinHostPort(s.host, s.port) }
+func (s *Server) Addr() string { return s.role.Addr() }
 
 // DBName is the database test users may connect to (Database).
 func (s *Server) DBName() string { return Database }
 
 // Version is the server's version string.
-func (s *Server) Version() string { return s.version }
+func (s *Server) Version() string { return s.role.Version() }
 
 // Admin is the admin connection pool. Do not close it; it is closed with the Server.
-func (s *Server) Admin() *sql.DB { return s.admin }
+func (s *Server) Admin() *sql.DB { return s.role.DB() }
 
 // Postgres connects to the test PostgreSQL server as admin, makes sure the
 // database and role group exist, and closes everything when t ends. It fails t
@@ -147,13 +142,20 @@ func open(t testing.TB, e Engine) *Server {
 // programs such as scripts/testdb.sh's checker). Close it when done; Close
 // drops every user it created.
 func Open(ctx context.Context, e Engine) (*Server, error) {
+	cfg := dbrole.Config{Engine: e, Database: Database}
 	switch e {
 	case EnginePostgres:
-		return openPostgres(ctx, envOr(EnvPostgresAdminDSN, DefaultPostgresAdminDSN))
+		cfg.DSN, cfg.Group = envOr(EnvPostgresAdminDSN, DefaultPostgresAdminDSN), PasswordGroup
 	case EngineMariaDB:
-		return openMariaDB(ctx, envOr(EnvMySQLAdminDSN, DefaultMySQLAdminDSN))
+		cfg.DSN = envOr(EnvMySQLAdminDSN, DefaultMySQLAdminDSN)
+	default:
+		return nil, fmt.Errorf("testdb: unknown engine %q", e)
 	}
-	return nil, fmt.Errorf("testdb: unknown engine %q", e)
+	role, err := dbrole.Open(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("testdb: %w; %s", err, setupHint)
+	}
+	return &Server{role: role}, nil
 }
 
 // Close drops every user created through s (terminating their sessions) and
@@ -169,10 +171,7 @@ func (s *Server) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if s.adminDB != nil {
-		errs = append(errs, s.adminDB.Close())
-	}
-	errs = append(errs, s.admin.Close())
+	errs = append(errs, s.role.Close())
 	return errors.Join(errs...)
 }
 
@@ -206,13 +205,7 @@ func (s *Server) CreateUser(t testing.TB, base, password string) string {
 // or by Close.
 func (s *Server) NewUser(ctx context.Context, base, password string) (string, error) {
 	name := UniqueName(base)
-	var err error
-	if s.engine == EnginePostgres {
-		err = s.pgCreateUser(ctx, name, password)
-	} else {
-		err = s.myCreateUser(ctx, name, password)
-	}
-	if err != nil {
+	if err := s.role.Create(ctx, name, password); err != nil {
 		_ = s.dropUser(ctx, name)
 		return "", err
 	}
@@ -237,19 +230,11 @@ func (s *Server) DropUser(ctx context.Context, name string) error {
 	return s.dropUser(ctx, name)
 }
 
-func (s *Server) dropUser(ctx context.Context, name string) error {
-	if s.engine == EnginePostgres {
-		return s.pgDropUser(ctx, name)
-	}
-	return s.myDropUser(ctx, name)
-}
+func (s *Server) dropUser(ctx context.Context, name string) error { return s.role.Drop(ctx, name) }
 
 // SetPassword changes the password of user name. Existing sessions stay open.
 func (s *Server) SetPassword(ctx context.Context, name, password string) error {
-	if s.engine == EnginePostgres {
-		return s.pgSetPassword(ctx, name, password)
-	}
-	return s.mySetPassword(ctx, name, password)
+	return s.role.SetPassword(ctx, name, password)
 }
 
 // Lock stops user name from logging in, whatever the password.
@@ -258,18 +243,12 @@ func (s *Server) SetPassword(ctx context.Context, name, password string) error {
 // (MySQL: 3118) "account is locked". PostgreSQL: ALTER ROLE ... NOLOGIN; a
 // login then fails with SQLSTATE 28000 "role ... is not permitted to log in".
 func (s *Server) Lock(ctx context.Context, name string) error {
-	if s.engine == EnginePostgres {
-		return s.pgExec(ctx, "ALTER ROLE "+pgIdent(name)+" NOLOGIN")
-	}
-	return s.myForEachHost(ctx, name, "ALTER USER %s ACCOUNT LOCK")
+	return s.role.Alter(ctx, name, "NOLOGIN", "ACCOUNT LOCK")
 }
 
 // Unlock undoes Lock.
 func (s *Server) Unlock(ctx context.Context, name string) error {
-	if s.engine == EnginePostgres {
-		return s.pgExec(ctx, "ALTER ROLE "+pgIdent(name)+" LOGIN")
-	}
-	return s.myForEachHost(ctx, name, "ALTER USER %s ACCOUNT UNLOCK")
+	return s.role.Alter(ctx, name, "LOGIN", "ACCOUNT UNLOCK")
 }
 
 // ExpirePassword marks the password of user name as expired.
@@ -280,21 +259,13 @@ func (s *Server) Unlock(ctx context.Context, name string) error {
 // default) the login succeeds in sandbox mode and statements fail with error
 // 1820; with it ON the login fails with 1862.
 func (s *Server) ExpirePassword(ctx context.Context, name string) error {
-	if s.engine == EnginePostgres {
-		return s.pgExec(ctx, "ALTER ROLE "+pgIdent(name)+" VALID UNTIL '2000-01-01 00:00:00+00'")
-	}
-	return s.myForEachHost(ctx, name, "ALTER USER %s PASSWORD EXPIRE")
+	return s.role.Alter(ctx, name, "VALID UNTIL '2000-01-01 00:00:00+00'", "PASSWORD EXPIRE")
 }
 
 // DSN is a connection string for user with password to DBName over TCP, in
 // the form the engine's Go driver reads: a postgres:// URL for pgx (user and
 // password escaped), a go-sql-driver/mysql DSN for MariaDB (Config.FormatDSN).
-func (s *Server) DSN(user, password string) string {
-	if s.engine == EnginePostgres {
-		return pgDSN(s.host, s.port, user, password)
-	}
-	return myDSN(s.Addr(), user, password)
-}
+func (s *Server) DSN(user, password string) string { return s.role.DSN(user, password) }
 
 // RequirePasswordEnforced proves that the server rejects a wrong password for
 // a role created by CreateUser (and accepts the right one), and fails t
@@ -320,7 +291,7 @@ var proven sync.Map // Engine+adminDSN -> struct{}
 
 // ProvePasswordEnforced is RequirePasswordEnforced returning an error.
 func (s *Server) ProvePasswordEnforced(ctx context.Context) error {
-	key := string(s.engine) + " " + s.adminDSN
+	key := string(s.Engine()) + " " + s.role.Shown()
 	if _, ok := proven.Load(key); ok {
 		return nil
 	}
@@ -330,31 +301,15 @@ func (s *Server) ProvePasswordEnforced(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = s.DropUser(context.WithoutCancel(ctx), name) }()
-	if err := s.login(ctx, name, password); err != nil {
-		return fmt.Errorf("testdb: %s at %s: a test role cannot log in with its own password: %w", s.engine, s.Addr(), err)
-	}
-	err = s.login(ctx, name, "wrong-"+password)
-	if err == nil {
-		hint := ""
-		if s.engine == EnginePostgres {
-			hint = " (pg_hba.conf needs `host all +" + PasswordGroup + " 127.0.0.1/32 scram-sha-256` above any trust rule: run `bash scripts/testdb.sh`)"
+	if err := s.role.CheckPassword(ctx, name, password); err != nil {
+		if s.Engine() == EnginePostgres && strings.Contains(err.Error(), "ACCEPTED A WRONG PASSWORD") {
+			return fmt.Errorf("testdb: %w (pg_hba.conf needs `host all +%s 127.0.0.1/32 scram-sha-256` above any trust rule: run `bash scripts/testdb.sh`)",
+				err, PasswordGroup)
 		}
-		return fmt.Errorf("testdb: %s at %s ACCEPTED A WRONG PASSWORD for a test role: password authentication is not enforced%s",
-			s.engine, s.Addr(), hint)
-	}
-	if !s.isAuthFailure(err) {
-		return fmt.Errorf("testdb: %s at %s: a wrong password failed, but not with an authentication error: %w", s.engine, s.Addr(), err)
+		return fmt.Errorf("testdb: %w", err)
 	}
 	proven.Store(key, struct{}{})
 	return nil
-}
-
-// login opens one connection as user with password and closes it.
-func (s *Server) login(ctx context.Context, user, password string) error {
-	if s.engine == EnginePostgres {
-		return pgLogin(ctx, s.host, s.port, user, password)
-	}
-	return myLogin(ctx, s.Addr(), user, password)
 }
 
 // UniqueName returns "kt_" + base (lowercased, reduced to [a-z0-9_], at most
@@ -387,11 +342,4 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
-}
-
-func joinHostPort(host string, port int) string {
-	if strings.Contains(host, ":") {
-		return fmt.Sprintf("[%s]:%d", host, port)
-	}
-	return fmt.Sprintf("%s:%d", host, port)
 }

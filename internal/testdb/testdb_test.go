@@ -14,6 +14,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"go.uber.org/goleak"
 
+	"github.com/kmsdb/kmsdb/internal/dbrole"
 	"github.com/kmsdb/kmsdb/secretsource"
 )
 
@@ -35,7 +36,7 @@ func TestUsers(t *testing.T) {
 			if !strings.HasPrefix(u, "kt_someuser_") {
 				t.Errorf("name %q", u)
 			}
-			if err := s.login(ctx, u, HardPassword); err != nil {
+			if err := s.role.Login(ctx, u, HardPassword); err != nil {
 				t.Fatalf("login with a hard password: %v", err)
 			}
 			// The DSN escapes the password for the engine's driver.
@@ -55,37 +56,37 @@ func TestUsers(t *testing.T) {
 			if err := s.SetPassword(ctx, u, "second-pass"); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.login(ctx, u, HardPassword); !s.isAuthFailure(err) {
+			if err := s.role.Login(ctx, u, HardPassword); !s.role.IsAuthFailure(err) {
 				t.Errorf("old password after SetPassword: %v, want an auth failure", err)
 			}
-			if err := s.login(ctx, u, "second-pass"); err != nil {
+			if err := s.role.Login(ctx, u, "second-pass"); err != nil {
 				t.Errorf("new password: %v", err)
 			}
 
 			if err := s.Lock(ctx, u); err != nil {
 				t.Fatal(err)
 			}
-			err = s.login(ctx, u, "second-pass")
+			err = s.role.Login(ctx, u, "second-pass")
 			t.Logf("locked: %v", err)
-			if s.Engine() == EnginePostgres && pgCode(err) != "28000" {
+			if s.Engine() == EnginePostgres && dbrole.SQLState(err) != "28000" {
 				t.Errorf("locked role: %v, want SQLSTATE 28000", err)
 			}
-			if s.Engine() == EngineMariaDB && myNumber(err) != 4151 && myNumber(err) != 3118 {
+			if s.Engine() == EngineMariaDB && dbrole.ErrorNumber(err) != 4151 && dbrole.ErrorNumber(err) != 3118 {
 				t.Errorf("locked account: %v, want error 4151 (MariaDB) or 3118 (MySQL)", err)
 			}
 			if err := s.Unlock(ctx, u); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.login(ctx, u, "second-pass"); err != nil {
+			if err := s.role.Login(ctx, u, "second-pass"); err != nil {
 				t.Errorf("after Unlock: %v", err)
 			}
 
 			if err := s.ExpirePassword(ctx, u); err != nil {
 				t.Fatal(err)
 			}
-			err = s.login(ctx, u, "second-pass")
+			err = s.role.Login(ctx, u, "second-pass")
 			t.Logf("expired password: %v", err)
-			if s.Engine() == EnginePostgres && pgCode(err) != "28P01" {
+			if s.Engine() == EnginePostgres && dbrole.SQLState(err) != "28P01" {
 				t.Errorf("expired password: %v, want SQLSTATE 28P01", err)
 			}
 
@@ -98,7 +99,7 @@ func TestUsers(t *testing.T) {
 			if s.Engine() == EngineMariaDB {
 				_ = s.SetPassword(ctx, u, "second-pass") // leave the expired state
 			} else {
-				_ = s.pgExec(ctx, "ALTER ROLE "+pgIdent(u)+" VALID UNTIL 'infinity'")
+				_ = s.role.Alter(ctx, u, "VALID UNTIL 'infinity'", "")
 			}
 			conn, err := db.Conn(ctx)
 			if err != nil {
@@ -158,18 +159,6 @@ func TestUnreachableServerFailsWithHint(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "scripts/testdb.sh") || !strings.Contains(err.Error(), "does not answer") {
 			t.Errorf("%s: %v, want a 'does not answer' error naming scripts/testdb.sh", e, err)
 		}
-	}
-}
-
-func TestQuoting(t *testing.T) {
-	if got := myLiteral("a'b\\c\x00"); got != `'a\'b\\c\0'` {
-		t.Errorf("myLiteral = %s", got)
-	}
-	if got := pgLiteral("a'b\\c"); got != `'a''b\c'` {
-		t.Errorf("pgLiteral = %s", got)
-	}
-	if got := redactStmt("ALTER ROLE x PASSWORD 'secret'"); strings.Contains(got, "secret") {
-		t.Errorf("redactStmt = %s", got)
 	}
 }
 
