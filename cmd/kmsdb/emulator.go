@@ -124,79 +124,116 @@ type emulatorInfo struct {
 	ClientKeyPasswordFile string `json:"clientKeyPasswordFile"`
 }
 
+// emulatorFlags are the command line of `kmsdb emulator`.
+type emulatorFlags struct {
+	addr, seedPath, stateDir, metaAddr, proxyAddr string
+	useTLS, printEnv                              bool
+	revokeDelay, tokenTTL                         time.Duration
+}
+
 // runEmulator implements `kmsdb emulator`.
 func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseEmulatorFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	opts, envKey, err := emulatorOptions(f, logger)
+	if err != nil {
+		return err
+	}
+	srv, err := kmstest.NewServer(opts...)
+	if err != nil {
+		if f.stateDir != "" {
+			return fmt.Errorf("--state-dir %s: %w", f.stateDir, err)
+		}
+		return err
+	}
+	defer srv.Close()
+	ck, err := emulatorClientKey(srv)
+	if err != nil {
+		return err
+	}
+	info := newEmulatorInfo(srv, ck, f.useTLS)
+	out, err := emulatorStartLine(srv, info, f.printEnv, envKey)
+	if err != nil {
+		return err
+	}
+	if _, err := stdout.Write(out); err != nil { // one write: a reader polling a file sees all of it or nothing
+		return fmt.Errorf("write endpoints: %w", err)
+	}
+	logger.Info("emulator ready", "kms", info.KMS, "dkms", info.DKMS, "sts", info.STS, "metadata", info.Metadata,
+		"admin", info.Admin, "proxy", info.Proxy, "clientKeyId", ck.KeyID, "stateDir", f.stateDir)
+	<-ctx.Done()
+	logger.Info("emulator stopping")
+	return nil
+}
+
+func parseEmulatorFlags(args []string, stderr io.Writer) (emulatorFlags, error) {
+	var f emulatorFlags
 	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:0", "listen address of the shared gateway (KMS OpenAPI)")
-	seedPath := fs.String("seed", "", "seed file: access keys and secrets (JSON; required without --state-dir)")
-	useTLS := fs.Bool("tls", false, "serve the shared gateway over HTTPS (the emulator's CA, see caFile)")
-	stateDir := fs.String("state-dir", "", "keep the CA, client key, access keys and secrets in this directory across restarts (default: a temporary directory removed on exit)")
-	revokeDelay := fs.Duration("ram-revoke-delay", 0, "how long the old AccessKey of a rotated RAMCredentials secret keeps working (emulator time; 0 = revoked at once)")
-	tokenTTL := fs.Duration("token-ttl", time.Hour, "lifetime of STS, ECS metadata, credentials URI and client key session credentials")
-	metaAddr := fs.String("metadata-addr", "127.0.0.1:0", "listen address of the ECS metadata service, credentials URI and admin endpoint")
-	proxyAddr := fs.String("proxy-addr", "127.0.0.1:0", "listen address of the HTTP proxy to STS and ECS metadata")
-	printEnv := fs.Bool("print-env", false, "print sh export lines for an application configured by the environment, instead of the JSON line (implies --tls)")
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:0", "listen address of the shared gateway (KMS OpenAPI)")
+	fs.StringVar(&f.seedPath, "seed", "", "seed file: access keys and secrets (JSON; required without --state-dir)")
+	fs.BoolVar(&f.useTLS, "tls", false, "serve the shared gateway over HTTPS (the emulator's CA, see caFile)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "keep the CA, client key, access keys and secrets in this directory across restarts (default: a temporary directory removed on exit)")
+	fs.DurationVar(&f.revokeDelay, "ram-revoke-delay", 0, "how long the old AccessKey of a rotated RAMCredentials secret keeps working (emulator time; 0 = revoked at once)")
+	fs.DurationVar(&f.tokenTTL, "token-ttl", time.Hour, "lifetime of STS, ECS metadata, credentials URI and client key session credentials")
+	fs.StringVar(&f.metaAddr, "metadata-addr", "127.0.0.1:0", "listen address of the ECS metadata service, credentials URI and admin endpoint")
+	fs.StringVar(&f.proxyAddr, "proxy-addr", "127.0.0.1:0", "listen address of the HTTP proxy to STS and ECS metadata")
+	fs.BoolVar(&f.printEnv, "print-env", false, "print sh export lines for an application configured by the environment, instead of the JSON line (implies --tls)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, emulatorUsage)
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return f, err
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
-		return usagef("unexpected argument %q", fs.Arg(0))
+		return f, usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if *seedPath == "" && *stateDir == "" {
+	if f.seedPath == "" && f.stateDir == "" {
 		fs.Usage()
-		return usagef("--seed is required (or --state-dir of an earlier run)")
+		return f, usagef("--seed is required (or --state-dir of an earlier run)")
 	}
-	if *revokeDelay < 0 {
-		return fmt.Errorf("--ram-revoke-delay %v: must not be negative", *revokeDelay)
+	if f.revokeDelay < 0 {
+		return f, fmt.Errorf("--ram-revoke-delay %v: must not be negative", f.revokeDelay)
 	}
-	if *tokenTTL <= 0 {
-		return fmt.Errorf("--token-ttl %v: must be positive", *tokenTTL)
+	if f.tokenTTL <= 0 {
+		return f, fmt.Errorf("--token-ttl %v: must be positive", f.tokenTTL)
 	}
-	var opts []kmstest.Option
-	var envKey seedKey
-	if *seedPath != "" {
-		seed, err := loadSeed(*seedPath)
-		if err != nil {
-			return err
+	if f.printEnv {
+		f.useTLS = true
+	}
+	return f, nil
+}
+
+// emulatorOptions are the server's options: the seed's, then the flags'.
+// envKey is the seed's first access key (zero without a seed).
+func emulatorOptions(f emulatorFlags, logger *slog.Logger) (opts []kmstest.Option, envKey seedKey, err error) {
+	if f.seedPath != "" {
+		if opts, err = loadSeed(f.seedPath); err != nil {
+			return nil, envKey, err
 		}
-		opts = seed
-		envKey = firstSeedKey(*seedPath)
+		envKey = firstSeedKey(f.seedPath)
 	}
-	if *printEnv {
-		*useTLS = true
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	opts = append(opts, kmstest.WithLogger(logger), kmstest.WithRAMKeyRevokeDelay(*revokeDelay),
-		kmstest.WithTempCredentialTTL(*tokenTTL))
-	addrs := kmstest.Addrs{Metadata: *metaAddr, Proxy: *proxyAddr}
-	if *useTLS {
-		addrs.KMSTLS = *addr
+	opts = append(opts, kmstest.WithLogger(logger), kmstest.WithRAMKeyRevokeDelay(f.revokeDelay),
+		kmstest.WithTempCredentialTTL(f.tokenTTL))
+	addrs := kmstest.Addrs{Metadata: f.metaAddr, Proxy: f.proxyAddr}
+	if f.useTLS {
+		addrs.KMSTLS = f.addr
 	} else {
-		addrs.KMS = *addr
+		addrs.KMS = f.addr
 	}
 	opts = append(opts, kmstest.WithAddrs(addrs))
-	if *stateDir != "" {
-		opts = append(opts, kmstest.WithStateDir(*stateDir))
+	if f.stateDir != "" {
+		opts = append(opts, kmstest.WithStateDir(f.stateDir))
 	}
-	srv, err := kmstest.NewServer(opts...)
-	if err != nil {
-		if *stateDir != "" {
-			return fmt.Errorf("--state-dir %s: %w", *stateDir, err)
-		}
-		return err
-	}
-	defer srv.Close()
+	return opts, envKey, nil
+}
 
-	ck, err := emulatorClientKey(srv)
-	if err != nil {
-		return err
-	}
+func newEmulatorInfo(srv *kmstest.Server, ck kmstest.ClientKey, useTLS bool) emulatorInfo {
 	info := emulatorInfo{
 		KMS:                   "http://" + srv.KMSAddr(),
 		DKMS:                  "https://" + srv.DKMSAddr(),
@@ -210,34 +247,28 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		ClientKeyFile:         ck.File,
 		ClientKeyPasswordFile: ck.PasswordFile,
 	}
-	if *useTLS {
+	if useTLS {
 		info.KMS = "https://" + srv.KMSTLSAddr()
 	}
-	var out []byte
-	if *printEnv {
-		if envKey.ID == "" {
-			envKey = seedKey{ID: "LTAIkmsdbEmulatorEnv", Secret: rand.Text()}
-		}
-		// Registered again, so that it works whatever a --state-dir says about it.
-		srv.AddAccessKey(envKey.ID, envKey.Secret)
-		if out, err = envLines(srv, envKey, info.Admin); err != nil {
-			return err
-		}
-	} else {
+	return info
+}
+
+// emulatorStartLine is what the emulator prints once ready: the JSON line of
+// info, or with printEnv the sh lines of envLines.
+func emulatorStartLine(srv *kmstest.Server, info emulatorInfo, printEnv bool, envKey seedKey) ([]byte, error) {
+	if !printEnv {
 		line, err := json.Marshal(info)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		out = append(line, '\n')
+		return append(line, '\n'), nil
 	}
-	if _, err := stdout.Write(out); err != nil { // one write: a reader polling a file sees all of it or nothing
-		return fmt.Errorf("write endpoints: %w", err)
+	if envKey.ID == "" {
+		envKey = seedKey{ID: "LTAIkmsdbEmulatorEnv", Secret: rand.Text()}
 	}
-	logger.Info("emulator ready", "kms", info.KMS, "dkms", info.DKMS, "sts", info.STS, "metadata", info.Metadata,
-		"admin", info.Admin, "proxy", info.Proxy, "clientKeyId", ck.KeyID, "stateDir", *stateDir)
-	<-ctx.Done()
-	logger.Info("emulator stopping")
-	return nil
+	// Registered again, so that it works whatever a --state-dir says about it.
+	srv.AddAccessKey(envKey.ID, envKey.Secret)
+	return envLines(srv, envKey, info.Admin)
 }
 
 // emulatorClientKey returns the client key to hand out: the first registered key whose files are still in place

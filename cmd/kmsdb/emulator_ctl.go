@@ -54,142 +54,190 @@ func runEmulatorCtl(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *infoFile != "" {
-		b, err := os.ReadFile(*infoFile)
-		if err != nil {
-			return fmt.Errorf("--info: %w", err)
+	base, err := adminBase(*admin, *infoFile)
+	if err != nil {
+		if errors.Is(err, errUsage) {
+			fs.Usage()
 		}
-		var info emulatorInfo
-		if err := json.Unmarshal(bytes.TrimSpace(b), &info); err != nil || info.Admin == "" {
-			return fmt.Errorf("--info %s: not the emulator's JSON line with an \"admin\" URL", *infoFile)
-		}
-		*admin = info.Admin
-	}
-	if *admin == "" {
-		fs.Usage()
-		return usagef("--admin, --info or KMSDB_EMULATOR_ADMIN is required")
-	}
-	base, err := url.Parse(*admin)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return fmt.Errorf("--admin %q: not an http URL", *admin)
-	}
-	if !strings.HasSuffix(base.Path, "/") {
-		base.Path += "/"
+		return err
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
 		return usagef("a command is required")
 	}
+	cmd, ok := ctlCommands[fs.Arg(0)]
+	if !ok {
+		fs.Usage()
+		return usagef("unknown command %q", fs.Arg(0))
+	}
 	c := &adminClient{base: base, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}}
 	defer c.http.CloseIdleConnections()
+	call := &ctlCall{c: c, name: fs.Arg(0), args: fs.Args()[1:], stdout: stdout, stderr: stderr, usage: fs.Usage}
+	return cmd(ctx, call)
+}
 
-	cmd, rest := fs.Arg(0), fs.Args()[1:]
-	one := func(what string) (string, error) {
-		if len(rest) != 1 || rest[0] == "" {
-			fs.Usage()
-			return "", usagef("%s takes one argument, %s", cmd, what)
+// adminBase is the admin URL from --admin or from the JSON line in --info.
+func adminBase(admin, infoFile string) (*url.URL, error) {
+	if infoFile != "" {
+		b, err := os.ReadFile(infoFile)
+		if err != nil {
+			return nil, fmt.Errorf("--info: %w", err)
 		}
-		return rest[0], nil
+		var info emulatorInfo
+		if err := json.Unmarshal(bytes.TrimSpace(b), &info); err != nil || info.Admin == "" {
+			return nil, fmt.Errorf("--info %s: not the emulator's JSON line with an \"admin\" URL", infoFile)
+		}
+		admin = info.Admin
 	}
-	switch cmd {
-	case "rotate":
-		name, err := one("the secret name")
-		if err != nil {
-			return err
-		}
-		var out struct{ VersionID string }
-		if err := c.do(ctx, http.MethodPost, "rotate", url.Values{"secret": {name}}, nil, &out); err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(stdout, out.VersionID)
-		return err
-	case "fault":
-		ff := flag.NewFlagSet("emulator-ctl fault", flag.ContinueOnError)
-		ff.SetOutput(stderr)
-		var f struct {
-			Action     string `json:"action"`
-			Secret     string `json:"secret,omitempty"`
-			Code       string `json:"code,omitempty"`
-			HTTPStatus int    `json:"httpStatus,omitempty"`
-			Times      int    `json:"times,omitempty"`
-			Latency    string `json:"latency,omitempty"`
-			Drop       bool   `json:"drop,omitempty"`
-			Message    string `json:"message,omitempty"`
-		}
-		ff.StringVar(&f.Action, "action", "*", "action it hits (GetSecretValue, dkms:GetSecretValue, sts:AssumeRole, …; * = all)")
-		ff.StringVar(&f.Secret, "secret", "", "secret it hits (default any)")
-		ff.StringVar(&f.Code, "code", "", "error code to answer with (Rejected.Throttling, ServiceUnavailableTemporary, InternalFailure, …)")
-		ff.IntVar(&f.HTTPStatus, "http-status", 0, "HTTP status (default from the code)")
-		ff.IntVar(&f.Times, "times", 0, "how many requests it hits (0 = until clear-faults)")
-		latency := ff.Duration("latency", 0, "delay before answering")
-		ff.BoolVar(&f.Drop, "drop", false, "close the connection without an answer")
-		ff.StringVar(&f.Message, "message", "", "error message")
-		if err := parseFlags(ff, rest); err != nil {
-			return err
-		}
-		if ff.NArg() > 0 {
-			return usagef("fault: unexpected argument %q", ff.Arg(0))
-		}
-		if *latency > 0 {
-			f.Latency = latency.String()
-		}
-		body, err := json.Marshal(f)
-		if err != nil {
-			return err
-		}
-		return c.do(ctx, http.MethodPost, "faults", nil, body, nil)
-	case "clear-faults":
-		return c.do(ctx, http.MethodDelete, "faults", nil, nil, nil)
-	case "calls":
-		cf := flag.NewFlagSet("emulator-ctl calls", flag.ContinueOnError)
-		cf.SetOutput(stderr)
-		action := cf.String("action", "", "count only this action (default all)")
-		secret := cf.String("secret", "", "count only this secret (default all)")
-		if err := parseFlags(cf, rest); err != nil {
-			return err
-		}
-		var out struct{ Calls int }
-		if err := c.do(ctx, http.MethodGet, "calls", url.Values{"action": {*action}, "secret": {*secret}}, nil, &out); err != nil {
-			return err
-		}
-		_, err := fmt.Fprintln(stdout, out.Calls)
-		return err
-	case "reset-calls":
-		return c.do(ctx, http.MethodDelete, "calls", nil, nil, nil)
-	case "advance":
-		d, err := one("a duration such as 2h")
-		if err != nil {
-			return err
-		}
-		if _, err := time.ParseDuration(d); err != nil {
-			return usagef("advance %q: not a duration such as 2h", d)
-		}
-		return c.do(ctx, http.MethodPost, "advance", url.Values{"by": {d}}, nil, nil)
-	case "secret":
-		name, err := one("the secret name")
-		if err != nil {
-			return err
-		}
-		var out json.RawMessage
-		if err := c.do(ctx, http.MethodGet, "secrets/"+url.PathEscape(name), nil, nil, &out); err != nil {
-			return err
-		}
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, out, "", "  "); err != nil {
-			return err
-		}
-		buf.WriteByte('\n')
-		_, err = stdout.Write(buf.Bytes())
-		return err
-	case "revoke-access-key", "revoke-client-key":
-		id, err := one("the key id")
-		if err != nil {
-			return err
-		}
-		return c.do(ctx, http.MethodPost, cmd, url.Values{"id": {id}}, nil, nil)
+	if admin == "" {
+		return nil, usagef("--admin, --info or KMSDB_EMULATOR_ADMIN is required")
 	}
-	fs.Usage()
-	return usagef("unknown command %q", cmd)
+	base, err := url.Parse(admin)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("--admin %q: not an http URL", admin)
+	}
+	if !strings.HasSuffix(base.Path, "/") {
+		base.Path += "/"
+	}
+	return base, nil
+}
+
+// ctlCall is one emulator-ctl command: its name, its arguments and where it prints.
+type ctlCall struct {
+	c              *adminClient
+	name           string
+	args           []string
+	stdout, stderr io.Writer
+	usage          func()
+}
+
+// one returns the command's single argument.
+func (k *ctlCall) one(what string) (string, error) {
+	if len(k.args) != 1 || k.args[0] == "" {
+		k.usage()
+		return "", usagef("%s takes one argument, %s", k.name, what)
+	}
+	return k.args[0], nil
+}
+
+// ctlCommands are emulator-ctl's commands (emulatorCtlUsage lists them).
+var ctlCommands = map[string]func(context.Context, *ctlCall) error{
+	"rotate": ctlRotate,
+	"fault":  ctlFault,
+	"clear-faults": func(ctx context.Context, k *ctlCall) error {
+		return k.c.do(ctx, http.MethodDelete, "faults", nil, nil, nil)
+	},
+	"calls": ctlCalls,
+	"reset-calls": func(ctx context.Context, k *ctlCall) error {
+		return k.c.do(ctx, http.MethodDelete, "calls", nil, nil, nil)
+	},
+	"advance":           ctlAdvance,
+	"secret":            ctlSecret,
+	"revoke-access-key": ctlRevoke,
+	"revoke-client-key": ctlRevoke,
+}
+
+func ctlRotate(ctx context.Context, k *ctlCall) error {
+	name, err := k.one("the secret name")
+	if err != nil {
+		return err
+	}
+	var out struct{ VersionID string }
+	if err := k.c.do(ctx, http.MethodPost, "rotate", url.Values{"secret": {name}}, nil, &out); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(k.stdout, out.VersionID)
+	return err
+}
+
+func ctlFault(ctx context.Context, k *ctlCall) error {
+	ff := flag.NewFlagSet("emulator-ctl fault", flag.ContinueOnError)
+	ff.SetOutput(k.stderr)
+	var f struct {
+		Action     string `json:"action"`
+		Secret     string `json:"secret,omitempty"`
+		Code       string `json:"code,omitempty"`
+		HTTPStatus int    `json:"httpStatus,omitempty"`
+		Times      int    `json:"times,omitempty"`
+		Latency    string `json:"latency,omitempty"`
+		Drop       bool   `json:"drop,omitempty"`
+		Message    string `json:"message,omitempty"`
+	}
+	ff.StringVar(&f.Action, "action", "*", "action it hits (GetSecretValue, dkms:GetSecretValue, sts:AssumeRole, …; * = all)")
+	ff.StringVar(&f.Secret, "secret", "", "secret it hits (default any)")
+	ff.StringVar(&f.Code, "code", "", "error code to answer with (Rejected.Throttling, ServiceUnavailableTemporary, InternalFailure, …)")
+	ff.IntVar(&f.HTTPStatus, "http-status", 0, "HTTP status (default from the code)")
+	ff.IntVar(&f.Times, "times", 0, "how many requests it hits (0 = until clear-faults)")
+	latency := ff.Duration("latency", 0, "delay before answering")
+	ff.BoolVar(&f.Drop, "drop", false, "close the connection without an answer")
+	ff.StringVar(&f.Message, "message", "", "error message")
+	if err := parseFlags(ff, k.args); err != nil {
+		return err
+	}
+	if ff.NArg() > 0 {
+		return usagef("fault: unexpected argument %q", ff.Arg(0))
+	}
+	if *latency > 0 {
+		f.Latency = latency.String()
+	}
+	body, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	return k.c.do(ctx, http.MethodPost, "faults", nil, body, nil)
+}
+
+func ctlCalls(ctx context.Context, k *ctlCall) error {
+	cf := flag.NewFlagSet("emulator-ctl calls", flag.ContinueOnError)
+	cf.SetOutput(k.stderr)
+	action := cf.String("action", "", "count only this action (default all)")
+	secret := cf.String("secret", "", "count only this secret (default all)")
+	if err := parseFlags(cf, k.args); err != nil {
+		return err
+	}
+	var out struct{ Calls int }
+	if err := k.c.do(ctx, http.MethodGet, "calls", url.Values{"action": {*action}, "secret": {*secret}}, nil, &out); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(k.stdout, out.Calls)
+	return err
+}
+
+func ctlAdvance(ctx context.Context, k *ctlCall) error {
+	d, err := k.one("a duration such as 2h")
+	if err != nil {
+		return err
+	}
+	if _, err := time.ParseDuration(d); err != nil {
+		return usagef("advance %q: not a duration such as 2h", d)
+	}
+	return k.c.do(ctx, http.MethodPost, "advance", url.Values{"by": {d}}, nil, nil)
+}
+
+func ctlSecret(ctx context.Context, k *ctlCall) error {
+	name, err := k.one("the secret name")
+	if err != nil {
+		return err
+	}
+	var out json.RawMessage
+	if err := k.c.do(ctx, http.MethodGet, "secrets/"+url.PathEscape(name), nil, nil, &out); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, out, "", "  "); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err = k.stdout.Write(buf.Bytes())
+	return err
+}
+
+func ctlRevoke(ctx context.Context, k *ctlCall) error {
+	id, err := k.one("the key id")
+	if err != nil {
+		return err
+	}
+	return k.c.do(ctx, http.MethodPost, k.name, url.Values{"id": {id}}, nil, nil)
 }
 
 // adminClient calls the emulator's admin endpoint.

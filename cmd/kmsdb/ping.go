@@ -14,6 +14,7 @@ import (
 	"github.com/kmsdb/kmsdb/drivers/mysqlkms"
 	"github.com/kmsdb/kmsdb/drivers/pgkms"
 	"github.com/kmsdb/kmsdb/internal/rotation"
+	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/config"
 )
 
@@ -71,7 +72,6 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *timeout <= 0 {
 		return usagef("--timeout must be positive, got %v", *timeout)
 	}
-
 	if *grace <= 0 {
 		*grace = -1 // the connectors read 0 as "default" and a negative value as "do not wait"
 	}
@@ -85,43 +85,64 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("ping: secret source: %w", err)
 	}
 	defer src.Close() // the connectors' caches close it too: Close is idempotent
-
-	var c driver.Connector
-	var versionQuery, userQuery string
-	if kind == "mysql" {
-		opts := []mysqlkms.Option{mysqlkms.WithSource(src), mysqlkms.WithGracePeriod(*grace)}
-		if *dsn != "" {
-			opts = append(opts, mysqlkms.WithDSN(*dsn))
-		}
-		c = mysqlkms.NewConnector(name, opts...)
-		versionQuery, userQuery = "SELECT VERSION()", "SELECT CURRENT_USER()"
-	} else {
-		opts := []pgkms.Option{pgkms.WithSource(src), pgkms.WithGracePeriod(*grace)}
-		if *dsn != "" {
-			opts = append(opts, pgkms.WithDSN(*dsn))
-		}
-		c = pgkms.NewConnector(name, opts...)
-		versionQuery, userQuery = "SHOW server_version", "SELECT current_user"
-	}
+	c, q := pingConnector(kind, name, *dsn, src, *grace)
 	db := sql.OpenDB(c) // closes the connector (and its cache) on Close
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-
 	start := time.Now()
+	version, user, err := q.run(ctx, db, name)
+	if err != nil {
+		return err
+	}
+	took := time.Since(start).Round(time.Millisecond)
+	stopNotice()
+	return pingResult(ctx, stdout, c, src, pingLogin{kind: kind, secret: name, version: version, user: user, took: took})
+}
+
+// pingQueries are the statements that read the server version and the user.
+type pingQueries struct{ version, user string }
+
+// pingConnector is the connector of engine kind for secret name.
+func pingConnector(kind, name, dsn string, src secretsource.Source, grace time.Duration) (driver.Connector, pingQueries) {
+	if kind == "mysql" {
+		opts := []mysqlkms.Option{mysqlkms.WithSource(src), mysqlkms.WithGracePeriod(grace)}
+		if dsn != "" {
+			opts = append(opts, mysqlkms.WithDSN(dsn))
+		}
+		return mysqlkms.NewConnector(name, opts...), pingQueries{"SELECT VERSION()", "SELECT CURRENT_USER()"}
+	}
+	opts := []pgkms.Option{pgkms.WithSource(src), pgkms.WithGracePeriod(grace)}
+	if dsn != "" {
+		opts = append(opts, pgkms.WithDSN(dsn))
+	}
+	return pgkms.NewConnector(name, opts...), pingQueries{"SHOW server_version", "SELECT current_user"}
+}
+
+// run logs in on one connection and reads the server version and the user.
+func (q pingQueries) run(ctx context.Context, db *sql.DB, name string) (version, user string, err error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("ping: secret %q: %w", name, err)
+		return "", "", fmt.Errorf("ping: secret %q: %w", name, err)
 	}
-	took := time.Since(start)
 	defer conn.Close()
-	var version, user string
-	if err := conn.QueryRowContext(ctx, versionQuery).Scan(&version); err != nil {
-		return fmt.Errorf("ping: secret %q: logged in, but %s failed: %w", name, versionQuery, err)
+	if err := conn.QueryRowContext(ctx, q.version).Scan(&version); err != nil {
+		return "", "", fmt.Errorf("ping: secret %q: logged in, but %s failed: %w", name, q.version, err)
 	}
-	if err := conn.QueryRowContext(ctx, userQuery).Scan(&user); err != nil {
-		return fmt.Errorf("ping: secret %q: logged in, but %s failed: %w", name, userQuery, err)
+	if err := conn.QueryRowContext(ctx, q.user).Scan(&user); err != nil {
+		return "", "", fmt.Errorf("ping: secret %q: logged in, but %s failed: %w", name, q.user, err)
 	}
-	stopNotice()
+	return version, user, nil
+}
+
+// pingLogin is what a successful ping saw.
+type pingLogin struct {
+	kind, secret, version, user string
+	took                        time.Duration
+}
+
+// pingResult prints the outcome: "ok", or "previous" (exit 3) when
+// ACSPrevious stood in for a rejected ACSCurrent.
+func pingResult(ctx context.Context, stdout io.Writer, c driver.Connector, src secretsource.Source, l pingLogin) error {
 	secretVersion, previousUsed := "-", false
 	if kc, ok := c.(*rotation.Connector); ok {
 		if acct, err := kc.Login().Account(ctx); err == nil && acct.VersionID != "" {
@@ -131,17 +152,17 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if !previousUsed {
 		fmt.Fprintf(stdout, "ok: %s %s, logged in as %s with secret %s (version %s) in %s\n",
-			kind, version, user, name, secretVersion, took.Round(time.Millisecond))
+			l.kind, l.version, l.user, l.secret, secretVersion, l.took)
 		return nil
 	}
 	current := "-"
-	if s, err := src.GetSecret(ctx, name); err == nil {
+	if s, err := src.GetSecret(ctx, l.secret); err == nil {
 		current = s.VersionID()
 	}
 	fmt.Fprintf(stdout, "previous: %s %s, logged in as %s with secret %s's ACSPrevious version %s in %s; ACSCurrent (version %s) is rejected\n",
-		kind, version, user, name, secretVersion, took.Round(time.Millisecond), current)
+		l.kind, l.version, l.user, l.secret, secretVersion, l.took, current)
 	return &exitError{code: exitPreviousOnly, err: fmt.Errorf("secret %q: the database rejects the current version %s and accepts "+
-		"only ACSPrevious (%s): a rotation is half done; set the current version's password on the database, or rotate again", name, current, secretVersion)}
+		"only ACSPrevious (%s): a rotation is half done; set the current version's password on the database, or rotate again", l.secret, current, secretVersion)}
 }
 
 // exitPreviousOnly is ping's exit status when only ACSPrevious logs in.
