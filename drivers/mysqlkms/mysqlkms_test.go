@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"go.uber.org/goleak"
 
 	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/internal/rotation"
@@ -23,8 +22,6 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type env struct {
 	srv     *testdb.Server

@@ -16,15 +16,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.uber.org/goleak"
 
 	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/internal/testdb"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type env struct {
 	srv     *testdb.Server
