@@ -98,6 +98,13 @@
 // pgx connection string without password (KMS secret names cannot contain
 // "?"). Such connectors use the process-wide default cache (see
 // connector.SetDefaultCache).
+//
+// sqlx picks its bind variables by driver name and does not know "pgkms":
+// call sqlx.BindDriver("pgkms", sqlx.DOLLAR) once before sqlx.Open("pgkms",
+// ...), or wrap a connector's *sql.DB with sqlx.NewDb(db, "pgx"). Without
+// either, Rebind leaves "?" in place and PostgreSQL answers 42601. GORM
+// takes the *sql.DB: gorm.Open(postgres.New(postgres.Config{Conn: db})).
+// Both are in examples/frameworks.
 package pgkms
 
 import (
