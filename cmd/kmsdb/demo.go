@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	"github.com/kmsdb/kmsdb/drivers/mysqlkms"
 	"github.com/kmsdb/kmsdb/drivers/pgkms"
 	"github.com/kmsdb/kmsdb/internal/dbrole"
-	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
@@ -308,18 +306,17 @@ func (d *demo) connect() error {
 		return fmt.Errorf("demo: %w", err)
 	}
 	d.cache, d.src = c, src
-	var conn driver.Connector
 	d.kind = "PostgreSQL"
 	if d.admin.Engine() == dbrole.MariaDB {
 		d.kind = "MariaDB/MySQL"
-		conn = mysqlkms.NewConnector(demoSecret, mysqlkms.WithSource(c),
+		conn := mysqlkms.NewConnector(demoSecret, mysqlkms.WithSource(c),
 			mysqlkms.WithDSN("tcp("+d.admin.Addr()+")/"+d.admin.Database()+"?timeout=10s"))
+		d.db, d.stats = sql.OpenDB(conn), conn.Stats
 	} else {
-		conn = pgkms.NewConnector(demoSecret, pgkms.WithSource(c),
+		conn := pgkms.NewConnector(demoSecret, pgkms.WithSource(c),
 			pgkms.WithDSN("postgres://"+d.admin.Addr()+"/"+d.admin.Database()+"?sslmode=disable&connect_timeout=10"))
+		d.db, d.stats = sql.OpenDB(conn), conn.Stats
 	}
-	d.stats = conn.(*rotation.Connector).Stats
-	d.db = sql.OpenDB(conn)
 	d.db.SetMaxOpenConns(d.workers)
 	d.db.SetMaxIdleConns(d.workers)
 	d.db.SetConnMaxLifetime(d.lifetime)

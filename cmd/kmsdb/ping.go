@@ -144,7 +144,7 @@ type pingLogin struct {
 // ACSPrevious stood in for a rejected ACSCurrent.
 func pingResult(ctx context.Context, stdout io.Writer, c driver.Connector, src secretsource.Source, l pingLogin) error {
 	secretVersion, previousUsed := "-", false
-	if kc, ok := c.(*rotation.Connector); ok {
+	if kc := rotation.Unwrap(c); kc != nil {
 		if acct, err := kc.Login().Account(ctx); err == nil && acct.VersionID != "" {
 			secretVersion = acct.VersionID
 		}

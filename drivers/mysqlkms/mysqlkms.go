@@ -93,44 +93,41 @@ import (
 // DriverName is the name under which the package registers its driver.
 const DriverName = "mysqlkms"
 
-func init() { sql.Register(DriverName, Driver{}) }
+// byName is the driver registered as DriverName (its connectors use the
+// default cache), and the Driver of every connector.
+var byName *rotation.NamedDriver
+
+func init() {
+	byName = rotation.NewNamedDriver((&options{Options: rotation.Options{Pkg: pkg}}).open)
+	sql.Register(DriverName, byName)
+	rotation.RegisterUnwrap(func(c driver.Connector) *rotation.Connector {
+		if mc, ok := c.(*Connector); ok {
+			return mc.rc
+		}
+		return nil
+	})
+}
+
+const pkg = "mysqlkms" // the prefix of errors
 
 // Option configures a connector.
 type Option func(*options)
 
 type options struct {
-	source secretsource.Source
-	dsn    string
-	dsnSet bool
-	cfg    *mysql.Config
-	grace  time.Duration
-	probe  time.Duration
-	logger *slog.Logger
-	// endpointFromSecret lets the secret's endpoint replace an address the
-	// base configuration names (WithEndpointFromSecret).
-	endpointFromSecret bool
-	errs               []error
+	rotation.Options // source, DSN, grace, probe, logger, endpoint rule
+	cfg              *mysql.Config
 }
 
 // WithSource sets where the secret comes from, typically a shared
 // *cache.Cache. A secretsource.Cache (such as a *cache.Cache) is used as is;
 // any other source gets a cache of its own, closed with the connector
 // (sql.DB.Close). Default: connector.DefaultCache.
-func WithSource(src secretsource.Source) Option {
-	return func(o *options) {
-		if src == nil {
-			o.errs = append(o.errs, errors.New("mysqlkms: WithSource: source is nil"))
-		}
-		o.source = src
-	}
-}
+func WithSource(src secretsource.Source) Option { return func(o *options) { o.SetSource(src) } }
 
 // WithDSN sets the base configuration from a go-sql-driver/mysql DSN, e.g.
 // "tcp(db.example.com:3306)/app?parseTime=true". A user or password in it is
 // replaced by the secret's.
-func WithDSN(dsn string) Option {
-	return func(o *options) { o.dsn, o.dsnSet = dsn, true }
-}
+func WithDSN(dsn string) Option { return func(o *options) { o.SetDSN(dsn) } }
 
 // WithConfig sets the base configuration. It is cloned; the caller's value
 // is never modified. User and Passwd are replaced by the secret's. A
@@ -140,7 +137,7 @@ func WithDSN(dsn string) Option {
 func WithConfig(cfg *mysql.Config) Option {
 	return func(o *options) {
 		if cfg == nil {
-			o.errs = append(o.errs, errors.New("mysqlkms: WithConfig: config is nil"))
+			o.Fail("WithConfig", "config is nil")
 			return
 		}
 		o.cfg = cfg.Clone()
@@ -150,22 +147,16 @@ func WithConfig(cfg *mysql.Config) Option {
 // WithGracePeriod sets how long a rejected secret version is retried while
 // a rotation completes (default connector.DefaultGracePeriod; negative: no
 // waiting).
-func WithGracePeriod(d time.Duration) Option {
-	return func(o *options) { o.grace = d }
-}
+func WithGracePeriod(d time.Duration) Option { return func(o *options) { o.Grace = d } }
 
 // WithProbeInterval sets how often one login may reach the database once
 // the secret has been rejected for longer than the grace period, to see
 // whether the rotation was fixed; every other connection fails at once
 // (default connector.DefaultProbeInterval, one per second).
-func WithProbeInterval(d time.Duration) Option {
-	return func(o *options) { o.probe = d }
-}
+func WithProbeInterval(d time.Duration) Option { return func(o *options) { o.Probe = d } }
 
 // WithLogger sets the logger for retries and fallbacks (never a password).
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) { o.logger = l }
-}
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.Logger = l } }
 
 // WithEndpointFromSecret lets the endpoint a secret carries (host, port)
 // replace the address of the base configuration, and the TLS server name
@@ -174,18 +165,37 @@ func WithLogger(l *slog.Logger) Option {
 // package documentation): use it only when whoever can change the secret,
 // its ExtendedConfig included, may also choose the server that receives the
 // password.
-func WithEndpointFromSecret() Option {
-	return func(o *options) { o.endpointFromSecret = true }
-}
+func WithEndpointFromSecret() Option { return func(o *options) { o.EndpointFromSecret = true } }
 
-// NewConnector returns a driver.Connector for sql.OpenDB whose connections
-// log in with the credentials of secretName. It never fails: an invalid
-// option is reported by the first Connect (db.PingContext). Use Open to
-// validate eagerly. The connector implements io.Closer; sql.DB.Close calls it.
-func NewConnector(secretName string, opts ...Option) driver.Connector {
+// Connector is what NewConnector returns: a driver.Connector for
+// sql.OpenDB whose connections log in with a secret's credentials. Stats
+// tells what its logins did; sql.DB.Close calls Close.
+type Connector struct{ rc *rotation.Connector }
+
+// Connect opens one connection, retrying a login rejected during a rotation.
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) { return c.rc.Connect(ctx) }
+
+// Driver returns the "mysqlkms" driver.
+func (c *Connector) Driver() driver.Driver { return c.rc.Driver() }
+
+// Stats counts the connector's logins, rejections and fallbacks.
+func (c *Connector) Stats() connector.Stats { return c.rc.Stats() }
+
+// Close releases the cache the connector built in front of a plain Source,
+// if any. It is idempotent.
+func (c *Connector) Close() error { return c.rc.Close() }
+
+// NewConnector returns a connector for sql.OpenDB whose connections log in
+// with the credentials of secretName:
+//
+//	db := sql.OpenDB(mysqlkms.NewConnector("db-secret"))
+//
+// It never fails: an invalid option is reported by the first Connect
+// (db.PingContext). Use Open to validate eagerly.
+func NewConnector(secretName string, opts ...Option) *Connector {
 	c, err := newConnector(secretName, opts...)
 	if err != nil {
-		return rotation.Failed(Driver{}, err)
+		return &Connector{rotation.Failed(byName, err)}
 	}
 	return c
 }
@@ -200,47 +210,86 @@ func Open(secretName string, opts ...Option) (*sql.DB, error) {
 	return sql.OpenDB(c), nil
 }
 
-func newConnector(secretName string, opts ...Option) (*rotation.Connector, error) {
-	o := &options{}
-	for _, opt := range opts {
-		if opt != nil {
-			opt(o)
-		}
-	}
-	if err := errors.Join(o.errs...); err != nil {
+// RegisterDriver registers a database/sql driver named name whose connectors
+// use opts, so that code opening by name (sql.Open(name, "db-secret"),
+// frameworks given a driver name) gets a logger, grace period or source too.
+// The data source name is as for "mysqlkms": the secret name, optionally
+// followed by "?" and a base DSN (which replaces a WithDSN or WithConfig of
+// opts). A
+// Source that is not a cache gets one cache, shared by every sql.DB opened
+// by name and closed by cleanup; call cleanup when they are closed. A name
+// already registered is an error.
+func RegisterDriver(name string, opts ...Option) (cleanup func() error, err error) {
+	o, err := collect(opts)
+	if err != nil {
 		return nil, err
 	}
-	if secretName == "" {
-		return nil, errors.New("mysqlkms: the secret name is empty")
+	cleanup, err = o.Shared()
+	if err != nil {
+		return nil, err
 	}
+	if err := rotation.Register(pkg, name, rotation.NewNamedDriver(o.open)); err != nil {
+		_ = cleanup()
+		return nil, err
+	}
+	return cleanup, nil
+}
+
+func newConnector(secretName string, opts ...Option) (*Connector, error) {
+	o, err := collect(opts)
+	if err != nil {
+		return nil, err
+	}
+	return o.connector(secretName)
+}
+
+func collect(opts []Option) (*options, error) {
+	o := &options{Options: rotation.Options{Pkg: pkg}}
+	rotation.Apply(o, opts)
+	if err := o.Err(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// open builds the connector of a data source name: a copy of o, with the
+// name's base DSN when it has one.
+func (o *options) open(secret, dsn string, hasDSN bool) (driver.Connector, error) {
+	c := *o
+	if hasDSN {
+		c.cfg = nil // the name's DSN replaces a WithConfig
+		c.SetDSN(dsn)
+	}
+	return c.connector(secret)
+}
+
+func (o *options) connector(secretName string) (*Connector, error) {
 	base, pinned, err := o.baseConfig()
 	if err != nil {
 		return nil, err
 	}
-	l, err := rotation.NewLogin(rotation.Config{
-		SecretName: secretName, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
-		Classify: Classify, Redact: []string{base.Passwd}, Logger: o.logger,
-	})
+	l, err := o.NewLogin(secretName, classify, base.Passwd)
 	if err != nil {
-		return nil, fmt.Errorf("mysqlkms: %w", err)
+		return nil, err
 	}
-	return rotation.New(Driver{}, l, newDialer(base, !pinned || o.endpointFromSecret).dial), nil
+	dial := newDialer(base, !pinned || o.EndpointFromSecret).dial
+	return &Connector{rotation.New(byName, l, dial)}, nil
 }
 
 // baseConfig returns the base configuration and whether it pins an address
 // (names one the user wrote, as opposed to the driver's default).
 func (o *options) baseConfig() (base *mysql.Config, pinned bool, err error) {
 	switch {
-	case o.dsnSet && o.cfg != nil:
+	case o.DSNSet && o.cfg != nil:
 		return nil, false, errors.New("mysqlkms: WithDSN and WithConfig both given; use one")
-	case o.dsnSet:
-		cfg, err := mysql.ParseDSN(o.dsn)
+	case o.DSNSet:
+		cfg, err := mysql.ParseDSN(o.DSN)
 		if err != nil {
-			return nil, false, fmt.Errorf("mysqlkms: WithDSN: %w", rotation.Scrub(err, o.dsn))
+			return nil, false, fmt.Errorf("mysqlkms: WithDSN: %w", rotation.Scrub(err, o.DSN))
 		}
 		// ParseDSN fills 127.0.0.1:3306 in for a DSN without address: decide
 		// from the text what the user wrote.
-		netw, addr := dsnAddress(o.dsn)
+		netw, addr := dsnAddress(o.DSN)
 		base, pinned = cfg, namesAddress(netw, addr)
 	case o.cfg != nil:
 		base, pinned = o.cfg, namesAddress(o.cfg.Net, o.cfg.Addr)
@@ -325,9 +374,9 @@ func (d *dialer) dial(ctx context.Context, acct secretsource.DBAccount) (driver.
 	return c.Connect(ctx)
 }
 
-// Classify tells what a go-sql-driver/mysql connection error means for the
+// classify tells what a go-sql-driver/mysql connection error means for the
 // rotation algorithm (see the package documentation for the exact codes).
-func Classify(err error) connector.Class {
+func classify(err error) connector.Class {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		switch me.Number {
@@ -354,30 +403,4 @@ func Classify(err error) connector.Class {
 		}
 	}
 	return rotation.ClassifyNetwork(err)
-}
-
-// Driver is the "mysqlkms" database/sql driver: its data source name is a
-// secret name, optionally followed by "?" and a go-sql-driver DSN without
-// credentials (see the package documentation).
-type Driver struct{}
-
-var _ driver.DriverContext = Driver{}
-
-// Open opens one connection (database/sql uses OpenConnector instead).
-func (d Driver) Open(name string) (driver.Conn, error) {
-	c, err := d.OpenConnector(name)
-	if err != nil {
-		return nil, err
-	}
-	return c.Connect(context.Background())
-}
-
-// OpenConnector parses name and returns a connector using the default cache.
-func (Driver) OpenConnector(name string) (driver.Connector, error) {
-	secret, dsn, hasDSN := strings.Cut(name, "?")
-	var opts []Option
-	if hasDSN {
-		opts = append(opts, WithDSN(dsn))
-	}
-	return newConnector(secret, opts...)
 }

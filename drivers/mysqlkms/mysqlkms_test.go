@@ -17,7 +17,6 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/kmsdb/kmsdb/connector"
-	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/internal/testdb"
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
@@ -27,7 +26,7 @@ type env struct {
 	srv     *testdb.Server
 	secrets *testdb.Secrets
 	cache   *cache.Cache
-	conn    *rotation.Connector // of the last open
+	conn    *Connector // of the last open
 }
 
 func newEnv(t *testing.T) *env {
@@ -326,7 +325,7 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", mysql.ErrNativePassword), connector.Permanent},
 		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), connector.Other},
 	} {
-		if got := Classify(tc.err); got != tc.want {
+		if got := classify(tc.err); got != tc.want {
 			t.Errorf("Classify(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
@@ -490,7 +489,7 @@ func TestPinnedTLSServerName(t *testing.T) {
 			}
 			base, pinned, err := o.baseConfig()
 			must(t, err)
-			cfg := newDialer(base, !pinned || o.endpointFromSecret).config(acct)
+			cfg := newDialer(base, !pinned || o.EndpointFromSecret).config(acct)
 			if cfg.Addr != tc.wantAddr {
 				t.Errorf("Addr = %q, want %q", cfg.Addr, tc.wantAddr)
 			}

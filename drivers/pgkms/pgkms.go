@@ -114,7 +114,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -130,45 +129,37 @@ import (
 // DriverName is the name under which the package registers its driver.
 const DriverName = "pgkms"
 
-func init() { sql.Register(DriverName, Driver{}) }
+func init() {
+	sql.Register(DriverName, rotation.NewNamedDriver((&options{Options: rotation.Options{Pkg: pkg}}).open))
+	rotation.RegisterUnwrap(func(c driver.Connector) *rotation.Connector {
+		if pc, ok := c.(*Connector); ok {
+			return pc.rc
+		}
+		return nil
+	})
+}
+
+const pkg = "pgkms" // the prefix of errors
 
 // Option configures a connector or a pool.
 type Option func(*options)
 
 type options struct {
-	source  secretsource.Source
-	dsn     string
-	dsnSet  bool
-	cfg     *pgx.ConnConfig
-	poolCfg *pgxpool.Config
-	grace   time.Duration
-	probe   time.Duration
-	logger  *slog.Logger
-	// endpointFromSecret lets the secret's endpoint replace a host the
-	// user named (WithEndpointFromSecret).
-	endpointFromSecret bool
-	errs               []error
+	rotation.Options // source, DSN, grace, probe, logger, endpoint rule
+	cfg              *pgx.ConnConfig
+	poolCfg          *pgxpool.Config
 }
 
 // WithSource sets where the secret comes from, typically a shared
 // *cache.Cache. A secretsource.Cache (such as a *cache.Cache) is used as is;
 // any other source gets a cache of its own, closed with the connector
 // (sql.DB.Close) or the Pool. Default: connector.DefaultCache.
-func WithSource(src secretsource.Source) Option {
-	return func(o *options) {
-		if src == nil {
-			o.errs = append(o.errs, errors.New("pgkms: WithSource: source is nil"))
-		}
-		o.source = src
-	}
-}
+func WithSource(src secretsource.Source) Option { return func(o *options) { o.SetSource(src) } }
 
 // WithDSN sets the base configuration from a pgx connection string (URL or
 // keyword/value), e.g. "postgres://db.example.com:5432/app?sslmode=verify-full".
 // A user or password in it is replaced by the secret's.
-func WithDSN(dsn string) Option {
-	return func(o *options) { o.dsn, o.dsnSet = dsn, true }
-}
+func WithDSN(dsn string) Option { return func(o *options) { o.SetDSN(dsn) } }
 
 // WithConfig sets the base configuration of each connection. It must come
 // from pgx.ParseConfig; it is copied, the caller's value is never modified.
@@ -178,7 +169,7 @@ func WithDSN(dsn string) Option {
 func WithConfig(cfg *pgx.ConnConfig) Option {
 	return func(o *options) {
 		if cfg == nil {
-			o.errs = append(o.errs, errors.New("pgkms: WithConfig: config is nil"))
+			o.Fail("WithConfig", "config is nil")
 			return
 		}
 		o.cfg = cfg.Copy()
@@ -191,7 +182,7 @@ func WithConfig(cfg *pgx.ConnConfig) Option {
 func WithPoolConfig(cfg *pgxpool.Config) Option {
 	return func(o *options) {
 		if cfg == nil {
-			o.errs = append(o.errs, errors.New("pgkms: WithPoolConfig: config is nil"))
+			o.Fail("WithPoolConfig", "config is nil")
 			return
 		}
 		o.poolCfg = cfg.Copy()
@@ -201,22 +192,16 @@ func WithPoolConfig(cfg *pgxpool.Config) Option {
 // WithGracePeriod sets how long a rejected secret version is retried while
 // a rotation completes (default connector.DefaultGracePeriod; negative: no
 // waiting).
-func WithGracePeriod(d time.Duration) Option {
-	return func(o *options) { o.grace = d }
-}
+func WithGracePeriod(d time.Duration) Option { return func(o *options) { o.Grace = d } }
 
 // WithProbeInterval sets how often one login may reach the database once
 // the secret has been rejected for longer than the grace period, to see
 // whether the rotation was fixed; every other connection fails at once
 // (default connector.DefaultProbeInterval, one per second).
-func WithProbeInterval(d time.Duration) Option {
-	return func(o *options) { o.probe = d }
-}
+func WithProbeInterval(d time.Duration) Option { return func(o *options) { o.Probe = d } }
 
 // WithLogger sets the logger for retries and fallbacks (never a password).
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) { o.logger = l }
-}
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.Logger = l } }
 
 // WithEndpointFromSecret lets the endpoint a secret carries (host, port)
 // replace the host and port the base configuration names, its fallbacks
@@ -225,22 +210,16 @@ func WithLogger(l *slog.Logger) Option {
 // that names no host (see the package documentation): use it only when
 // whoever can change the secret, its ExtendedConfig included, may also
 // choose the server that receives the password.
-func WithEndpointFromSecret() Option {
-	return func(o *options) { o.endpointFromSecret = true }
-}
+func WithEndpointFromSecret() Option { return func(o *options) { o.EndpointFromSecret = true } }
 
 func collect(opts []Option) (*options, error) {
-	o := &options{}
-	for _, opt := range opts {
-		if opt != nil {
-			opt(o)
-		}
-	}
-	if err := errors.Join(o.errs...); err != nil {
+	o := &options{Options: rotation.Options{Pkg: pkg}}
+	rotation.Apply(o, opts)
+	if err := o.Err(); err != nil {
 		return nil, err
 	}
 	n := 0
-	for _, set := range []bool{o.dsnSet, o.cfg != nil, o.poolCfg != nil} {
+	for _, set := range []bool{o.DSNSet, o.cfg != nil, o.poolCfg != nil} {
 		if set {
 			n++
 		}
@@ -251,29 +230,36 @@ func collect(opts []Option) (*options, error) {
 	return o, nil
 }
 
-func (o *options) login(secretName string, redact ...string) (*rotation.Login, error) {
-	if secretName == "" {
-		return nil, errors.New("pgkms: the secret name is empty")
-	}
-	l, err := rotation.NewLogin(rotation.Config{
-		SecretName: secretName, Source: o.source, GracePeriod: o.grace, ProbeInterval: o.probe,
-		Classify: Classify, Redact: redact, Logger: o.logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("pgkms: %w", err)
-	}
-	return l, nil
-}
+// Connector is what NewConnector returns: a driver.Connector for
+// sql.OpenDB (pgx stdlib connections) whose connections log in with a
+// secret's credentials. Stats tells what its logins did; sql.DB.Close calls
+// Close.
+type Connector struct{ rc *rotation.Connector }
 
-// NewConnector returns a driver.Connector for sql.OpenDB (pgx stdlib
-// connections) whose connections log in with the credentials of
-// secretName. It never fails: an invalid option is reported by the first
-// Connect (db.PingContext). Use Open to validate eagerly. The connector
-// implements io.Closer; sql.DB.Close calls it.
-func NewConnector(secretName string, opts ...Option) driver.Connector {
+// Connect opens one connection, retrying a login rejected during a rotation.
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) { return c.rc.Connect(ctx) }
+
+// Driver returns pgx's database/sql driver.
+func (c *Connector) Driver() driver.Driver { return c.rc.Driver() }
+
+// Stats counts the connector's logins, rejections and fallbacks.
+func (c *Connector) Stats() connector.Stats { return c.rc.Stats() }
+
+// Close releases the cache the connector built in front of a plain Source,
+// if any. It is idempotent.
+func (c *Connector) Close() error { return c.rc.Close() }
+
+// NewConnector returns a connector for sql.OpenDB whose connections log in
+// with the credentials of secretName:
+//
+//	db := sql.OpenDB(pgkms.NewConnector("db-secret"))
+//
+// It never fails: an invalid option is reported by the first Connect
+// (db.PingContext). Use Open to validate eagerly.
+func NewConnector(secretName string, opts ...Option) *Connector {
 	c, err := newConnector(secretName, opts...)
 	if err != nil {
-		return rotation.Failed(stdlib.GetDefaultDriver(), err)
+		return &Connector{rotation.Failed(stdlib.GetDefaultDriver(), err)}
 	}
 	return c
 }
@@ -288,11 +274,52 @@ func Open(secretName string, opts ...Option) (*sql.DB, error) {
 	return sql.OpenDB(c), nil
 }
 
-func newConnector(secretName string, opts ...Option) (*rotation.Connector, error) {
+// RegisterDriver registers a database/sql driver named name whose connectors
+// use opts, so that code opening by name (sql.Open(name, "db-secret"),
+// sqlx.Open, frameworks given a driver name) gets a logger, grace period or
+// source too. The data source name is as for "pgkms": the secret name,
+// optionally followed by "?" and a base connection string (which replaces a
+// WithDSN or WithConfig of opts). A Source that is not a cache gets one cache, shared by
+// every sql.DB opened by name and closed by cleanup; call cleanup when they
+// are closed. A name already registered is an error.
+func RegisterDriver(name string, opts ...Option) (cleanup func() error, err error) {
 	o, err := collect(opts)
 	if err != nil {
 		return nil, err
 	}
+	if o.poolCfg != nil {
+		return nil, errors.New("pgkms: RegisterDriver: WithPoolConfig is for NewPool; use WithConfig or WithDSN")
+	}
+	if cleanup, err = o.Shared(); err != nil {
+		return nil, err
+	}
+	if err := rotation.Register(pkg, name, rotation.NewNamedDriver(o.open)); err != nil {
+		_ = cleanup()
+		return nil, err
+	}
+	return cleanup, nil
+}
+
+// open builds the connector of a data source name: a copy of o, with the
+// name's base connection string when it has one.
+func (o *options) open(secret, dsn string, hasDSN bool) (driver.Connector, error) {
+	c := *o
+	if hasDSN {
+		c.cfg = nil // the name's connection string replaces a WithConfig
+		c.SetDSN(dsn)
+	}
+	return c.connector(secret)
+}
+
+func newConnector(secretName string, opts ...Option) (*Connector, error) {
+	o, err := collect(opts)
+	if err != nil {
+		return nil, err
+	}
+	return o.connector(secretName)
+}
+
+func (o *options) connector(secretName string) (*Connector, error) {
 	if o.poolCfg != nil {
 		return nil, errors.New("pgkms: WithPoolConfig is for NewPool; use WithConfig or WithDSN")
 	}
@@ -300,18 +327,18 @@ func newConnector(secretName string, opts ...Option) (*rotation.Connector, error
 	if err != nil {
 		return nil, err
 	}
-	l, err := o.login(secretName, base.Password)
+	l, err := o.NewLogin(secretName, classify, base.Password)
 	if err != nil {
 		return nil, err
 	}
-	a := &applier{endpoint: newEndpoint(base, o.endpointFromSecret), login: l}
+	a := &applier{endpoint: newEndpoint(base, o.EndpointFromSecret), login: l}
 	sc := stdlib.GetConnector(*base, stdlib.OptionBeforeConnect(func(ctx context.Context, cfg *pgx.ConnConfig) error {
 		return a.apply(ctx, cfg)
 	}))
 	dial := func(ctx context.Context, acct secretsource.DBAccount) (driver.Conn, error) {
 		return sc.Connect(withAccount(ctx, acct))
 	}
-	return rotation.New(stdlib.GetDefaultDriver(), l, dial), nil
+	return &Connector{rotation.New(stdlib.GetDefaultDriver(), l, dial)}, nil
 }
 
 func (o *options) baseConfig() (*pgx.ConnConfig, error) {
@@ -319,8 +346,8 @@ func (o *options) baseConfig() (*pgx.ConnConfig, error) {
 		return o.cfg, nil
 	}
 	dsn := ""
-	if o.dsnSet {
-		dsn = o.dsn
+	if o.DSNSet {
+		dsn = o.DSN
 	}
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
@@ -372,9 +399,9 @@ func (a *applier) apply(ctx context.Context, cfg *pgx.ConnConfig) error {
 	return nil
 }
 
-// Classify tells what a pgx connection error means for the rotation
+// classify tells what a pgx connection error means for the rotation
 // algorithm (see the package documentation for the exact codes).
-func Classify(err error) connector.Class {
+func classify(err error) connector.Class {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {
@@ -386,30 +413,4 @@ func Classify(err error) connector.Class {
 		return connector.Other
 	}
 	return rotation.ClassifyNetwork(err)
-}
-
-// Driver is the "pgkms" database/sql driver: its data source name is a
-// secret name, optionally followed by "?" and a pgx connection string
-// without password (see the package documentation).
-type Driver struct{}
-
-var _ driver.DriverContext = Driver{}
-
-// Open opens one connection (database/sql uses OpenConnector instead).
-func (d Driver) Open(name string) (driver.Conn, error) {
-	c, err := d.OpenConnector(name)
-	if err != nil {
-		return nil, err
-	}
-	return c.Connect(context.Background())
-}
-
-// OpenConnector parses name and returns a connector using the default cache.
-func (Driver) OpenConnector(name string) (driver.Connector, error) {
-	secret, dsn, hasDSN := strings.Cut(name, "?")
-	var opts []Option
-	if hasDSN {
-		opts = append(opts, WithDSN(dsn))
-	}
-	return newConnector(secret, opts...)
 }

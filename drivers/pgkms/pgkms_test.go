@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kmsdb/kmsdb/connector"
-	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/internal/testdb"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
@@ -27,7 +26,7 @@ type env struct {
 	srv     *testdb.Server
 	secrets *testdb.Secrets
 	cache   *cache.Cache
-	conn    *rotation.Connector // of the last open
+	conn    *Connector // of the last open
 }
 
 func newEnv(t *testing.T) *env {
@@ -549,7 +548,7 @@ func TestClassify(t *testing.T) {
 		{&pgconn.PgError{Code: "53300"}, connector.Other},
 		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), connector.Other},
 	} {
-		if got := Classify(tc.err); got != tc.want {
+		if got := classify(tc.err); got != tc.want {
 			t.Errorf("Classify(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}

@@ -70,7 +70,7 @@ func ConfigurePool(cfg *pgxpool.Config, secretName string, opts ...Option) error
 	if err != nil {
 		return err
 	}
-	if o.dsnSet || o.cfg != nil || o.poolCfg != nil {
+	if o.DSNSet || o.cfg != nil || o.poolCfg != nil {
 		return errors.New("pgkms: ConfigurePool takes the pool configuration itself; WithDSN, WithConfig and WithPoolConfig do not apply")
 	}
 	_, err = o.configure(cfg, secretName)
@@ -82,8 +82,8 @@ func (o *options) poolConfig() (*pgxpool.Config, error) {
 		return o.poolCfg, nil
 	}
 	dsn := ""
-	if o.dsnSet {
-		dsn = o.dsn
+	if o.DSNSet {
+		dsn = o.DSN
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -97,11 +97,11 @@ func (o *options) poolConfig() (*pgxpool.Config, error) {
 
 // configure sets cfg.BeforeConnect and returns the Login behind it.
 func (o *options) configure(cfg *pgxpool.Config, secretName string) (*rotation.Login, error) {
-	l, err := o.login(secretName, cfg.ConnConfig.Password)
+	l, err := o.NewLogin(secretName, classify, cfg.ConnConfig.Password)
 	if err != nil {
 		return nil, err
 	}
-	a := &applier{endpoint: newEndpoint(cfg.ConnConfig, o.endpointFromSecret), login: l}
+	a := &applier{endpoint: newEndpoint(cfg.ConnConfig, o.EndpointFromSecret), login: l}
 	next := cfg.BeforeConnect
 	cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
 		if err := a.apply(ctx, cc); err != nil {
