@@ -86,4 +86,3 @@ func TestRegisterDriverBadOptions(t *testing.T) {
 		t.Error("RegisterDriver with an empty name succeeded")
 	}
 }
-
