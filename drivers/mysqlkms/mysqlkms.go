@@ -100,12 +100,7 @@ var byName *rotation.NamedDriver
 func init() {
 	byName = rotation.NewNamedDriver((&options{Options: rotation.Options{Pkg: pkg}}).open)
 	sql.Register(DriverName, byName)
-	rotation.RegisterUnwrap(func(c driver.Connector) *rotation.Connector {
-		if mc, ok := c.(*Connector); ok {
-			return mc.rc
-		}
-		return nil
-	})
+	rotation.RegisterUnwrap(func(c *Connector) *rotation.Connector { return c.rc })
 }
 
 const pkg = "mysqlkms" // the prefix of errors
@@ -224,15 +219,7 @@ func RegisterDriver(name string, opts ...Option) (cleanup func() error, err erro
 	if err != nil {
 		return nil, err
 	}
-	cleanup, err = o.Shared()
-	if err != nil {
-		return nil, err
-	}
-	if err := rotation.Register(pkg, name, rotation.NewNamedDriver(o.open)); err != nil {
-		_ = cleanup()
-		return nil, err
-	}
-	return cleanup, nil
+	return o.RegisterDriver(name, o.open)
 }
 
 func newConnector(secretName string, opts ...Option) (*Connector, error) {

@@ -131,12 +131,7 @@ const DriverName = "pgkms"
 
 func init() {
 	sql.Register(DriverName, rotation.NewNamedDriver((&options{Options: rotation.Options{Pkg: pkg}}).open))
-	rotation.RegisterUnwrap(func(c driver.Connector) *rotation.Connector {
-		if pc, ok := c.(*Connector); ok {
-			return pc.rc
-		}
-		return nil
-	})
+	rotation.RegisterUnwrap(func(c *Connector) *rotation.Connector { return c.rc })
 }
 
 const pkg = "pgkms" // the prefix of errors
@@ -290,14 +285,7 @@ func RegisterDriver(name string, opts ...Option) (cleanup func() error, err erro
 	if o.poolCfg != nil {
 		return nil, errors.New("pgkms: RegisterDriver: WithPoolConfig is for NewPool; use WithConfig or WithDSN")
 	}
-	if cleanup, err = o.Shared(); err != nil {
-		return nil, err
-	}
-	if err := rotation.Register(pkg, name, rotation.NewNamedDriver(o.open)); err != nil {
-		_ = cleanup()
-		return nil, err
-	}
-	return cleanup, nil
+	return o.RegisterDriver(name, o.open)
 }
 
 // open builds the connector of a data source name: a copy of o, with the

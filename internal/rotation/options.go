@@ -107,9 +107,23 @@ func (d *NamedDriver) OpenConnector(name string) (driver.Connector, error) {
 
 var registerMu sync.Mutex
 
-// Register registers d under name with database/sql, returning an error
+// RegisterDriver registers a database/sql driver named name whose connectors
+// open builds (the drivers' RegisterDriver). A Source that is not a Cache
+// gets one cache, shared by those connectors and closed by cleanup.
+func (o *Options) RegisterDriver(name string, open OpenFunc) (cleanup func() error, err error) {
+	if cleanup, err = o.shared(); err != nil {
+		return nil, err
+	}
+	if err := register(o.Pkg, name, NewNamedDriver(open)); err != nil {
+		_ = cleanup()
+		return nil, err
+	}
+	return cleanup, nil
+}
+
+// register registers d under name with database/sql, returning an error
 // (sql.Register panics) when the name is taken.
-func Register(pkg, name string, d driver.Driver) error {
+func register(pkg, name string, d driver.Driver) error {
 	registerMu.Lock()
 	defer registerMu.Unlock()
 	if name == "" {
@@ -122,10 +136,10 @@ func Register(pkg, name string, d driver.Driver) error {
 	return nil
 }
 
-// Shared prepares o for the connectors of one driver registration: a Source
+// shared prepares o for the connectors of one driver registration: a Source
 // that is not a Cache gets one cache, shared by them all and closed by the
 // returned close (instead of a cache per sql.DB).
-func (o *Options) Shared() (close func() error, err error) {
+func (o *Options) shared() (close func() error, err error) {
 	c, closer, err := cacheFor(o.Source)
 	if err != nil {
 		return nil, fmt.Errorf("%s: RegisterDriver: %w", o.Pkg, err)
@@ -147,12 +161,17 @@ var (
 	unwrapper []func(driver.Connector) *Connector
 )
 
-// RegisterUnwrap lets Unwrap see through a driver's Connector type (the
+// RegisterUnwrap lets Unwrap see through a driver's Connector type C (the
 // drivers call it from init).
-func RegisterUnwrap(f func(driver.Connector) *Connector) {
+func RegisterUnwrap[C driver.Connector](rc func(C) *Connector) {
 	unwrapMu.Lock()
 	defer unwrapMu.Unlock()
-	unwrapper = append(unwrapper, f)
+	unwrapper = append(unwrapper, func(c driver.Connector) *Connector {
+		if x, ok := c.(C); ok {
+			return rc(x)
+		}
+		return nil
+	})
 }
 
 // Unwrap returns the *Connector behind a driver's connector (for the CLI,
