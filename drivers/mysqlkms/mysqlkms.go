@@ -66,9 +66,10 @@
 // The data source name is the secret name, optionally followed by "?" and a
 // go-sql-driver DSN without user and password (KMS secret names cannot
 // contain "?"). Such connectors use the process-wide default cache (see
-// connector.SetDefaultCache). For GORM, sqlx or ent, sql.OpenDB with
-// NewConnector and the framework's "existing *sql.DB" constructor gives
-// access to every option.
+// connector.SetDefaultCache). RegisterDriver registers another name whose
+// connectors take options (source, logger, grace period...). For GORM, sqlx
+// or ent, sql.OpenDB with NewConnector and the framework's "existing
+// *sql.DB" constructor gives access to every option too (examples/frameworks).
 package mysqlkms
 
 import (

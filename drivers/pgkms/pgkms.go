@@ -97,7 +97,8 @@
 // The data source name is the secret name, optionally followed by "?" and a
 // pgx connection string without password (KMS secret names cannot contain
 // "?"). Such connectors use the process-wide default cache (see
-// connector.SetDefaultCache).
+// connector.SetDefaultCache). RegisterDriver registers another name whose
+// connectors take options (source, logger, grace period...).
 //
 // sqlx picks its bind variables by driver name and does not know "pgkms":
 // call sqlx.BindDriver("pgkms", sqlx.DOLLAR) once before sqlx.Open("pgkms",

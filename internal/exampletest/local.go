@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"testing"
 	"time"
 
 	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/internal/testdb"
 	"github.com/kmsdb/kmsdb/secretsource/local"
+	"go.uber.org/goleak"
 )
 
 // ExamplePassword is the password of the role ServeLocal creates.
@@ -77,4 +79,37 @@ func setenv(vars map[string]string) (restore func()) {
 			}
 		}
 	}
+}
+
+// Serve names a secret ServeLocal serves and the engine of its role.
+type Serve struct {
+	Engine testdb.Engine
+	Secret string
+}
+
+// Main is the TestMain of a package whose examples use only the public API:
+// it serves each secret with ServeLocal, runs the tests, cleans up, and
+// then fails the run if a goroutine leaked. Use it as
+// os.Exit(exampletest.Main(m, exampletest.Serve{testdb.EngineMariaDB, "db-secret"})).
+func Main(m *testing.M, serve ...Serve) int {
+	if code := serveAndRun(m, serve); code != 0 {
+		return code
+	}
+	if err := goleak.Find(); err != nil {
+		fmt.Fprintln(os.Stderr, "goleak:", err)
+		return 1
+	}
+	return 0
+}
+
+func serveAndRun(m *testing.M, serve []Serve) int {
+	for _, s := range serve {
+		cleanup, err := ServeLocal(s.Engine, s.Secret)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer cleanup()
+	}
+	return m.Run()
 }
