@@ -11,8 +11,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// The example runs against the emulator (HTTPS, its CA given by
-// KMSDB_EXAMPLE_CA_FILE) and a real database that checks the password,
+// The example runs against the emulator (HTTPS, its CA in the region
+// setting) and a real database that checks the password,
 // configured by environment variables only, and its password rotates
 // between two queries.
 func TestRunAgainstEmulator(t *testing.T) {

@@ -10,20 +10,23 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/internal/testdb"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
 )
 
 // RunFunc is the run function of an example's main package.
-type RunFunc func(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout io.Writer) error
+type RunFunc func(ctx context.Context, args []string, stdout io.Writer) error
 
 // RunRotating creates a user with a hard password on db, serves it as the
-// Rds secret "db-secret" from the emulator (its CA given by
-// KMSDB_EXAMPLE_CA_FILE), runs run with -dsn dsn for three queries, and
+// Rds secret "db-secret" from the emulator over HTTPS, points kmsdb's default
+// configuration at it with environment variables only (what
+// `kmsdb emulator --print-env` prints), runs run with -dsn dsn for three queries, and
 // rotates the secret once the example's cache holds the first version; each
 // rotation changes the database password right after the secret. The
 // output must contain every string of wants and the user, and never the
@@ -49,20 +52,12 @@ func RunRotating(t *testing.T, db *testdb.Server, dsn string, run RunFunc, wants
 			t.Error(err)
 		}
 	})
-	env := map[string]string{
-		"cache_client_region_id":    fmt.Sprintf(`[{"regionId":"cn-hangzhou","endpoint":%q}]`, srv.KMSTLSAddr()),
-		"credentials_type":          "ak",
-		"credentials_access_key_id": "LTAItest",
-		"credentials_access_secret": "test-secret",
-		"KMSDB_EXAMPLE_CA_FILE":     srv.CAFile(),
-	}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	t.Chdir(t.TempDir()) // no secretsmanager.properties
+	UseEmulator(t, srv, "LTAItest", "test-secret")
 
 	var out bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(context.Background(), []string{"-dsn", dsn, "-queries", "3", "-interval", "300ms"}, lookup, &out)
+		done <- run(context.Background(), []string{"-dsn", dsn, "-queries", "3", "-interval", "300ms"}, &out)
 	}()
 	// Rotate while the example runs: once its cache holds the first version.
 	for srv.Calls("GetSecretValue", "db-secret") == 0 && len(done) == 0 {
@@ -83,4 +78,32 @@ func RunRotating(t *testing.T, db *testdb.Server, dsn string, run RunFunc, wants
 	if strings.Contains(out.String(), password) {
 		t.Error("the output shows the password")
 	}
+}
+
+// UseEmulator points kmsdb's default configuration at srv's HTTPS gateway for
+// the rest of t, through the environment only (as `kmsdb emulator
+// --print-env` does): AccessKey id/secret, the region with the emulator's CA
+// file, no secretsmanager.properties. The default cache built meanwhile is
+// closed when t ends.
+func UseEmulator(t *testing.T, srv *kmstest.Server, accessKeyID, accessKeySecret string) {
+	t.Helper()
+	region, err := json.Marshal([]map[string]string{{"regionId": "cn-hangzhou", "endpoint": srv.KMSTLSAddr(), "caFilePath": srv.CAFile()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"cache_client_region_id":    string(region),
+		"credentials_type":          "ak",
+		"credentials_access_key_id": accessKeyID,
+		"credentials_access_secret": accessKeySecret,
+	} {
+		t.Setenv(k, v)
+	}
+	for _, k := range []string{"KMSDB_LOCAL_SECRETS", "KMSDB_LOCAL_SECRETS_FILE", "KMSDB_PROPERTIES_FILE", "cache_client_dkms_config_info"} {
+		t.Setenv(k, "")
+		_ = os.Unsetenv(k)
+	}
+	t.Chdir(t.TempDir()) // no secretsmanager.properties
+	connector.SetDefaultCache(nil)
+	t.Cleanup(func() { connector.SetDefaultCache(nil) })
 }
