@@ -56,20 +56,10 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	env := func(k string) string { v, _ := lookupEnv(k); return v }
-
 	// The secret source and its cache: one per process.
-	opts := []config.Option{config.WithLookupEnv(lookupEnv)}
-	pool, err := exampleRootCAs(env("KMSDB_EXAMPLE_CA_FILE"))
+	opts, pool, plainHTTP, err := emulatorOptions(lookupEnv)
 	if err != nil {
 		return err
-	}
-	if pool != nil {
-		opts = append(opts, config.WithRootCAs(pool))
-	}
-	plainHTTP := env("KMSDB_EXAMPLE_HTTP") == "true"
-	if plainHTTP {
-		opts = append(opts, config.WithHTTP())
 	}
 	src, err := config.Load(ctx, opts...)
 	if err != nil {
@@ -130,6 +120,26 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	st := p.Stats()
 	fmt.Fprintf(stdout, "rejected keys %d, forced refreshes %d, retried calls %d\n", st.Rejected, st.Refreshes, st.Retries)
 	return nil
+}
+
+// emulatorOptions are the configuration options the example adds for the
+// emulator: its CA (KMSDB_EXAMPLE_CA_FILE, returned for the API client too;
+// nil means the system roots) or plain HTTP (KMSDB_EXAMPLE_HTTP=true).
+// Against the real service: none.
+func emulatorOptions(lookupEnv func(string) (string, bool)) (opts []config.Option, pool *x509.CertPool, plainHTTP bool, err error) {
+	env := func(k string) string { v, _ := lookupEnv(k); return v }
+	opts = []config.Option{config.WithLookupEnv(lookupEnv)}
+	if pool, err = exampleRootCAs(env("KMSDB_EXAMPLE_CA_FILE")); err != nil {
+		return nil, nil, false, err
+	}
+	if pool != nil {
+		opts = append(opts, config.WithRootCAs(pool))
+	}
+	plainHTTP = env("KMSDB_EXAMPLE_HTTP") == "true"
+	if plainHTTP {
+		opts = append(opts, config.WithHTTP())
+	}
+	return opts, pool, plainHTTP, nil
 }
 
 // exampleRootCAs reads the emulator's CA (KMSDB_EXAMPLE_CA_FILE); nil means

@@ -52,26 +52,10 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	env := func(k string) string { v, _ := lookupEnv(k); return v }
-
 	// The secret source and its cache: one per process.
-	opts := []config.Option{config.WithLookupEnv(lookupEnv)}
-	var caPEM []byte
-	if file := env("KMSDB_EXAMPLE_CA_FILE"); file != "" {
-		pem, err := os.ReadFile(file)
-		if err != nil {
-			return fmt.Errorf("KMSDB_EXAMPLE_CA_FILE: %w", err)
-		}
-		caPEM = pem
-		pool, err := rootCAs(pem, file)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, config.WithRootCAs(pool))
-	}
-	plainHTTP := env("KMSDB_EXAMPLE_HTTP") == "true"
-	if plainHTTP {
-		opts = append(opts, config.WithHTTP())
+	opts, caPEM, plainHTTP, err := emulatorOptions(lookupEnv)
+	if err != nil {
+		return err
 	}
 	src, err := config.Load(ctx, opts...)
 	if err != nil {
@@ -129,4 +113,27 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	st := p.Stats()
 	fmt.Fprintf(stdout, "rejected keys %d, forced refreshes %d, retried calls %d\n", st.Rejected, st.Refreshes, st.Retries)
 	return nil
+}
+
+// emulatorOptions are the configuration options the example adds for the
+// emulator: its CA (KMSDB_EXAMPLE_CA_FILE, returned for the API client too)
+// or plain HTTP (KMSDB_EXAMPLE_HTTP=true). Against the real service: none.
+func emulatorOptions(lookupEnv func(string) (string, bool)) (opts []config.Option, caPEM []byte, plainHTTP bool, err error) {
+	env := func(k string) string { v, _ := lookupEnv(k); return v }
+	opts = []config.Option{config.WithLookupEnv(lookupEnv)}
+	if file := env("KMSDB_EXAMPLE_CA_FILE"); file != "" {
+		if caPEM, err = os.ReadFile(file); err != nil {
+			return nil, nil, false, fmt.Errorf("KMSDB_EXAMPLE_CA_FILE: %w", err)
+		}
+		pool, err := rootCAs(caPEM, file)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		opts = append(opts, config.WithRootCAs(pool))
+	}
+	plainHTTP = env("KMSDB_EXAMPLE_HTTP") == "true"
+	if plainHTTP {
+		opts = append(opts, config.WithHTTP())
+	}
+	return opts, caPEM, plainHTTP, nil
 }
