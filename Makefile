@@ -19,6 +19,8 @@ test-unit:
 	$(GO) test -race -count=1 $(PKGS)
 	# The fleet simulation skips itself under -race (20x slower there): run it once without.
 	$(GO) test -count=1 -run 'TestFleetSpreadsRefreshes' ./secretsource/cache/
+	# GORM and sqlx examples: a module of their own, so the library's go.mod stays light.
+	cd examples/frameworks && $(GO) test -race -count=1 ./...
 
 ## testdb: make sure MariaDB and PostgreSQL answer and enforce passwords for the test roles.
 testdb:
@@ -51,6 +53,7 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	cd integration && $(GO) vet ./...
+	cd examples/frameworks && $(GO) vet ./...
 
 ## demo: live rotation demo against a local database.
 demo:
