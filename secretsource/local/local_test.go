@@ -246,7 +246,7 @@ func ExampleNew() {
 	// Output: app secret(name="db/app" version="local" type="Generic" value=REDACTED)
 }
 
-// TestLocalSourceNeverPrintsValues formats a LocalSource holding values from
+// TestLocalSourceNeverPrintsValues formats a Source holding values from
 // the environment, a file and a map, with every verb and through slog.
 func TestLocalSourceNeverPrintsValues(t *testing.T) {
 	t.Setenv("KMSDB_SECRET_DB_LEAK", `{"username":"u","password":"env-password-11"}`)
