@@ -9,7 +9,9 @@ import (
 
 // Failover returns a Source that asks each of sources in order and returns the
 // first secret it gets. It moves on to the next source only when a source fails
-// with a retryable error (throttled, unavailable, internal, network, timeout):
+// with a retryable error (throttled, unavailable, internal, network, timeout)
+// or a TLS verification failure (KindTLS: another endpoint's certificate may
+// be good):
 // a permanent answer such as not found or access denied is returned at once,
 // since another region or instance would give the same answer. A cancelled or
 // expired caller context stops the walk.
@@ -63,7 +65,7 @@ func (f *failover) try(ctx context.Context, name string, get func(Source) (*Secr
 			return sec, nil
 		}
 		errs = append(errs, err)
-		if !IsRetryable(err) || ctx.Err() != nil {
+		if !(IsRetryable(err) || KindOf(err) == KindTLS) || ctx.Err() != nil {
 			break
 		}
 	}
