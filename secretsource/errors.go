@@ -99,7 +99,9 @@ func (e *Error) Error() string {
 	if e.Secret != "" {
 		msg += fmt.Sprintf(": secret %q", e.Secret)
 	}
-	msg += ": " + e.Kind.String()
+	if e.Kind != KindConfig || e.Source != "config" { // "config: configuration" would say it twice
+		msg += ": " + e.Kind.String()
+	}
 	if e.Code != "" {
 		msg += " (" + e.Code
 		if e.RequestID != "" {

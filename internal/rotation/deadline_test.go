@@ -45,3 +45,21 @@ func TestRunDeadlineInGraceReportsRejection(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestSecretErrorNamesTheSecretOnce: a connector error around the source's
+// error for the same secret names it once.
+func TestSecretErrorNamesTheSecretOnce(t *testing.T) {
+	src := newRotating("v1", "x")
+	src.failWith = &secretsource.Error{Kind: secretsource.KindNotFound, Secret: "db", Source: "kms", Message: "no such secret"}
+	l, _, _ := newTestLogin(t, src, 0)
+	_, err := Run(context.Background(), l, (&fakeDB{}).attempt)
+	if !errors.Is(err, secretsource.ErrNotFound) {
+		t.Fatalf("err = %v", err)
+	}
+	if n := strings.Count(err.Error(), `"db"`); n != 1 {
+		t.Errorf("the secret is named %d times: %v", n, err)
+	}
+	if !strings.Contains(err.Error(), "secretsource: kms: not found: no such secret") {
+		t.Errorf("the source's error lost its layers: %v", err)
+	}
+}

@@ -98,8 +98,7 @@ func (e *lastAttemptError) Unwrap() []error { return []error{e.err, e.last} }
 // withoutSecret renders err for a message that already names the secret and
 // says "secretsource": a *secretsource.Error of that secret loses both.
 func withoutSecret(err error, name string) string {
-	var se *secretsource.Error
-	if errors.As(err, &se) && se == err && se.Secret == name {
+	if se, ok := err.(*secretsource.Error); ok && se.Secret == name {
 		c := *se
 		c.Secret = ""
 		return strings.TrimPrefix(c.Error(), "secretsource: ")
