@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kmsdb/kmsdb/secretsource"
 )
 
 // Class says what a connection error means for the rotation algorithm. Each
@@ -100,9 +102,20 @@ func (e *Error) Error() string {
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+		b.WriteString(withoutSecret(e.Err, e.Secret))
 	}
 	return b.String()
+}
+
+// withoutSecret renders err for a message that names the secret already: a
+// *secretsource.Error of that secret does not name it again.
+func withoutSecret(err error, secret string) string {
+	if se, ok := err.(*secretsource.Error); ok && se.Secret == secret {
+		c := *se
+		c.Secret = ""
+		return c.Error()
+	}
+	return err.Error()
 }
 
 // Unwrap returns the scrubbed underlying error.

@@ -29,10 +29,16 @@ const (
 	// proxy or load balancer far more often than from KMS itself, and heal
 	// when the path does. A cache keeps serving its last good value meanwhile.
 	KindInvalidAnswer
+	// KindTLS: the endpoint's certificate did not verify (unknown authority,
+	// a name it is not valid for, expired or not yet valid). Retrying the same
+	// endpoint cannot help, so it is not retryable and a cold cache returns it
+	// at once; Failover still moves on to the next region or endpoint, whose
+	// certificate may be good. errors.Is(err, ErrNetwork) holds for it too.
+	KindTLS
 )
 
 var kindNames = [...]string{"unknown", "not found", "access denied", "invalid credentials", "configuration",
-	"throttled", "unavailable", "internal", "network", "timeout", "invalid answer"}
+	"throttled", "unavailable", "internal", "network", "timeout", "invalid answer", "TLS verification"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -62,12 +68,13 @@ var (
 	ErrNetwork            = errors.New("secretsource: network error")
 	ErrTimeout            = errors.New("secretsource: timeout")
 	ErrInvalidAnswer      = errors.New("secretsource: invalid answer from the service")
+	ErrTLS                = errors.New("secretsource: TLS verification of the endpoint failed")
 )
 
 var kindSentinel = map[Kind]error{
 	KindNotFound: ErrNotFound, KindAccessDenied: ErrAccessDenied, KindInvalidCredentials: ErrInvalidCredentials,
 	KindConfig: ErrConfig, KindThrottled: ErrThrottled, KindUnavailable: ErrUnavailable,
-	KindInternal: ErrInternal, KindNetwork: ErrNetwork, KindTimeout: ErrTimeout, KindInvalidAnswer: ErrInvalidAnswer,
+	KindInternal: ErrInternal, KindNetwork: ErrNetwork, KindTimeout: ErrTimeout, KindInvalidAnswer: ErrInvalidAnswer, KindTLS: ErrTLS,
 }
 
 // Error is a failure to fetch a secret. It carries the secret's name, the KMS
@@ -92,7 +99,9 @@ func (e *Error) Error() string {
 	if e.Secret != "" {
 		msg += fmt.Sprintf(": secret %q", e.Secret)
 	}
-	msg += ": " + e.Kind.String()
+	if e.Kind != KindConfig || e.Source != "config" { // "config: configuration" would say it twice
+		msg += ": " + e.Kind.String()
+	}
 	if e.Code != "" {
 		msg += " (" + e.Code
 		if e.RequestID != "" {
@@ -115,8 +124,12 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is matches the sentinel of e's Kind.
+// Is matches the sentinel of e's Kind (and ErrNetwork for KindTLS: a TLS
+// verification failure is a failed request too).
 func (e *Error) Is(target error) bool {
+	if e.Kind == KindTLS && target == ErrNetwork {
+		return true
+	}
 	s, ok := kindSentinel[e.Kind]
 	return ok && s == target
 }

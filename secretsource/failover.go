@@ -9,7 +9,9 @@ import (
 
 // Failover returns a Source that asks each of sources in order and returns the
 // first secret it gets. It moves on to the next source only when a source fails
-// with a retryable error (throttled, unavailable, internal, network, timeout):
+// with a retryable error (throttled, unavailable, internal, network, timeout)
+// or a TLS verification failure (KindTLS: another endpoint's certificate may
+// be good):
 // a permanent answer such as not found or access denied is returned at once,
 // since another region or instance would give the same answer. A cancelled or
 // expired caller context stops the walk.
@@ -63,7 +65,7 @@ func (f *failover) try(ctx context.Context, name string, get func(Source) (*Secr
 			return sec, nil
 		}
 		errs = append(errs, err)
-		if !IsRetryable(err) || ctx.Err() != nil {
+		if !(IsRetryable(err) || KindOf(err) == KindTLS) || ctx.Err() != nil {
 			break
 		}
 	}
@@ -73,12 +75,41 @@ func (f *failover) try(ctx context.Context, name string, get func(Source) (*Secr
 	last := errs[len(errs)-1]
 	e := &Error{Kind: KindOf(last), Secret: name, Source: "failover",
 		Message: fmt.Sprintf("%d of %d sources tried (%s), all failed", len(errs), len(f.sources), tried(errs)),
-		Err:     errors.Join(errs...)}
+		Err:     &attemptsError{errs: errs, secret: name}}
 	var le *Error
 	if errors.As(last, &le) {
 		e.Code, e.RequestID, e.Region = le.Code, le.RequestID, le.Region
 	}
 	return nil, e
+}
+
+// attemptsError joins the errors of the members tried. Its text names the
+// secret once (the enclosing *Error does): each member's *Error is shown
+// without "secretsource" and the secret's name.
+type attemptsError struct {
+	errs   []error
+	secret string
+}
+
+func (e *attemptsError) Error() string {
+	parts := make([]string, len(e.errs))
+	for i, err := range e.errs {
+		parts[i] = bare(err, e.secret)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (e *attemptsError) Unwrap() []error { return e.errs }
+
+// bare renders err for a message that already says "secretsource" and names
+// the secret: an *Error of that secret loses both.
+func bare(err error, secret string) string {
+	if e, ok := err.(*Error); ok && e.Secret == secret {
+		c := *e
+		c.Secret = ""
+		return strings.TrimPrefix(c.Error(), "secretsource: ")
+	}
+	return err.Error()
 }
 
 // tried names the member behind each error: its region or endpoint (the

@@ -157,3 +157,21 @@ func ExampleFailover() {
 	fmt.Println(s, err)
 	// Output: secret(name="db/app" version="v1" type="" value=REDACTED) <nil>
 }
+
+// TestFailoverMovesOnAfterTLSFailure: a certificate that does not verify is
+// not retryable, but another region's endpoint may have a good one.
+func TestFailoverMovesOnAfterTLSFailure(t *testing.T) {
+	bad := secretsource.SourceFunc(func(ctx context.Context, name string) (*secretsource.Secret, error) {
+		return nil, &secretsource.Error{Kind: secretsource.KindTLS, Secret: name, Source: "kms", Region: "cn-a"}
+	})
+	good := secretsource.SourceFunc(func(ctx context.Context, name string) (*secretsource.Secret, error) {
+		return secretsource.NewSecret(secretsource.Fields{Name: name, VersionID: "v1", Value: []byte("x")}), nil
+	})
+	if _, err := secretsource.Failover(bad, good).GetSecret(context.Background(), "s"); err != nil {
+		t.Fatalf("the second region was not tried: %v", err)
+	}
+	_, err := secretsource.Failover(bad, bad).GetSecret(context.Background(), "s")
+	if !errors.Is(err, secretsource.ErrTLS) || !errors.Is(err, secretsource.ErrNetwork) || secretsource.IsRetryable(err) {
+		t.Fatalf("got %v", err)
+	}
+}

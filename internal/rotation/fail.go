@@ -12,10 +12,10 @@ import (
 )
 
 // failRejected is the error of a connection that gives up on a rejected
-// version: its own last refusal, or the Login's when it made no attempt.
+// version: its own last refusal, or the Login's when it was refused none.
 func (r *run) failRejected(ctx context.Context, rej *rejection) error {
 	l := r.l
-	if r.attempts > 0 {
+	if r.lastErr != nil {
 		return r.fail(ctx, connector.AuthFailure, r.lastAcct, r.lastErr)
 	}
 	err := rej.err

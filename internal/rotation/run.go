@@ -126,6 +126,14 @@ func loop[T any](ctx context.Context, r *run, cand *secretsource.Secret, attempt
 		}
 		class := l.classify(err)
 		if class != connector.AuthFailure {
+			if ctx.Err() != nil {
+				if rej := r.rejectedBefore(acct); rej != nil {
+					// The caller stopped waiting for the rotation and this
+					// attempt died with it (a dial cut short by the
+					// deadline): what went wrong is the rejection.
+					return zero, r.failRejected(ctx, rej)
+				}
+			}
 			return zero, r.fail(ctx, class, acct, err)
 		}
 		l.stats.authFailures.Add(1)
@@ -140,6 +148,23 @@ func loop[T any](ctx context.Context, r *run, cand *secretsource.Secret, attempt
 				slog.String("secret", l.name), slog.String("rejected", acct.VersionID), slog.String("version", cand.VersionID()))
 		}
 	}
+}
+
+// rejectedBefore returns the rejection an attempt with acct was waiting out:
+// this run's own last refusal, else the Login's record of acct's version (or
+// of the current one) being refused. Nil when nothing was refused.
+func (r *run) rejectedBefore(acct secretsource.DBAccount) *rejection {
+	if r.lastErr != nil {
+		return &rejection{version: r.lastAcct.VersionID, user: r.lastAcct.Username, err: r.lastErr}
+	}
+	t := r.l.trouble.Load()
+	if rej := t.rejection(acct.VersionID); rej != nil {
+		return rej
+	}
+	if r.cur != nil {
+		return t.rejection(r.cur.VersionID())
+	}
+	return nil
 }
 
 // run is the state of one connection's login.

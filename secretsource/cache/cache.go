@@ -159,7 +159,7 @@ func (c *Cache) getSlow(ctx context.Context, name string) (*secretsource.Secret,
 		if e := s.cur.Load(); e != nil && (e.serve || e.state == statePersisted) {
 			return e.secret, nil
 		}
-		return nil, waitError(name, ctx)
+		return nil, waitError(s, ctx, lastError(s))
 	}
 }
 
@@ -256,7 +256,7 @@ func (c *Cache) Refresh(ctx context.Context, name string) (*secretsource.Secret,
 		}
 		return r.Val.(*secretsource.Secret), nil
 	case <-ctx.Done():
-		return nil, waitError(name, ctx)
+		return nil, waitError(s, ctx, lastError(s))
 	}
 }
 

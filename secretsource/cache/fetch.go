@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/kmsdb/kmsdb/secretsource"
@@ -64,14 +65,52 @@ func (f fetch) unneeded(s *slot) *secretsource.Secret {
 	return nil
 }
 
-// waitError reports a caller that stopped waiting for a fetch.
-func waitError(name string, ctx context.Context) error {
+// waitError reports a caller that stopped waiting for a fetch of s. When an
+// attempt failed meanwhile (last: the fetch is retrying), the error wraps its
+// cause too: "...: context deadline exceeded (last attempt: ...)", with errors.Is
+// and errors.As reaching both.
+func waitError(s *slot, ctx context.Context, last error) error {
 	kind := secretsource.KindTimeout
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		kind = secretsource.KindUnknown
 	}
-	return &secretsource.Error{Kind: kind, Secret: name, Source: "cache",
-		Message: "stopped waiting for the fetch from the source (it goes on for other callers)", Err: context.Cause(ctx)}
+	var err error = context.Cause(ctx)
+	if last != nil {
+		err = &lastAttemptError{err: err, last: last, secret: s.name}
+	}
+	return &secretsource.Error{Kind: kind, Secret: s.name, Source: "cache",
+		Message: "stopped waiting for the fetch from the source (it goes on for other callers)", Err: err}
+}
+
+// lastAttemptError is the end of a caller's wait (err) during a fetch whose
+// last attempt failed with last.
+type lastAttemptError struct {
+	err, last error
+	secret    string // named by the enclosing error already
+}
+
+func (e *lastAttemptError) Error() string {
+	return e.err.Error() + " (last attempt: " + withoutSecret(e.last, e.secret) + ")"
+}
+
+func (e *lastAttemptError) Unwrap() []error { return []error{e.err, e.last} }
+
+// withoutSecret renders err for a message that already names the secret and
+// says "secretsource": a *secretsource.Error of that secret loses both.
+func withoutSecret(err error, name string) string {
+	if se, ok := err.(*secretsource.Error); ok && se.Secret == name {
+		c := *se
+		c.Secret = ""
+		return strings.TrimPrefix(c.Error(), "secretsource: ")
+	}
+	return err.Error()
+}
+
+// lastError returns the last failure of the fetch of s, nil after a success.
+func lastError(s *slot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
 }
 
 // held returns the last error of a secret that has nothing to serve while the

@@ -65,7 +65,7 @@ func (c *Cache) GetSecretVersion(ctx context.Context, name string, ref secretsou
 		}
 		return nil, r.Err
 	case <-ctx.Done():
-		return nil, waitError(name, ctx)
+		return nil, waitError(s, ctx, nil)
 	}
 }
 

@@ -53,7 +53,7 @@ func ExampleLoad_error() {
 	_, err := config.Load(context.Background(), config.WithoutPropertiesFile(),
 		config.WithLookupEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }))
 	fmt.Println(err)
-	// Output: secretsource: config: configuration: credentials_access_secret: required for credentials_type "ak" (set it in the environment, in secretsmanager.properties, or in code)
+	// Output: secretsource: config: credentials_access_secret: required for credentials_type "ak" (set it in the environment, in secretsmanager.properties, or in code)
 }
 
 // Development without KMS: secrets from a map (or a file, or KMSDB_SECRET_<NAME>).

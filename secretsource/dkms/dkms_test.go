@@ -134,7 +134,7 @@ func TestTLSVerifiedByDefault(t *testing.T) {
 	ep.CAFile = ""
 	src, _ := newSource(t, dkms.Config{Endpoint: ep})
 	_, err := src.GetSecret(context.Background(), secretName)
-	if secretsource.KindOf(err) != secretsource.KindNetwork || !strings.Contains(err.Error(), "TLS") {
+	if secretsource.KindOf(err) != secretsource.KindTLS || secretsource.IsRetryable(err) || !strings.Contains(err.Error(), "TLS") {
 		t.Fatalf("want a TLS error, got %v", err)
 	}
 }

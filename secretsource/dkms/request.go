@@ -196,10 +196,12 @@ func mapError(err error, name, where string) *secretsource.Error {
 	e.Err = cause
 	var ne net.Error
 	switch {
+	case wire.IsTLSVerification(cause): // not retryable: KindTLS
+		e.Kind, e.Message = secretsource.KindTLS, "the dedicated KMS endpoint's certificate did not verify (set caFilePath to the instance CA)"
 	case errors.Is(cause, context.DeadlineExceeded), errors.As(cause, &ne) && ne.Timeout():
 		e.Kind, e.Message = secretsource.KindTimeout, "request to the dedicated KMS timed out"
-	case strings.Contains(cause.Error(), "x509:") || strings.Contains(cause.Error(), "tls:"):
-		e.Kind, e.Message = secretsource.KindNetwork, "TLS verification of the dedicated KMS endpoint failed (set caFilePath to the instance CA)"
+	case strings.Contains(cause.Error(), "tls:"):
+		e.Kind, e.Message = secretsource.KindNetwork, "TLS handshake with the dedicated KMS endpoint failed"
 	default:
 		e.Kind, e.Message = secretsource.KindNetwork, "request to the dedicated KMS failed"
 	}

@@ -173,19 +173,19 @@ func mapTransportError(e *secretsource.Error, ue *url.Error) *secretsource.Error
 	// ue.URL holds the signed query string: keep only the cause.
 	cause := ue.Err
 	e.Err = safe(cause)
-	var ua x509.UnknownAuthorityError
-	var hn x509.HostnameError
-	var ci x509.CertificateInvalidError
 	switch {
+	case wire.IsTLSVerification(cause):
+		// A certificate problem will not heal by retrying the same endpoint
+		// (KindTLS is not retryable), but another region may have a good one
+		// (Failover moves on).
+		e.Kind, e.Message = secretsource.KindTLS, "the KMS endpoint's certificate did not verify (for a private CA: caFilePath in the region's "+
+			"cache_client_region_id entry, or Region.CAFile / Config.RootCAs in code)"
 	case ue.Timeout(), errors.Is(cause, context.DeadlineExceeded):
 		e.Kind, e.Message = secretsource.KindTimeout, "request to KMS timed out"
-	case errors.As(cause, &ua), errors.As(cause, &hn), errors.As(cause, &ci),
-		strings.Contains(cause.Error(), "x509:"), strings.Contains(cause.Error(), "tls:"):
-		// A certificate problem will not heal by retrying the same endpoint, but
-		// another region may have a good one: report it as a network error with
-		// a clear message so the configuration can be fixed.
-		e.Kind, e.Message = secretsource.KindNetwork, "TLS verification of the KMS endpoint failed (for a private CA: caFilePath in the region's "+
-			"cache_client_region_id entry, or Region.CAFile / Config.RootCAs in code)"
+	case strings.Contains(cause.Error(), "tls:"):
+		// A handshake that failed for another reason (cut short, a protocol
+		// the server refused) may heal: retryable.
+		e.Kind, e.Message = secretsource.KindNetwork, "TLS handshake with the KMS endpoint failed"
 	default:
 		e.Kind, e.Message = secretsource.KindNetwork, "request to KMS failed"
 		var ne net.Error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -142,6 +143,13 @@ func TestAllRegionsFail(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "2 of 2 sources tried (cn-a, cn-b)") {
 		t.Errorf("message: %v", err)
+	}
+	// One prefix per layer: the secret is named once, "secretsource" said once.
+	if n := strings.Count(err.Error(), strconv.Quote(secretName)); n != 1 {
+		t.Errorf("the secret is named %d times: %v", n, err)
+	}
+	if n := strings.Count(err.Error(), "secretsource:"); n != 1 {
+		t.Errorf(`"secretsource:" appears %d times: %v`, n, err)
 	}
 }
 

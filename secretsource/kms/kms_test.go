@@ -130,7 +130,7 @@ func TestTLSVerifiedByDefault(t *testing.T) {
 	src, _ := newSource(t, kms.Config{Region: tlsRegion(srv, region), Credential: accessKey(t)})
 	_, err := src.GetSecret(context.Background(), secretName)
 	var e *secretsource.Error
-	if !errors.As(err, &e) || e.Kind != secretsource.KindNetwork || !strings.Contains(e.Error(), "TLS") {
+	if !errors.As(err, &e) || e.Kind != secretsource.KindTLS || e.Retryable() || !errors.Is(err, secretsource.ErrTLS) || !strings.Contains(e.Error(), "TLS") {
 		t.Fatalf("want a TLS verification error, got %v", err)
 	}
 	if srv.Calls("GetSecretValue", "") != 0 {

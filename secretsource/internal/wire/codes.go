@@ -1,6 +1,9 @@
 package wire
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"strings"
 
 	"github.com/kmsdb/kmsdb/secretsource"
@@ -78,4 +81,24 @@ func KindOfStatus(status int) secretsource.Kind {
 		return secretsource.KindInternal
 	}
 	return secretsource.KindUnknown
+}
+
+// IsTLSVerification reports whether err is a failed verification of the
+// server's certificate: an unknown authority, a name the certificate is not
+// valid for, an expired (or not yet valid) or otherwise invalid certificate.
+// Retrying the same endpoint cannot cure it, unlike a handshake cut short.
+// The text is checked too ("x509:"), for SDKs that format the cause with %s.
+func IsTLSVerification(err error) bool {
+	if err == nil {
+		return false
+	}
+	var (
+		cv *tls.CertificateVerificationError
+		ua x509.UnknownAuthorityError
+		hn x509.HostnameError
+		ci x509.CertificateInvalidError
+		sa x509.SystemRootsError
+	)
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) ||
+		errors.As(err, &sa) || strings.Contains(err.Error(), "x509: ")
 }
