@@ -66,7 +66,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	src, err := loadSource(ctx, config.WithLogger(warningLogger(stderr)))
 	if err != nil {
-		return fmt.Errorf("get: %w", err)
+		return err
 	}
 	defer src.Close()
 	var s *secretsource.Secret
@@ -78,9 +78,9 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	stopNotice()
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("get: no answer within --timeout %s: %w", *timeout, err)
+			return fmt.Errorf("no answer within --timeout %s: %w", *timeout, err)
 		}
-		return fmt.Errorf("get: %w", err)
+		return err
 	}
 	if *asJSON {
 		return printJSON(stdout, s, *showValue)

@@ -126,6 +126,10 @@ func TestGetErrors(t *testing.T) {
 	if !errors.Is(err, secretsource.ErrNotFound) || !strings.Contains(err.Error(), "missing/secret") {
 		t.Errorf("missing secret: %v", err)
 	}
+	// One prefix per layer: main adds "kmsdb get: ", so get adds none of its own.
+	if strings.HasPrefix(err.Error(), "get:") {
+		t.Errorf("get's error repeats the command name: %v", err)
+	}
 	// A broken configuration names the key.
 	t.Setenv("cache_client_region_id", `[{"regionId":"cn-hangzhou",`)
 	err = runGet(ctx, []string{"db/app"}, &out, &errOut)

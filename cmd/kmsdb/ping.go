@@ -82,7 +82,7 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer stopNotice()
 	src, err := loadSource(ctx, config.WithLogger(warningLogger(stderr)))
 	if err != nil {
-		return fmt.Errorf("ping: secret source: %w", err)
+		return fmt.Errorf("secret source: %w", err)
 	}
 	defer src.Close() // the connectors' caches close it too: Close is idempotent
 	c, q := pingConnector(kind, name, *dsn, src, *grace)
@@ -122,14 +122,14 @@ func pingConnector(kind, name, dsn string, src secretsource.Source, grace time.D
 func (q pingQueries) run(ctx context.Context, db *sql.DB, name string) (version, user string, err error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return "", "", fmt.Errorf("ping: secret %q: %w", name, err)
+		return "", "", err // the connector's error names the secret, version and user
 	}
 	defer conn.Close()
 	if err := conn.QueryRowContext(ctx, q.version).Scan(&version); err != nil {
-		return "", "", fmt.Errorf("ping: secret %q: logged in, but %s failed: %w", name, q.version, err)
+		return "", "", fmt.Errorf("logged in, but %s failed: %w", q.version, err)
 	}
 	if err := conn.QueryRowContext(ctx, q.user).Scan(&user); err != nil {
-		return "", "", fmt.Errorf("ping: secret %q: logged in, but %s failed: %w", name, q.user, err)
+		return "", "", fmt.Errorf("logged in, but %s failed: %w", q.user, err)
 	}
 	return version, user, nil
 }
