@@ -197,7 +197,7 @@ func (c *Cache) fetchRetrying(ctx context.Context, s *slot, f fetch) (*secretsou
 			}
 			err = &secretsource.Error{Kind: secretsource.KindTimeout, Secret: s.name, Source: "cache",
 				Message: "fetch timed out waiting for the secret's refresh rate limit", Err: err}
-			c.onFailure(s, f.reason, err, c.cfg.clock.Now(), time.Time{}, 0) // a rejected or persisted value is served stale
+			c.onFailure(s, f.reason, err, c.cfg.clock.Now(), time.Time{}, 0, 0) // no fetch made; a rejected or persisted value is served stale
 			return nil, err
 		}
 	}
@@ -220,7 +220,7 @@ func (c *Cache) fetchRetrying(ctx context.Context, s *slot, f fetch) (*secretsou
 		if ctx.Err() != nil { // the fetch timeout passed: no time left to retry
 			deadline = time.Time{}
 		}
-		retry := c.onFailure(s, f.reason, err, now, deadline, attempt)
+		retry := c.onFailure(s, f.reason, err, now, deadline, attempt, now.Sub(start))
 		if retry == nil {
 			return nil, err
 		}
@@ -326,7 +326,7 @@ func (c *Cache) onSuccess(s *slot, reason Reason, sec *secretsource.Secret, now 
 // It then returns the plan; otherwise it holds the error (callers get it
 // without the source being asked) for WithErrorHold after a permanent error,
 // and for the backoff delay, at most WithErrorHold, after a retryable one.
-func (c *Cache) onFailure(s *slot, reason Reason, err error, now, deadline time.Time, flightAttempt int) *coldRetry {
+func (c *Cache) onFailure(s *slot, reason Reason, err error, now, deadline time.Time, flightAttempt int, took time.Duration) *coldRetry {
 	retryable := secretsource.IsRetryable(err)
 	var retry *coldRetry
 	s.mu.Lock()
@@ -359,7 +359,8 @@ func (c *Cache) onFailure(s *slot, reason Reason, err error, now, deadline time.
 		slog.String("reason", string(reason)), slog.Int("attempt", attempt), slog.Bool("retryable", retryable),
 		slog.Duration("retry_in", delay), slog.Any("error", err))
 	if h := c.cfg.hooks.RefreshFailed; h != nil {
-		h(RefreshFailedEvent{Name: s.name, Err: err, Retryable: retryable, Attempt: attempt, RetryIn: delay, Reason: reason})
+		h(RefreshFailedEvent{Name: s.name, Err: err, Retryable: retryable, Attempt: attempt, RetryIn: delay, Reason: reason,
+			Took: took})
 	}
 	if stale != nil {
 		c.log.LogAttrs(c.ctx, level, "cache: serving stale secret", slog.String("secret", s.name),

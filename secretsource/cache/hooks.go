@@ -64,6 +64,9 @@ type RefreshFailedEvent struct {
 	// VersionRef is the version GetSecretVersion asked for when Reason is
 	// ReasonVersion (zero otherwise).
 	VersionRef secretsource.VersionRef
+	// Took is how long the failed fetch took; 0 when the source was not
+	// asked (the wait for the refresh rate limit timed out).
+	Took time.Duration
 }
 
 // StaleEvent says callers are being served a value that could not be refreshed.

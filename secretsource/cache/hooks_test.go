@@ -73,3 +73,50 @@ func TestHookReasons(t *testing.T) {
 		}
 	}
 }
+
+// slowFailing fails every fetch after a pause.
+type slowFailing struct {
+	*fakeSource
+	pause time.Duration
+}
+
+func (s slowFailing) GetSecret(ctx context.Context, name string) (*secretsource.Secret, error) {
+	time.Sleep(s.pause)
+	return s.fakeSource.GetSecret(ctx, name)
+}
+
+func (s slowFailing) GetSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
+	time.Sleep(s.pause)
+	return s.fakeSource.GetSecretVersion(ctx, name, ref)
+}
+
+// A failed fetch reports how long it took, as a successful one does, so that
+// an adapter can time (and trace) failed KMS calls too.
+func TestRefreshFailedEventTook(t *testing.T) {
+	const pause = 20 * time.Millisecond
+	src := newFakeSource(nil)
+	src.setErr(&secretsource.Error{Kind: secretsource.KindAccessDenied, Secret: "db", Source: "fake", Code: "Forbidden.NoPermission"})
+	var mu sync.Mutex
+	var took []time.Duration
+	c := newTestCache(t, slowFailing{src, pause}, WithHooks(Hooks{RefreshFailed: func(e RefreshFailedEvent) {
+		mu.Lock()
+		took = append(took, e.Took)
+		mu.Unlock()
+	}}))
+	if _, err := c.GetSecret(context.Background(), "db"); err == nil {
+		t.Fatal("GetSecret succeeded against a failing source")
+	}
+	if _, err := c.GetSecretVersion(context.Background(), "db", secretsource.VersionRef{Stage: secretsource.StagePrevious}); err == nil {
+		t.Fatal("GetSecretVersion succeeded against a failing source")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(took) != 2 {
+		t.Fatalf("got %d RefreshFailedEvents, want 2: %v", len(took), took)
+	}
+	for i, d := range took {
+		if d < pause {
+			t.Errorf("event %d: Took = %v, want at least the source's %v", i, d, pause)
+		}
+	}
+}

@@ -88,16 +88,18 @@ func (c *Cache) versionFlight(parent context.Context, s *slot, ref secretsource.
 			return nil, &secretsource.Error{Kind: secretsource.KindTimeout, Secret: name, Source: "cache",
 				Message: "fetch timed out waiting for the secret's refresh rate limit", Err: err}
 		}
+		start := c.cfg.clock.Now()
 		left := c.enterSource(name)
 		sec, err := c.vsrc.GetSecretVersion(fctx, name, ref)
 		left()
+		took := c.cfg.clock.Now().Sub(start)
 		if err == nil {
 			err = checkVersion(sec, name, ref)
 		}
 		if err != nil {
 			if h := c.cfg.hooks.RefreshFailed; h != nil {
 				h(RefreshFailedEvent{Name: name, Err: err, Retryable: secretsource.IsRetryable(err), Attempt: 1,
-					Reason: ReasonVersion, VersionRef: ref})
+					Reason: ReasonVersion, VersionRef: ref, Took: took})
 			}
 			return nil, err
 		}
