@@ -1,0 +1,423 @@
+// Package kmsdbotel exports kmsdb's events as OpenTelemetry metrics and
+// traces. It depends only on the OpenTelemetry API: the application picks
+// the SDK and the exporter (see examples/prometheus).
+//
+// One call wires it into the whole process (every connector, pgkms.Pool and
+// the default cache):
+//
+//	connector.SetDefaultObserver(kmsdbotel.NewObserver())
+//
+// A cache of the application's own takes the same hooks:
+//
+//	o := kmsdbotel.NewObserver()
+//	c, err := cache.New(src, cache.WithHooks(o.Cache))
+//
+// # Metrics
+//
+// All instruments come from the meter named ScopeName:
+//
+//	kmsdb.kms.calls            {call}       fetches that reached the secret source, by result and gateway
+//	kmsdb.kms.duration         s            how long those fetches took (histogram)
+//	kmsdb.cache.refreshes      {refresh}    cache fetches by reason and result (a rate-limit timeout counts, with no KMS call)
+//	kmsdb.cache.stale_served   {event}      times a failed refresh left callers on an older value
+//	kmsdb.cache.stale_age      s            age of the value served stale (gauge; 0 again after a successful refresh)
+//	kmsdb.cache.evictions      {eviction}   values dropped past the maximum staleness
+//	kmsdb.login.attempts       {attempt}    logins tried (connector.Stats.Logins)
+//	kmsdb.logins               {login}      connection attempt sequences, by result and class
+//	kmsdb.auth_failures        {failure}    attempts the database rejected (connector.Stats.AuthFailures)
+//	kmsdb.previous_used        {login}      connections opened with a version other than the current one
+//	kmsdb.rotation.wait        s            time a connection spent in a rotation: sequences that met a rejection (histogram)
+//	kmsdb.logins.failed_after_grace {login} connections refused because the credentials stayed rejected past the grace period
+//
+// No attribute ever holds a secret value, a password or an AccessKey. The
+// secret name is the attribute kmsdb.secret.name; WithSecretName turns it off
+// or replaces it by a hash, since names can be sensitive.
+//
+// # Traces
+//
+// The cache reports a fetch when it ends, with its duration: each becomes a
+// span "kmsdb.secret.fetch" whose start is set back by that duration, with
+// the reason, the version, and on a failure the gateway (kmsdb.kms.gateway),
+// region (cloud.region), error code and request id of the source's
+// *secretsource.Error. The hooks carry no context: the span is a root span.
+// A successful fetch carries no gateway, region or request id (the cache's
+// event does not have them).
+//
+// Each connection attempt sequence that met a rejection (a rotation) becomes
+// a span "kmsdb.rotation" covering its wait, with the attempts, the version
+// that logged in and whether an older one stood in. connector.LoginEvent
+// carries no context either, so it too is a root span rather than a child of
+// the connect span. The connect span itself comes from the driver's tracer:
+// pgx's ConnConfig.Tracer (e.g. otelpgx) passes through pgkms.WithConfig
+// unchanged, so a pgx connection traced by the application stays traced.
+package kmsdbotel
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/cache"
+)
+
+// ScopeName is the instrumentation scope of the meter and the tracer: the
+// package's import path.
+const ScopeName = "github.com/kmsdb/kmsdb/kmsdbotel"
+
+// SecretNameMode says how the secret's name shows in attributes.
+type SecretNameMode int
+
+const (
+	// SecretNamePlain: kmsdb.secret.name holds the name (default).
+	SecretNamePlain SecretNameMode = iota
+	// SecretNameHashed: kmsdb.secret.name holds the first 16 hex digits of
+	// the name's SHA-256, stable across processes.
+	SecretNameHashed
+	// SecretNameOff: no attribute names the secret.
+	SecretNameOff
+)
+
+// Option configures NewObserver.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	mp    metric.MeterProvider
+	tp    trace.TracerProvider
+	names SecretNameMode
+	next  connector.Observer
+}
+
+// WithMeterProvider sets the MeterProvider; default otel.GetMeterProvider().
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.mp = mp })
+}
+
+// WithTracerProvider sets the TracerProvider; default otel.GetTracerProvider().
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.tp = tp })
+}
+
+// WithSecretName says how the secret's name shows in attributes.
+func WithSecretName(m SecretNameMode) Option {
+	return optionFunc(func(c *config) { c.names = m })
+}
+
+// WithNext chains next: every event is passed on to it after being
+// recorded, and its Logger becomes the Observer's. For example
+// kmsdbotel.NewObserver(kmsdbotel.WithNext(connector.DefaultObserver())).
+func WithNext(next connector.Observer) Option {
+	return optionFunc(func(c *config) { c.next = next })
+}
+
+// Attribute keys.
+const (
+	keySecret    = attribute.Key("kmsdb.secret.name")
+	keyVersion   = attribute.Key("kmsdb.secret.version")
+	keyReason    = attribute.Key("kmsdb.cache.reason")
+	keyResult    = attribute.Key("kmsdb.result") // success or failure
+	keyGateway   = attribute.Key("kmsdb.kms.gateway")
+	keyRegion    = attribute.Key("cloud.region")
+	keyRequestID = attribute.Key("kmsdb.kms.request_id")
+	keyErrorType = attribute.Key("error.type")
+	keyClass     = attribute.Key("kmsdb.login.class")
+	keyAttempts  = attribute.Key("kmsdb.login.attempts")
+	keyPrevious  = attribute.Key("kmsdb.login.previous_used")
+)
+
+var (
+	resultSuccess = keyResult.String("success")
+	resultFailure = keyResult.String("failure")
+)
+
+type observer struct {
+	names  SecretNameMode
+	next   connector.Observer
+	tracer trace.Tracer
+
+	kmsCalls, refreshes, staleServed, evictions               metric.Int64Counter
+	attempts, logins, authFailures, previousUsed, failedGrace metric.Int64Counter
+	kmsDuration, rotationWait                                 metric.Float64Histogram
+	staleAge                                                  metric.Float64Gauge
+}
+
+// NewObserver returns a connector.Observer that records kmsdb's events as
+// metrics and spans (see the package documentation for the list). Install
+// it with connector.SetDefaultObserver, or give its Cache hooks to a cache
+// with cache.WithHooks.
+func NewObserver(opts ...Option) connector.Observer {
+	cfg := config{}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	if cfg.mp == nil {
+		cfg.mp = otel.GetMeterProvider()
+	}
+	if cfg.tp == nil {
+		cfg.tp = otel.GetTracerProvider()
+	}
+	m := cfg.mp.Meter(ScopeName)
+	o := &observer{names: cfg.names, next: cfg.next, tracer: cfg.tp.Tracer(ScopeName)}
+	var errs []error
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		c, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	hist := func(name, desc string, bounds ...float64) metric.Float64Histogram {
+		h, err := m.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc),
+			metric.WithExplicitBucketBoundaries(bounds...))
+		errs = append(errs, err)
+		return h
+	}
+	o.kmsCalls = counter("kmsdb.kms.calls", "{call}", "Fetches of a secret that reached the secret source (KMS).")
+	o.refreshes = counter("kmsdb.cache.refreshes", "{refresh}", "Fetches of the secret cache, by reason and result.")
+	o.staleServed = counter("kmsdb.cache.stale_served", "{event}", "Failed refreshes after which callers keep an older value.")
+	o.evictions = counter("kmsdb.cache.evictions", "{eviction}", "Values dropped after exceeding the maximum staleness.")
+	o.attempts = counter("kmsdb.login.attempts", "{attempt}", "Database logins tried by the rotation loop.")
+	o.logins = counter("kmsdb.logins", "{login}", "Connection attempt sequences, by result and failure class.")
+	o.authFailures = counter("kmsdb.auth_failures", "{failure}", "Logins the database rejected as an authentication failure.")
+	o.previousUsed = counter("kmsdb.previous_used", "{login}", "Connections opened with a version other than the current one.")
+	o.failedGrace = counter("kmsdb.logins.failed_after_grace", "{login}", "Connections refused because the credentials stayed rejected past the grace period.")
+	o.kmsDuration = hist("kmsdb.kms.duration", "Duration of the fetches that reached the secret source.",
+		0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+	o.rotationWait = hist("kmsdb.rotation.wait", "Time a connection spent in a rotation (sequences that met a rejection).",
+		0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+	g, err := m.Float64Gauge("kmsdb.cache.stale_age", metric.WithUnit("s"),
+		metric.WithDescription("Age of the value served stale; 0 after a successful refresh."))
+	o.staleAge = g
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		otel.Handle(err) // the API returns usable no-op instruments along with an error
+	}
+	return connector.Observer{
+		Logger: cfg.next.Logger,
+		Cache: cache.Hooks{
+			Refreshed: o.refreshed, RefreshFailed: o.refreshFailed,
+			ServingStale: o.servingStale, Evicted: o.evicted,
+		},
+		Login: o.login,
+	}
+}
+
+// secret returns the attribute naming the secret, per the mode.
+func (o *observer) secret(name string) (attribute.KeyValue, bool) {
+	switch o.names {
+	case SecretNamePlain:
+		return keySecret.String(name), true
+	case SecretNameHashed:
+		sum := sha256.Sum256([]byte(name))
+		return keySecret.String(hex.EncodeToString(sum[:8])), true
+	}
+	return attribute.KeyValue{}, false
+}
+
+// attrs is a small attribute list on the stack.
+type attrs struct {
+	buf [8]attribute.KeyValue
+	n   int
+}
+
+func (a *attrs) add(kv ...attribute.KeyValue) {
+	for _, x := range kv {
+		if a.n < len(a.buf) {
+			a.buf[a.n] = x
+			a.n++
+		}
+	}
+}
+
+func (a *attrs) list() []attribute.KeyValue { return a.buf[:a.n] }
+
+func (o *observer) base(name string) *attrs {
+	a := &attrs{}
+	if kv, ok := o.secret(name); ok {
+		a.add(kv)
+	}
+	return a
+}
+
+func (o *observer) refreshed(e cache.RefreshedEvent) {
+	ctx := context.Background()
+	now := time.Now()
+	a := o.base(e.Name)
+	set := metric.WithAttributes(append(a.list(), keyReason.String(string(e.Reason)), resultSuccess)...)
+	o.refreshes.Add(ctx, 1, set)
+	o.kmsCalls.Add(ctx, 1, metric.WithAttributes(append(a.list(), resultSuccess)...))
+	o.kmsDuration.Record(ctx, e.Took.Seconds(), metric.WithAttributes(append(a.list(), resultSuccess)...))
+	o.staleAge.Record(ctx, 0, metric.WithAttributes(a.list()...))
+
+	_, span := o.tracer.Start(ctx, "kmsdb.secret.fetch", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithTimestamp(now.Add(-e.Took)), trace.WithAttributes(a.list()...),
+		trace.WithAttributes(keyReason.String(string(e.Reason)), keyVersion.String(e.Version), resultSuccess))
+	span.End(trace.WithTimestamp(now))
+	if h := o.next.Cache.Refreshed; h != nil {
+		h(e)
+	}
+}
+
+// noCall reports whether a failure happened before the source was asked
+// (the wait for the cache's refresh rate limit).
+func noCall(e cache.RefreshFailedEvent) bool {
+	var se *secretsource.Error
+	return e.Took == 0 && errors.As(e.Err, &se) && se.Source == "cache" && se.Kind == secretsource.KindTimeout
+}
+
+// errorType names an error without its text: the service's code, else the
+// kind of the *secretsource.Error, else "context" or "other".
+func errorType(err error) string {
+	var se *secretsource.Error
+	switch {
+	case errors.As(err, &se) && se.Code != "":
+		return se.Code
+	case se != nil:
+		return se.Kind.String()
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "context"
+	}
+	return "other"
+}
+
+func (o *observer) refreshFailed(e cache.RefreshFailedEvent) {
+	ctx := context.Background()
+	now := time.Now()
+	a := o.base(e.Name)
+	etype := keyErrorType.String(errorType(e.Err))
+	o.refreshes.Add(ctx, 1, metric.WithAttributes(append(a.list(), keyReason.String(string(e.Reason)), resultFailure)...))
+	if !noCall(e) {
+		var se *secretsource.Error
+		if errors.As(e.Err, &se) && se.Source != "" {
+			a.add(keyGateway.String(se.Source))
+		}
+		set := metric.WithAttributes(append(a.list(), resultFailure, etype)...)
+		o.kmsCalls.Add(ctx, 1, set)
+		o.kmsDuration.Record(ctx, e.Took.Seconds(), set)
+
+		_, span := o.tracer.Start(ctx, "kmsdb.secret.fetch", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithTimestamp(now.Add(-e.Took)), trace.WithAttributes(a.list()...),
+			trace.WithAttributes(keyReason.String(string(e.Reason)), resultFailure, etype))
+		if se != nil {
+			if se.Region != "" {
+				span.SetAttributes(keyRegion.String(se.Region))
+			}
+			if se.RequestID != "" {
+				span.SetAttributes(keyRequestID.String(se.RequestID))
+			}
+		}
+		span.SetStatus(codes.Error, etype.Value.AsString())
+		span.End(trace.WithTimestamp(now))
+	}
+	if h := o.next.Cache.RefreshFailed; h != nil {
+		h(e)
+	}
+}
+
+func (o *observer) servingStale(e cache.StaleEvent) {
+	ctx := context.Background()
+	a := o.base(e.Name)
+	o.staleServed.Add(ctx, 1, metric.WithAttributes(a.list()...))
+	o.staleAge.Record(ctx, e.Age.Seconds(), metric.WithAttributes(a.list()...))
+	if h := o.next.Cache.ServingStale; h != nil {
+		h(e)
+	}
+}
+
+func (o *observer) evicted(e cache.EvictedEvent) {
+	ctx := context.Background()
+	a := o.base(e.Name)
+	o.evictions.Add(ctx, 1, metric.WithAttributes(a.list()...))
+	if h := o.next.Cache.Evicted; h != nil {
+		h(e)
+	}
+}
+
+// authFailures is how many of the event's attempts the database rejected
+// as an authentication failure: every attempt but the last, which also
+// counts when the sequence failed as AuthFailure (a sequence retries only
+// after a rejection; one that failed reading or decoding the secret ended
+// after rejections only).
+func authFailures(e connector.LoginEvent) int {
+	switch {
+	case e.Attempts == 0:
+		return 0
+	case e.Err != nil && (e.Class == connector.AuthFailure || e.Class == connector.SecretUnavailable):
+		return e.Attempts
+	}
+	return e.Attempts - 1
+}
+
+// className names a failure class as an attribute value.
+func className(c connector.Class) string {
+	switch c {
+	case connector.AuthFailure:
+		return "auth_failure"
+	case connector.Permanent:
+		return "permanent"
+	case connector.SecretUnavailable:
+		return "secret_unavailable"
+	}
+	return "other"
+}
+
+// afterGrace reports whether the sequence failed because the credentials
+// stayed rejected past the grace period (not because the caller gave up).
+func afterGrace(e connector.LoginEvent) bool {
+	return errors.Is(e.Err, connector.ErrCredentialsRejected) &&
+		!errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
+}
+
+func (o *observer) login(e connector.LoginEvent) {
+	ctx := context.Background()
+	a := o.base(e.Secret)
+	base := metric.WithAttributes(a.list()...)
+	if e.Attempts > 0 {
+		o.attempts.Add(ctx, int64(e.Attempts), base)
+	}
+	fails := authFailures(e)
+	if fails > 0 {
+		o.authFailures.Add(ctx, int64(fails), base)
+	}
+	if e.PreviousUsed {
+		o.previousUsed.Add(ctx, 1, base)
+	}
+	result := resultSuccess
+	if e.Err != nil {
+		result = resultFailure
+		a.add(keyClass.String(className(e.Class)))
+		if afterGrace(e) {
+			o.failedGrace.Add(ctx, 1, base)
+		}
+	}
+	a.add(result)
+	set := metric.WithAttributes(a.list()...)
+	o.logins.Add(ctx, 1, set)
+	if fails > 0 || (e.Err != nil && e.Class == connector.AuthFailure) {
+		o.rotationWait.Record(ctx, e.Waited.Seconds(), set)
+		now := time.Now()
+		_, span := o.tracer.Start(ctx, "kmsdb.rotation", trace.WithTimestamp(now.Add(-e.Waited)),
+			trace.WithAttributes(a.list()...),
+			trace.WithAttributes(keyVersion.String(e.Version), keyAttempts.Int(e.Attempts), keyPrevious.Bool(e.PreviousUsed)))
+		if e.Err != nil {
+			span.SetStatus(codes.Error, className(e.Class))
+		}
+		span.End(trace.WithTimestamp(now))
+	}
+	if h := o.next.Login; h != nil {
+		h(e)
+	}
+}
