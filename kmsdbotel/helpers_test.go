@@ -64,18 +64,27 @@ func (tm *telemetry) collect(t testing.TB) metricdata.ResourceMetrics {
 // find returns the metric called name, failing the test if it is missing.
 func find(t testing.TB, rm metricdata.ResourceMetrics, name string) metricdata.Metrics {
 	t.Helper()
+	m, ok := lookup(t, rm, name)
+	if !ok {
+		t.Fatalf("no metric %q", name)
+	}
+	return m
+}
+
+// lookup returns the metric called name; an instrument never recorded is not exported.
+func lookup(t testing.TB, rm metricdata.ResourceMetrics, name string) (metricdata.Metrics, bool) {
+	t.Helper()
 	for _, sm := range rm.ScopeMetrics {
 		if sm.Scope.Name != kmsdbotel.ScopeName {
 			t.Errorf("metric scope %q, want %q", sm.Scope.Name, kmsdbotel.ScopeName)
 		}
 		for _, m := range sm.Metrics {
 			if m.Name == name {
-				return m
+				return m, true
 			}
 		}
 	}
-	t.Fatalf("no metric %q", name)
-	return metricdata.Metrics{}
+	return metricdata.Metrics{}, false
 }
 
 // has reports whether set holds every one of want.
@@ -88,10 +97,14 @@ func has(set attribute.Set, want []attribute.KeyValue) bool {
 	return true
 }
 
-// sum adds the points of an Int64 counter whose attributes hold every one of want.
+// sum adds the points of an Int64 counter whose attributes hold every one
+// of want (0 for a counter never incremented).
 func sum(t testing.TB, rm metricdata.ResourceMetrics, name string, want ...attribute.KeyValue) int64 {
 	t.Helper()
-	m := find(t, rm, name)
+	m, ok := lookup(t, rm, name)
+	if !ok {
+		return 0
+	}
 	s, ok := m.Data.(metricdata.Sum[int64])
 	if !ok {
 		t.Fatalf("%s is a %T, want an int64 sum", name, m.Data)
@@ -108,7 +121,10 @@ func sum(t testing.TB, rm metricdata.ResourceMetrics, name string, want ...attri
 // histCount counts the recordings of a float64 histogram whose attributes hold every one of want.
 func histCount(t testing.TB, rm metricdata.ResourceMetrics, name string, want ...attribute.KeyValue) uint64 {
 	t.Helper()
-	m := find(t, rm, name)
+	m, ok := lookup(t, rm, name)
+	if !ok {
+		return 0
+	}
 	h, ok := m.Data.(metricdata.Histogram[float64])
 	if !ok {
 		t.Fatalf("%s is a %T, want a float64 histogram", name, m.Data)
