@@ -23,6 +23,8 @@ test-unit:
 	$(GO) test -count=1 -run 'TestFleetSpreadsRefreshes' ./secretsource/cache/
 	# GORM and sqlx examples: a module of their own, so the library's go.mod stays light.
 	cd examples/frameworks && $(GO) test -race -count=1 ./...
+	# kmsdbotel is a module of its own (OpenTelemetry stays out of the library's go.mod).
+	cd kmsdbotel && $(GO) test -race -count=1 ./...
 
 ## testdb: make sure MariaDB and PostgreSQL answer and enforce passwords for the test roles.
 testdb:
@@ -44,6 +46,7 @@ test-containers:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
 	cd integration && $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+	cd kmsdbotel && $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
 ## fuzz: run every fuzz target briefly (FUZZTIME each, e.g. FUZZTIME=100000x for longer).
 fuzz:
@@ -56,6 +59,7 @@ lint:
 	$(GO) vet $(PKGS)
 	cd integration && $(GO) vet ./...
 	cd examples/frameworks && $(GO) vet ./...
+	cd kmsdbotel && $(GO) vet ./...
 
 ## demo: live rotation demo against a local database.
 demo:

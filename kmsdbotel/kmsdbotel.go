@@ -57,6 +57,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -152,6 +154,9 @@ type observer struct {
 	attempts, logins, authFailures, previousUsed, failedGrace metric.Int64Counter
 	kmsDuration, rotationWait                                 metric.Float64Histogram
 	staleAge                                                  metric.Float64Gauge
+
+	sets  sync.Map // secret name -> *loginSets
+	nsets atomic.Int64
 }
 
 // NewObserver returns a connector.Observer that records kmsdb's events as
@@ -381,36 +386,80 @@ func afterGrace(e connector.LoginEvent) bool {
 		!errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
 }
 
+// loginSets are the precomputed attribute sets of the login metrics of one
+// secret: a login records without building a set.
+type loginSets struct {
+	kvs     []attribute.KeyValue        // the secret's attribute (none when names are off)
+	base    metric.MeasurementOption    // the secret
+	success metric.MeasurementOption    // the secret, result success
+	failure [4]metric.MeasurementOption // the secret, result failure, by class
+	failKVs [4][]attribute.KeyValue     // the same, for spans
+}
+
+// maxSecretSets bounds the precomputed sets (one per secret name): past it,
+// sets are built per event.
+const maxSecretSets = 1024
+
+func (o *observer) loginSets(name string) *loginSets {
+	if v, ok := o.sets.Load(name); ok {
+		return v.(*loginSets)
+	}
+	ls := &loginSets{}
+	if kv, ok := o.secret(name); ok {
+		ls.kvs = []attribute.KeyValue{kv}
+	}
+	with := func(extra ...attribute.KeyValue) []attribute.KeyValue {
+		return append(append([]attribute.KeyValue{}, ls.kvs...), extra...)
+	}
+	ls.base = metric.WithAttributeSet(attribute.NewSet(ls.kvs...))
+	ls.success = metric.WithAttributeSet(attribute.NewSet(with(resultSuccess)...))
+	for c := range ls.failure {
+		ls.failKVs[c] = with(resultFailure, keyClass.String(className(connector.Class(c))))
+		ls.failure[c] = metric.WithAttributeSet(attribute.NewSet(ls.failKVs[c]...))
+	}
+	if o.nsets.Load() < maxSecretSets {
+		if v, loaded := o.sets.LoadOrStore(name, ls); loaded {
+			return v.(*loginSets)
+		}
+		o.nsets.Add(1)
+	}
+	return ls
+}
+
 func (o *observer) login(e connector.LoginEvent) {
 	ctx := context.Background()
-	a := o.base(e.Secret)
-	base := metric.WithAttributes(a.list()...)
+	ls := o.loginSets(e.Secret)
 	if e.Attempts > 0 {
-		o.attempts.Add(ctx, int64(e.Attempts), base)
+		o.attempts.Add(ctx, int64(e.Attempts), ls.base)
 	}
 	fails := authFailures(e)
 	if fails > 0 {
-		o.authFailures.Add(ctx, int64(fails), base)
+		o.authFailures.Add(ctx, int64(fails), ls.base)
 	}
 	if e.PreviousUsed {
-		o.previousUsed.Add(ctx, 1, base)
+		o.previousUsed.Add(ctx, 1, ls.base)
 	}
-	result := resultSuccess
+	set := ls.success
+	var kvs []attribute.KeyValue // for the span, built only if there is one
 	if e.Err != nil {
-		result = resultFailure
-		a.add(keyClass.String(className(e.Class)))
+		c := int(e.Class)
+		if c < 0 || c >= len(ls.failure) {
+			c = int(connector.Other)
+		}
+		set, kvs = ls.failure[c], ls.failKVs[c]
 		if afterGrace(e) {
-			o.failedGrace.Add(ctx, 1, base)
+			o.failedGrace.Add(ctx, 1, ls.base)
 		}
 	}
-	a.add(result)
-	set := metric.WithAttributes(a.list()...)
 	o.logins.Add(ctx, 1, set)
 	if fails > 0 || (e.Err != nil && e.Class == connector.AuthFailure) {
 		o.rotationWait.Record(ctx, e.Waited.Seconds(), set)
+		if kvs == nil {
+			kvs = append(ls.kvs[:len(ls.kvs):len(ls.kvs)], resultSuccess)
+		}
 		now := time.Now()
 		_, span := o.tracer.Start(ctx, "kmsdb.rotation", trace.WithTimestamp(now.Add(-e.Waited)),
-			trace.WithAttributes(a.list()...),
+			trace.WithAttributes(kvs...),
 			trace.WithAttributes(keyVersion.String(e.Version), keyAttempts.Int(e.Attempts), keyPrevious.Bool(e.PreviousUsed)))
 		if e.Err != nil {
 			span.SetStatus(codes.Error, className(e.Class))

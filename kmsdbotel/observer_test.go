@@ -2,6 +2,7 @@ package kmsdbotel_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -137,5 +138,38 @@ func TestWithNextChains(t *testing.T) {
 	}
 	if o.Cache.Evicted == nil {
 		t.Error("no Evicted hook")
+	}
+}
+
+// A connection refused past the grace period counts as failed after grace,
+// by class; one whose caller gave up does not.
+func TestLoginFailures(t *testing.T) {
+	tm := newTelemetry(t)
+	o := tm.observer()
+	rejected := &connector.Error{Secret: "db", Class: connector.AuthFailure, Attempts: 2, Err: connector.ErrCredentialsRejected}
+	gaveUp := &connector.Error{Secret: "db", Class: connector.AuthFailure, Attempts: 1,
+		Err: errors.Join(connector.ErrCredentialsRejected, context.DeadlineExceeded)}
+	locked := &connector.Error{Secret: "db", Class: connector.Permanent, Attempts: 1, Err: connector.ErrLoginRefused}
+	o.Login(connector.LoginEvent{Secret: "db", Attempts: 2, Waited: time.Second, Class: connector.AuthFailure, Err: rejected})
+	o.Login(connector.LoginEvent{Secret: "db", Attempts: 1, Waited: time.Second, Class: connector.AuthFailure, Err: gaveUp})
+	o.Login(connector.LoginEvent{Secret: "db", Attempts: 1, Class: connector.Permanent, Err: locked})
+	o.Login(connector.LoginEvent{Secret: "db", Attempts: 0, Class: connector.AuthFailure, Err: rejected}) // refused at once past the grace period
+	rm := tm.collect(t)
+	fail := attribute.String("kmsdb.result", "failure")
+	auth := attribute.String("kmsdb.login.class", "auth_failure")
+	for _, c := range []struct {
+		what      string
+		got, want int64
+	}{
+		{"failed_after_grace", sum(t, rm, "kmsdb.logins.failed_after_grace"), 2},
+		{"logins{failure,auth_failure}", sum(t, rm, "kmsdb.logins", fail, auth), 3},
+		{"logins{failure,permanent}", sum(t, rm, "kmsdb.logins", fail, attribute.String("kmsdb.login.class", "permanent")), 1},
+		{"auth_failures", sum(t, rm, "kmsdb.auth_failures"), 3},
+		{"login.attempts", sum(t, rm, "kmsdb.login.attempts"), 4},
+		{"rotation.wait", int64(histCount(t, rm, "kmsdb.rotation.wait", fail, auth)), 3},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %d, want %d", c.what, c.got, c.want)
+		}
 	}
 }
