@@ -102,4 +102,7 @@
 // version stood in, and the scrubbed *Error of a failure; never a password.
 // A cache of the application's own takes the same hooks with
 // cache.WithHooks(o.Cache). Stats gives the same counts without an Observer.
+// The module github.com/kmsdb/kmsdb/kmsdbotel is such an Observer for
+// OpenTelemetry: connector.SetDefaultObserver(kmsdbotel.NewObserver())
+// (docs/observability.md lists its metrics and spans).
 package connector

@@ -57,6 +57,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -284,14 +285,14 @@ func noCall(e cache.RefreshFailedEvent) bool {
 }
 
 // errorType names an error without its text: the service's code, else the
-// kind of the *secretsource.Error, else "context" or "other".
+// kind of the *secretsource.Error in snake case, else "context" or "other".
 func errorType(err error) string {
 	var se *secretsource.Error
 	switch {
 	case errors.As(err, &se) && se.Code != "":
 		return se.Code
 	case se != nil:
-		return se.Kind.String()
+		return strings.ReplaceAll(se.Kind.String(), " ", "_") // e.g. not_found
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "context"
 	}
