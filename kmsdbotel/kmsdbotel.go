@@ -1,6 +1,6 @@
 // Package kmsdbotel exports kmsdb's events as OpenTelemetry metrics and
 // traces. It depends only on the OpenTelemetry API: the application picks
-// the SDK and the exporter (see examples/prometheus).
+// the SDK and the exporter (see examples/prometheus, a module of its own).
 //
 // One call wires it into the whole process (every connector, pgkms.Pool and
 // the default cache):
