@@ -85,7 +85,8 @@ func httpsVia(t *testing.T, scheme string, ps *httptest.Server) (value, code str
 		return coreFetch(t, c, rdsName)
 	default: // "tea-acs3", "tea-v2"
 		cfg := &openapi.Config{Endpoint: tea.String(host), Protocol: tea.String("https"),
-			Ca: tea.String(proxyCAPEM(ps)), Credential: staticCred(t, testAK, testSK, ""), RegionId: tea.String("cn-hangzhou")}
+			Ca: tea.String(proxyCAPEM(ps)), Credential: staticCred(t, testAK, testSK, ""), RegionId: tea.String("cn-hangzhou"),
+			ReadTimeout: uniqueReadTimeout()} // Tea caches clients per host:port, not per CA: one entry per proxy
 		if scheme == "tea-v2" {
 			cfg.SignatureAlgorithm = tea.String("v2")
 		}

@@ -152,6 +152,9 @@ func teaClient(t *testing.T, srv *Server, useTLS bool, alg string, cred credgo.C
 		cfg.Endpoint = tea.String(srv.KMSTLSAddr())
 		cfg.Protocol = tea.String("https")
 		cfg.Ca = tea.String(string(srv.CACertPEM()))
+		// Tea caches one http.Client per (timeouts, proxy, host:port), not per CA: a port reused by a server with
+		// another CA would meet the old client. A unique timeout gives this client a cache entry of its own.
+		cfg.ReadTimeout = uniqueReadTimeout()
 	}
 	if alg != "" {
 		cfg.SignatureAlgorithm = tea.String(alg)
