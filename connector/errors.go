@@ -110,7 +110,9 @@ func (e *Error) Error() string {
 // withoutSecret renders err for a message that names the secret already: a
 // *secretsource.Error of that secret does not name it again.
 func withoutSecret(err error, secret string) string {
-	if se, ok := err.(*secretsource.Error); ok && se.Secret == secret {
+	// Only err itself: a *secretsource.Error deeper in the chain keeps the
+	// secret's name, or the text of the errors wrapping it would be lost.
+	if se, ok := err.(*secretsource.Error); ok && se.Secret == secret { //nolint:errorlint // the outermost error only, see above
 		c := *se
 		c.Secret = ""
 		return c.Error()

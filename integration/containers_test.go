@@ -80,7 +80,7 @@ func planServers(mode string, getenv func(string) string, localAnswers func(test
 			}
 		}
 		if err := engine(); err != nil {
-			return nil, fmt.Errorf("%s=1 but no container engine: %v. To fix it, %s; or unset %s to test against local servers",
+			return nil, fmt.Errorf("%s=1 but no container engine: %w. To fix it, %s; or unset %s to test against local servers",
 				envContainers, err, engineHint, envContainers)
 		}
 		return engines, nil

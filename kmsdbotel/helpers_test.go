@@ -144,7 +144,7 @@ func (tm *telemetry) exported(t testing.TB) string {
 	var b strings.Builder
 	line := func(kind string, set attribute.Set) {
 		for _, kv := range set.ToSlice() {
-			fmt.Fprintf(&b, "%s %s=%s\n", kind, kv.Key, kv.Value.Emit())
+			fmt.Fprintf(&b, "%s %s=%s\n", kind, kv.Key, kv.Value.String())
 		}
 	}
 	for _, sm := range tm.collect(t).ScopeMetrics {

@@ -93,7 +93,7 @@ func TestKMSFetchMetricsAndSpans(t *testing.T) {
 		t.Errorf("failed fetch span status %v", failed.Status())
 	}
 	for _, k := range []attribute.Key{"kmsdb.kms.request_id", "cloud.region", "kmsdb.kms.gateway", "error.type"} {
-		if v, ok := set.Value(k); !ok || v.Emit() == "" {
+		if v, ok := set.Value(k); !ok || v.String() == "" {
 			t.Errorf("failed fetch span lacks %s: %v", k, failed.Attributes())
 		}
 	}

@@ -82,7 +82,7 @@ func TestDoOtherErrorsUntouched(t *testing.T) {
 	want := errors.New("boom")
 	calls := 0
 	_, err := Do(context.Background(), p, func(ctx context.Context, k secretsource.AccessKey) (int, error) { calls++; return 0, want })
-	if err != want || calls != 1 || c.refreshes.Load() != 0 {
+	if !errors.Is(err, want) || calls != 1 || c.refreshes.Load() != 0 {
 		t.Errorf("err %v calls %d refreshes %d", err, calls, c.refreshes.Load())
 	}
 	if _, err := Do[int](context.Background(), p, nil); err == nil {

@@ -71,7 +71,9 @@ var defaultCodes = func() map[string]bool {
 
 // codeOf returns the code of e itself (not of the errors it wraps), "" if none.
 func codeOf(e error) string {
-	switch v := e.(type) {
+	// One node only, by design: walk visits the chain (OriginError too, which
+	// errors.As does not follow) and the outermost code wins.
+	switch v := e.(type) { //nolint:errorlint // one node of walk's chain, see above
 	case *sdkerrors.ServerError:
 		return v.ErrorCode()
 	case *sdkerrors.ClientError:
@@ -126,7 +128,7 @@ func walk(err error, f func(error) bool) bool {
 		if f(err) {
 			return true
 		}
-		switch u := err.(type) {
+		switch u := err.(type) { //nolint:errorlint // this is the chain walk errors.As would do, plus OriginError
 		case interface{ Unwrap() error }:
 			err = u.Unwrap()
 		case interface{ Unwrap() []error }:

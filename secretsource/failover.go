@@ -65,7 +65,7 @@ func (f *failover) try(ctx context.Context, name string, get func(Source) (*Secr
 			return sec, nil
 		}
 		errs = append(errs, err)
-		if !(IsRetryable(err) || KindOf(err) == KindTLS) || ctx.Err() != nil {
+		if !IsRetryable(err) && KindOf(err) != KindTLS || ctx.Err() != nil {
 			break
 		}
 	}
@@ -104,7 +104,9 @@ func (e *attemptsError) Unwrap() []error { return e.errs }
 // bare renders err for a message that already says "secretsource" and names
 // the secret: an *Error of that secret loses both.
 func bare(err error, secret string) string {
-	if e, ok := err.(*Error); ok && e.Secret == secret {
+	// Only err itself: an *Error deeper in the chain keeps the secret's name,
+	// or the text of the errors wrapping it would be lost.
+	if e, ok := err.(*Error); ok && e.Secret == secret { //nolint:errorlint // the outermost error only, see above
 		c := *e
 		c.Secret = ""
 		return strings.TrimPrefix(c.Error(), "secretsource: ")

@@ -180,7 +180,7 @@ func ctlFault(ctx context.Context, k *ctlCall) error {
 	if *latency > 0 {
 		f.Latency = latency.String()
 	}
-	body, err := json.Marshal(f)
+	body, err := json.Marshal(f) //nolint:gosec // not a credential: Fault.Secret is the name of the secret to fault
 	if err != nil {
 		return err
 	}

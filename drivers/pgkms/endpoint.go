@@ -73,6 +73,10 @@ func (e *endpoint) apply(cfg *pgx.ConnConfig, acct secretsource.DBAccount) error
 	if acct.Host == "" || (e.hostNamed && !e.fromSecret) {
 		return nil
 	}
+	if acct.Port < 0 || acct.Port > 65535 { // DecodeDBAccount checks it; a Source of its own may not
+		return &secretsource.Error{Kind: secretsource.KindConfig, Secret: acct.SecretName, Source: "pgkms",
+			Err: &secretsource.FieldError{Field: "port", Problem: "not a port number 1-65535"}}
+	}
 	var port uint16 // 0: keep the base configuration's port
 	switch {
 	case e.fromSecret:

@@ -140,7 +140,7 @@ func TestHardPassword(t *testing.T) {
 	next := testdb.HardPassword + " 2"
 	must(t, e.srv.SetPassword(context.Background(), user, next))
 	e.secrets.PutAccount("db", e.srv.Account(user, next))
-	p.Pool.Reset()
+	p.Reset()
 	if got := currentUser(t, db); got != user {
 		t.Fatalf("after rotation current_user = %q", got)
 	}
@@ -219,7 +219,7 @@ func TestRotation(t *testing.T) {
 				t.Fatal("wrong user before rotation")
 			}
 			tc.rotate(t, e, user, "pass-v2-bbbb")
-			p.Pool.Reset() // every pool connection is made anew
+			p.Reset() // every pool connection is made anew
 			var wg sync.WaitGroup
 			wg.Go(func() {
 				for i := range 3 {
@@ -232,11 +232,11 @@ func TestRotation(t *testing.T) {
 				if got := poolUser(t, p); got != user {
 					t.Errorf("pool query %d after rotation: current_user = %q", i, got)
 				}
-				p.Pool.Reset()
+				p.Reset()
 			}
 			wg.Wait()
 			must(t, e.srv.SetPassword(context.Background(), user, "pass-v2-bbbb"))
-			p.Pool.Reset()
+			p.Reset()
 			if currentUser(t, db) != user || poolUser(t, p) != user {
 				t.Fatal("wrong user after the rotation completed")
 			}

@@ -78,7 +78,7 @@ func TestPoolMethods(t *testing.T) {
 		next := fmt.Sprintf("pass-m-%d", i+2)
 		must(t, e.srv.SetPassword(ctx, user, next))
 		e.secrets.PutAccount("db", e.srv.Account(user, next))
-		p.Pool.Reset()
+		p.Reset()
 	}
 	steps := []struct {
 		name string
@@ -139,7 +139,7 @@ func TestPoolMethods(t *testing.T) {
 			t.Errorf("%s after a rotation: %v", s.name, err)
 		}
 	}
-	if st := p.Pool.Stat(); st.AcquiredConns() != 0 {
+	if st := p.Stat(); st.AcquiredConns() != 0 {
 		t.Errorf("%d connections still acquired: a wrapper did not release", st.AcquiredConns())
 	}
 	// Most steps meet a rejected login (a background refresh of the cache

@@ -93,7 +93,9 @@ func (a *Admin) pgTx(ctx context.Context, what string, f func(*sql.Tx) error) er
 	if err != nil {
 		return fmt.Errorf("dbrole: postgres: %s: %w", what, err)
 	}
-	defer tx.Rollback()
+	// After Commit, Rollback returns sql.ErrTxDone; before it, the error that
+	// made f or a statement fail is the one to report.
+	defer func() { _ = tx.Rollback() }()
 	for _, stmt := range []string{
 		"SELECT pg_advisory_xact_lock(" + strconv.Itoa(pgLockKey) + ")",
 		"SET LOCAL password_encryption = 'scram-sha-256'",
@@ -172,7 +174,7 @@ func (a *Admin) pgDrop(ctx context.Context, name string) error {
 		last = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("dbrole: postgres: drop role %s: %w (last error: %v)", name, ctx.Err(), last)
+			return fmt.Errorf("dbrole: postgres: drop role %s: %w (last error: %w)", name, ctx.Err(), last)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -34,7 +34,7 @@ type RunFunc func(ctx context.Context, args []string, stdout io.Writer) error
 func RunRotating(t *testing.T, db *testdb.Server, dsn string, run RunFunc, wants ...string) {
 	t.Helper()
 	db.RequirePasswordEnforced(t)
-	const password = `ex@mple:/?#%&=+'"\ pw`
+	const password = `ex@mple:/?#%&=+'"\ pw` //nolint:gosec // test-only password of a throwaway local role
 	user := db.CreateUser(t, "example", password)
 	srv := kmstest.Start(t, kmstest.WithAccessKey("LTAItest", "test-secret"),
 		kmstest.WithSecret(kmstest.SecretSpec{Name: "db-secret", Type: "Rds",

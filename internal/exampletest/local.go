@@ -37,7 +37,7 @@ func ServeLocal(e testdb.Engine, secretName string) (cleanup func(), err error) 
 		_ = srv.Close(ctx)
 		return nil, err
 	}
-	value, err := json.Marshal(srv.Account(user, ExamplePassword))
+	value, err := json.Marshal(srv.Account(user, ExamplePassword)) //nolint:gosec // test-only: the secret value the example reads is this throwaway role's account
 	if err != nil {
 		_ = srv.Close(ctx)
 		return nil, err

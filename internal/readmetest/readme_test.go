@@ -46,9 +46,12 @@ func Example_readme3() {
 	// README:
 	db := sql.OpenDB(pgkms.NewConnector("db-secret", pgkms.WithDSN("host=pgm-xxx.pg.rds.aliyuncs.com dbname=app")))
 	pool, err := pgkms.NewPool(ctx, "db-secret", pgkms.WithDSN("postgres://pgm-xxx.pg.rds.aliyuncs.com/app"))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer pool.Close()
 	// end
-	_, _ = db, err
+	_ = db
 }
 
 func Example_readme4() {

@@ -71,7 +71,7 @@ func TestLoginEvents(t *testing.T) {
 	db.set("pw-unknown-3333")
 	_, err = Run(ctx, l, db.attempt)
 	e := ev.last(t, 4)
-	if !errors.Is(err, connector.ErrCredentialsRejected) || e.Err != err || e.Class != connector.AuthFailure || e.Attempts == 0 {
+	if !errors.Is(err, connector.ErrCredentialsRejected) || !errors.Is(e.Err, err) || e.Class != connector.AuthFailure || e.Attempts == 0 {
 		t.Errorf("rejected login: %+v (Run: %v)", e, err)
 	}
 
@@ -85,7 +85,7 @@ func TestLoginEvents(t *testing.T) {
 	}
 	defer l2.Close()
 	_, err = Run(ctx, l2, db.attempt)
-	if e := ev.last(t, 5); e.Secret != "other" || e.Class != connector.SecretUnavailable || e.Attempts != 0 || e.Err != err {
+	if e := ev.last(t, 5); e.Secret != "other" || e.Class != connector.SecretUnavailable || e.Attempts != 0 || !errors.Is(e.Err, err) {
 		t.Errorf("secret unavailable: %+v", e)
 	}
 

@@ -13,7 +13,9 @@ import (
 
 // failRejected is the error of a connection that gives up on a rejected
 // version: its own last refusal, or the Login's when it was refused none.
-func (r *run) failRejected(ctx context.Context, rej *rejection) error {
+// failRejected and fail never return nil: the concrete type lets a caller
+// amend the error without a type assertion.
+func (r *run) failRejected(ctx context.Context, rej *rejection) *connector.Error {
 	l := r.l
 	if r.lastErr != nil {
 		return r.fail(ctx, connector.AuthFailure, r.lastAcct, r.lastErr)
@@ -29,7 +31,7 @@ func (r *run) failRejected(ctx context.Context, rej *rejection) error {
 	return e
 }
 
-func (r *run) fail(ctx context.Context, class connector.Class, acct secretsource.DBAccount, err error) error {
+func (r *run) fail(ctx context.Context, class connector.Class, acct secretsource.DBAccount, err error) *connector.Error {
 	l := r.l
 	err = Scrub(err, l.scrubList(acct, r.lastAcct)...)
 	if class == connector.AuthFailure && ctx.Err() != nil {

@@ -69,7 +69,8 @@ func runAfter[T any](ctx context.Context, r *run, acct secretsource.DBAccount, e
 	l := r.l
 	var ce *connector.Error
 	if errors.As(err, &ce) {
-		if _, wait := ce.Err.(*waitErr); !wait {
+		var we *waitErr
+		if !errors.As(ce.Err, &we) {
 			return zero, err
 		}
 	}
@@ -271,7 +272,7 @@ func (r *run) await(ctx context.Context, block bool) (*secretsource.Secret, erro
 			return r.probe(), nil
 		}
 		if !block {
-			e := r.failRejected(ctx, rej).(*connector.Error)
+			e := r.failRejected(ctx, rej)
 			e.Err = &waitErr{e.Err}
 			return nil, e
 		}

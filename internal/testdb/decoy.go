@@ -136,7 +136,7 @@ func pgCapturePassword(c net.Conn) (string, error) {
 	}
 	pw := string(body[:len(body)-1]) // NUL-terminated
 	// Fail the login, as a server that wants the password and nothing else would.
-	fields := "SFATAL\x00C28P01\x00Mpassword authentication failed\x00\x00"
+	const fields = "SFATAL\x00C28P01\x00Mpassword authentication failed\x00\x00"
 	msg := binary.BigEndian.AppendUint32([]byte{'E'}, uint32(4+len(fields)))
 	_, _ = c.Write(append(msg, fields...))
 	return pw, nil

@@ -55,7 +55,7 @@ const Database = "kmsdb_test"
 
 // HardPassword has every character that breaks naive DSN building or SQL
 // quoting, spaces and non-ASCII: tests log in with it on both engines.
-const HardPassword = `p@ss:/?#%&=+'"\ w ö 密码 end`
+const HardPassword = `p@ss:/?#%&=+'"\ w ö 密码 end` //nolint:gosec // test-only password of throwaway local roles
 
 // PasswordGroup is the PostgreSQL role group whose members must give a
 // password (pg_hba.conf rule added by scripts/testdb.sh).

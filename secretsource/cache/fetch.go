@@ -74,7 +74,7 @@ func waitError(s *slot, ctx context.Context, last error) error {
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		kind = secretsource.KindUnknown
 	}
-	var err error = context.Cause(ctx)
+	err := context.Cause(ctx)
 	if last != nil {
 		err = &lastAttemptError{err: err, last: last, secret: s.name}
 	}
@@ -98,7 +98,9 @@ func (e *lastAttemptError) Unwrap() []error { return []error{e.err, e.last} }
 // withoutSecret renders err for a message that already names the secret and
 // says "secretsource": a *secretsource.Error of that secret loses both.
 func withoutSecret(err error, name string) string {
-	if se, ok := err.(*secretsource.Error); ok && se.Secret == name {
+	// Only err itself: a *secretsource.Error deeper in the chain keeps the
+	// secret's name, or the text of the errors wrapping it would be lost.
+	if se, ok := err.(*secretsource.Error); ok && se.Secret == name { //nolint:errorlint // the outermost error only, see above
 		c := *se
 		c.Secret = ""
 		return strings.TrimPrefix(c.Error(), "secretsource: ")

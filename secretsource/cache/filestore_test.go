@@ -250,7 +250,7 @@ func TestFileStoreNeverPrintsKey(t *testing.T) {
 		slog.New(slog.NewJSONHandler(&out, nil)).Info("m", "v", v)
 	}
 	s := out.String()
-	for _, form := range []string{string(key), fmt.Sprintf("%x", key), fmt.Sprintf("%X", key), fmt.Sprint(key),
+	for _, form := range []string{string(key), fmt.Sprintf("%x", key), fmt.Sprintf("%X", key), fmt.Sprintf("%d", key),
 		fmt.Sprintf("%d", key[:8]), base64.StdEncoding.EncodeToString(key)} {
 		if strings.Contains(s, strings.Trim(form, "[]")) {
 			t.Fatalf("the key appears in the output:\n%s", s)

@@ -37,7 +37,7 @@ func newSlotTable(seed maphash.Seed, size int) *slotTable {
 	for n < size {
 		n *= 2
 	}
-	return &slotTable{seed: seed, cells: make([]atomic.Pointer[slot], n), mask: uint64(n - 1)}
+	return &slotTable{seed: seed, cells: make([]atomic.Pointer[slot], n), mask: uint64(n - 1)} //nolint:gosec // n >= minTableSize > 0
 }
 
 // get returns the slot of name, nil if there is none.

@@ -37,6 +37,8 @@ const (
 )
 
 // Environment variables that are not properties keys.
+//
+//nolint:gosec // not credentials: the names of environment variables
 const (
 	// EnvPropertiesFile names the properties file to read instead of
 	// ./secretsmanager.properties. A kmsdb extension: Alibaba's Go client

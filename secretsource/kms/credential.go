@@ -19,6 +19,8 @@ import (
 
 // Credential types accepted by CredentialOptions.Type. They are credentials-go's
 // names, plus "client_key" (see ClientKey) and "default".
+//
+//nolint:gosec // not credentials: the names of credential types
 const (
 	CredentialAccessKey      = "access_key"      // AccessKeyID + AccessKeySecret
 	CredentialSTS            = "sts"             // AccessKeyID + AccessKeySecret + SecurityToken

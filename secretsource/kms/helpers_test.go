@@ -40,7 +40,7 @@ func chainTexts(err error) []string {
 			return
 		}
 		out = append(out, e.Error(), fmt.Sprintf("%+v %#v", e, e))
-		switch u := e.(type) {
+		switch u := e.(type) { //nolint:errorlint // walks the error tree itself, node by node
 		case interface{ Unwrap() error }:
 			walk(u.Unwrap())
 		case interface{ Unwrap() []error }:

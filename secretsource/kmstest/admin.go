@@ -220,7 +220,7 @@ func decodeAdminFault(body io.Reader) (Fault, error) {
 	dec.DisallowUnknownFields()
 	var af adminFault
 	if err := dec.Decode(&af); err != nil {
-		return Fault{}, fmt.Errorf("body must be a JSON object with the fields action, secret, code, httpStatus, times, latency, drop, message: %v", err)
+		return Fault{}, fmt.Errorf("body must be a JSON object with the fields action, secret, code, httpStatus, times, latency, drop, message: %w", err)
 	}
 	f := Fault{Action: af.Action, Secret: af.Secret, Code: af.Code, HTTPStatus: af.HTTPStatus, Times: af.Times,
 		Drop: af.Drop, Message: af.Message}

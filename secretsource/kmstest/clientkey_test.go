@@ -326,7 +326,9 @@ func TestClientKeySessionAccessKeyChild(t *testing.T) {
 		return resp.SecretData
 	}
 
-	// What aliyun-secretsmanager-client-go builds for credentials type client_key.
+	// What aliyun-secretsmanager-client-go builds for credentials type client_key: deprecated in the core SDK, still
+	// what that client (and so its users) sends, so the emulator must keep verifying it.
+	//nolint:staticcheck // SA1019: deliberately the deprecated path, see above
 	if got := fetch("core SDK RsaKeyPairCredential", sdkcred.NewRsaKeyPairCredential(os.Getenv("KMSTEST_KEY_PKCS8"), keyID, 0)); got != "text value v1" {
 		fail("core SDK RsaKeyPairCredential: wrong secret value")
 	}

@@ -98,7 +98,7 @@ func loadState(dir string) (*persistedState, error) {
 	var st persistedState
 	if err := json.Unmarshal(b, &st); err != nil {
 		// The error of Unmarshal names a type or an offset, never the text of a value.
-		return nil, fmt.Errorf("kmstest: state file %s: not valid JSON (%v); remove the directory to start afresh", path, err)
+		return nil, fmt.Errorf("kmstest: state file %s: not valid JSON (%w); remove the directory to start afresh", path, err)
 	}
 	if st.Format != stateFormat {
 		return nil, fmt.Errorf("kmstest: state file %s: format %d, this emulator reads format %d", path, st.Format, stateFormat)
