@@ -100,16 +100,13 @@ func newEndpoint(e Endpoint, timeout time.Duration) (ep *endpoint, err error) {
 	}
 	// Decode the key ourselves first: the SDK's errors are terse and it panics
 	// on some malformed PKCS#12 files.
-	if _, err := wire.LoadClientKey("dkms", e.ClientKeyFile, e.Password); err != nil {
+	_, content, err := wire.ReadClientKey("dkms", e.ClientKeyFile, e.Password)
+	if err != nil {
 		var se *secretsource.Error
 		if errors.As(err, &se) {
 			se.Message = name + ": " + se.Message
 		}
 		return nil, err
-	}
-	content, err := os.ReadFile(e.ClientKeyFile)
-	if err != nil {
-		return nil, configError(fmt.Sprintf("%s: client key file %q cannot be read", name, e.ClientKeyFile))
 	}
 	tlsConf, err := tlsConfig(name, e)
 	if err != nil {

@@ -36,11 +36,23 @@ func configError(source, msg string, err error) *secretsource.Error {
 // file and what is wrong (unreadable, not JSON, no KeyId, wrong password, not
 // an RSA key); they never contain the password.
 func LoadClientKey(source, file, password string) (*ClientKey, error) {
+	k, _, err := ReadClientKey(source, file, password)
+	return k, err
+}
+
+// ReadClientKey is LoadClientKey that also returns the file's bytes, for a
+// caller that hands them on (the DKMS SDK takes the content, not the path):
+// the file is read once, so both see the same key.
+func ReadClientKey(source, file, password string) (*ClientKey, []byte, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, configError(source, fmt.Sprintf("client key file %q cannot be read", file), pathError(err))
+		return nil, nil, configError(source, fmt.Sprintf("client key file %q cannot be read", file), pathError(err))
 	}
-	return ParseClientKey(source, data, password, file)
+	k, err := ParseClientKey(source, data, password, file)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, data, nil
 }
 
 // pathError keeps the errno (for errors.Is(err, fs.ErrNotExist)) without
