@@ -80,6 +80,9 @@ type credentialError struct {
 }
 
 func (e *credentialError) Error() string {
+	if e.cause != nil { // its text starts with the provider's name
+		return "credential provider " + e.msg
+	}
 	return "credential provider " + e.provider + ": " + e.msg
 }
 
@@ -112,13 +115,14 @@ func mapError(ctx context.Context, err error, name, region string) *secretsource
 	var ce *credentialError
 	var ue *url.Error
 	var cl *sdkerrors.ClientError
+	if errors.As(err, &ce) { // before Describe: a credential provider's refused answer is not KMS's
+		return mapCredentialError(e, ce)
+	}
 	if msg, ok := wire.Describe(err); ok { // a redirect or an oversized body
 		e.Kind, e.Message = secretsource.KindInvalidAnswer, "KMS answer refused: "+msg
 		return e
 	}
 	switch {
-	case errors.As(err, &ce):
-		return mapCredentialError(e, ce)
 	case errors.As(err, &se):
 		e.Code, e.RequestID = se.ErrorCode(), se.RequestId()
 		e.Kind = wire.KindOfCode(e.Code)
