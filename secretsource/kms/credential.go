@@ -46,7 +46,7 @@ type CredentialOptions struct {
 	SecurityToken   string
 
 	RoleARN         string        // ram_role_arn, oidc_role_arn
-	RoleSessionName string        // optional; credentials-go makes one up when empty
+	RoleSessionName string        // optional; credentials-go-<µs> when empty, as credentials-go
 	Policy          string        // optional session policy (JSON)
 	ExternalID      string        // optional, ram_role_arn
 	SessionDuration time.Duration // optional, 15 min .. the role's maximum; default 1 h

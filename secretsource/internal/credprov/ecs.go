@@ -1,6 +1,7 @@
 package credprov
 
 import (
+	"errors"
 	"net/http"
 	"os"
 	"strconv"
@@ -102,8 +103,8 @@ func (p *ECSRAMRole) metadataToken() (string, error) {
 // refusedAnswer reports whether err is a redirect or an oversized body: never
 // a reason to fall back, always an error.
 func refusedAnswer(err error) bool {
-	e, ok := err.(*Error) //nolint:errorlint // c.do returns *Error itself
-	return ok && e.Kind == secretsource.KindInvalidAnswer
+	var e *Error
+	return errors.As(err, &e) && e.Kind == secretsource.KindInvalidAnswer
 }
 
 // get GETs a metadata path, with the token when there is one, and once more

@@ -112,7 +112,9 @@ func (h *hostile) tlsConfig() *tls.Config {
 }
 
 // host is the hostile server's host:port.
-func (h *hostile) host() string { return strings.TrimPrefix(strings.TrimPrefix(h.srv.URL, "https://"), "http://") }
+func (h *hostile) host() string {
+	return strings.TrimPrefix(strings.TrimPrefix(h.srv.URL, "https://"), "http://")
+}
 
 // oversized answers 200 with a JSON body over MaxBody, with or without a
 // Content-Length.

@@ -116,8 +116,8 @@ func TestRedirectsNotFollowed(t *testing.T) {
 				if !errors.As(err, &re) || re.Status != status {
 					t.Fatalf("want a refused redirect, got %v", err)
 				}
-				if secretsource.KindOf(asSecretsourceError(err)) != secretsource.KindInvalidAnswer {
-					t.Errorf("kind %v", err.(*Error).Kind) //nolint:errorlint // providers return *Error itself
+				if k := secretsource.KindOf(asSecretsourceError(err)); k != secretsource.KindInvalidAnswer {
+					t.Errorf("kind %v, want invalid answer", k)
 				}
 				if msg := err.Error(); !strings.Contains(msg, strings.Fields(c.name)[0]) || !strings.Contains(msg, fmt.Sprint(status)) {
 					t.Errorf("the error does not name the provider and the status: %s", msg)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha1" //nolint:gosec // HMAC-SHA1 is the RPC signature method STS verifies
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -296,7 +297,8 @@ func (p *OIDCRoleARN) token() (string, error) {
 
 // unwrapPath drops the path an *os.PathError repeats.
 func unwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok { //nolint:errorlint // os.Open returns it unwrapped
+	var pe *os.PathError
+	if errors.As(err, &pe) {
 		return pe.Err
 	}
 	return err
