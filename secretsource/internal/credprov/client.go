@@ -85,8 +85,8 @@ func newClient(provider string, o HTTPOptions, defConnect, defRead time.Duration
 	}
 	if o.Proxy != "" {
 		u, err := url.Parse(o.Proxy)
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") {
-			return nil, fmt.Errorf("%s: the proxy is not an http://, https:// or socks5:// URL", provider)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5" && u.Scheme != "socks5h") {
+			return nil, errors.New("the proxy is not an http://, https:// or socks5:// URL")
 		}
 		tr.Proxy = http.ProxyURL(u)
 	}

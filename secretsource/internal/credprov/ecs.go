@@ -91,9 +91,7 @@ func (p *ECSRAMRole) metadataToken() (string, error) {
 		return "", nil
 	case status != http.StatusOK:
 		if p.o.DisableIMDSv1 {
-			e := p.c.serviceError(op, status, body)
-			e.Kind = secretsource.KindInvalidCredentials
-			return "", e
+			return "", p.c.serviceError(op, status, body)
 		}
 		return "", nil
 	}
