@@ -14,6 +14,8 @@ import (
 )
 
 // The ECS instance metadata service, as credentials-go v1.4.14 reaches it.
+//
+//nolint:gosec // paths and header names, not credentials
 const (
 	metadataHost         = "100.100.100.200"
 	metadataCredPath     = "/latest/meta-data/ram/security-credentials/"
