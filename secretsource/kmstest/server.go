@@ -53,6 +53,7 @@ type Server struct {
 	faults       []*faultEntry
 	calls        map[callKey]int
 	hooks        []func(RotationEvent)
+	checks       []func(RotationEvent) error // OnRotatePending
 	imdsToken    map[string]time.Time // IMDSv2 token -> expiry
 
 	caCert    *x509.Certificate
