@@ -54,7 +54,7 @@ type Server struct {
 	calls        map[callKey]int
 	hooks        []func(RotationEvent)
 	checks       []func(RotationEvent) error // OnRotatePending
-	imdsToken    map[string]time.Time // IMDSv2 token -> expiry
+	imdsToken    map[string]time.Time        // IMDSv2 token -> expiry
 
 	caCert    *x509.Certificate
 	caKey     *ecdsa.PrivateKey
