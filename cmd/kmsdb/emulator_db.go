@@ -95,9 +95,10 @@ func openEmulatorDB(ctx context.Context, dsn, name string, srv *kmstest.Server, 
 	if err != nil {
 		return nil, fmt.Errorf("--db-admin: %w", err)
 	}
-	m := &emulatorDB{lineWriter: out, admin: admin, srv: srv, ctx: ctx, kind: "MariaDB/MySQL " + admin.Version()}
+	version, _, _ := strings.Cut(admin.Version(), " ") // "15.8 (Debian 15.8-0+deb12u1)" -> "15.8"
+	m := &emulatorDB{lineWriter: out, admin: admin, srv: srv, ctx: ctx, kind: "MariaDB/MySQL " + version}
 	if engine == dbrole.Postgres {
-		m.kind = "PostgreSQL " + admin.Version()
+		m.kind = "PostgreSQL " + version
 	}
 	return m, nil
 }
