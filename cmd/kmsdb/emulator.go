@@ -24,6 +24,7 @@ func init() {
 }
 
 const emulatorUsage = `usage: kmsdb emulator --seed seed.json [--addr 127.0.0.1:0] [--tls] [--state-dir DIR] [--print-env]
+                       [--db-admin DSN [--db-name kmsdb_emulator]] [--rotate-every D] [--quiet]
                        [--ram-revoke-delay D] [--token-ttl D] [--metadata-addr A] [--proxy-addr A]
 
 Runs the KMS emulator until SIGINT or SIGTERM. On start it prints one JSON line on
@@ -32,7 +33,8 @@ stdout with what a client needs:
    "credentialsUri":"http://…/credentials","admin":"http://…/_kmstest/",
    "proxy":"http://…","caFile":"…","clientKeyId":"KAAP.…","clientKeyFile":"…",
    "clientKeyPasswordFile":"…"}
-and logs one line per request on stderr (never a secret value or a key secret).
+and logs one line per request on stderr (never a secret value or a key secret;
+--quiet: warnings, rotations and database accounts only).
 
 --print-env prints, instead of the JSON line, the sh lines that point an
 unchanged application (kmsdb's default configuration, read from the
@@ -40,14 +42,38 @@ environment) at this emulator: credentials_type=ak with the seed's first
 AccessKey (or a new one), cache_client_region_id with the HTTPS endpoint and
 the CA file ("caFilePath"), and KMSDB_EMULATOR_ADMIN for emulator-ctl:
   kmsdb emulator --seed seed.json --print-env > emulator.env &
-  until [ -s emulator.env ]; do sleep 0.1; done; . ./emulator.env
+  until [ -s emulator.env ] || ! kill -0 $! 2>/dev/null; do sleep 0.2; done; . ./emulator.env
   go run ./your-app        # fetches from the emulator, nothing else configured
-It implies --tls. The lines stay valid across restarts with a fixed --addr and
+With --db-admin it adds KMSDB_EMULATOR_DB_ENGINE (mysql or postgres) and
+KMSDB_EMULATOR_DB_DSN (where to connect, no user or password; the JSON line has
+them as dbEngine and dbDsn), as examples/quickstart reads them. It implies --tls. The lines stay valid across restarts with a fixed --addr and
 --metadata-addr, --state-dir (the CA) and a seed with an AccessKey; without one,
 a new AccessKey is made at each start.
 --addr is the shared gateway's address (HTTPS with --tls, plain HTTP without); the
 other endpoints listen on 127.0.0.1 at free ports unless --metadata-addr or
 --proxy-addr name one.
+
+Database accounts, as KMS manages those of RDS and PolarDB secrets: with
+--db-admin, an admin connection to a MySQL/MariaDB server (a go-sql-driver/mysql
+DSN: 'root@tcp(127.0.0.1:3306)/') or a PostgreSQL server (a URL or key=value
+string: 'postgres://postgres@127.0.0.1:5432/postgres'), the emulator
+  - at start, for every Rds and PolarDB secret, creates its account when missing
+    (rights on the database --db-name, created when missing; on PostgreSQL a
+    member of the role group kmsdb_password_auth) and sets its password to the
+    ACSCurrent value (a DoubleUsers secret's other account, named by
+    ACSPrevious, gets the ACSPrevious one), and says so on stderr;
+  - warns on stderr when the server accepts a wrong password for an account
+    (PostgreSQL trust authentication in pg_hba.conf), with the lines to add;
+  - on every rotation (admin rotate, emulator-ctl rotate, the RotateSecret
+    action, --rotate-every) sets a new strong password on the database while
+    the new version is ACSPending, then moves ACSCurrent and ACSPrevious:
+    SingleUser changes the one account; DoubleUsers changes the account not in
+    use (NAME <-> NAME_clone, the clone created at the first rotation) and
+    makes it current, so ACSPrevious keeps working. If the database change
+    fails, the rotation fails and the stages stay.
+Other secret types are never touched. No password is ever printed.
+--rotate-every D rotates every Rds and PolarDB secret every D (with or without
+--db-admin), as automatic rotation does.
 
 State: with --state-dir the CA (caFile), the client key, the access keys and the
 secrets with their versions and stages are kept in DIR (files mode 0600) and
