@@ -19,7 +19,7 @@ type events struct {
 	got []connector.LoginEvent
 }
 
-func (e *events) add(ev connector.LoginEvent) { e.mu.Lock(); e.got = append(e.got, ev); e.mu.Unlock() }
+func (e *events) add(_ context.Context, ev connector.LoginEvent) { e.mu.Lock(); e.got = append(e.got, ev); e.mu.Unlock() }
 
 func (e *events) last(t *testing.T, n int) connector.LoginEvent {
 	t.Helper()
@@ -110,8 +110,8 @@ func BenchmarkRunEvent(b *testing.B) {
 	attempt := func(ctx context.Context, acct secretsource.DBAccount) (string, error) { return acct.VersionID, nil }
 	for _, bc := range []struct {
 		name    string
-		onLogin func(connector.LoginEvent)
-	}{{"none", nil}, {"observer", func(connector.LoginEvent) {}}} {
+		onLogin func(context.Context, connector.LoginEvent)
+	}{{"none", nil}, {"observer", func(context.Context, connector.LoginEvent) {}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			l, err := NewLogin(Config{SecretName: "db", Source: c, Classify: classifyFake, OnLogin: bc.onLogin})
 			if err != nil {

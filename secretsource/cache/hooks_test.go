@@ -23,8 +23,8 @@ func TestHookReasons(t *testing.T) {
 	var ok, failed []Reason
 	var refs []secretsource.VersionRef
 	hooks := Hooks{
-		Refreshed: func(e RefreshedEvent) { mu.Lock(); ok = append(ok, e.Reason); mu.Unlock() },
-		RefreshFailed: func(e RefreshFailedEvent) {
+		Refreshed: func(_ context.Context, e RefreshedEvent) { mu.Lock(); ok = append(ok, e.Reason); mu.Unlock() },
+		RefreshFailed: func(_ context.Context, e RefreshFailedEvent) {
 			mu.Lock()
 			failed, refs = append(failed, e.Reason), append(refs, e.VersionRef)
 			mu.Unlock()
@@ -98,7 +98,7 @@ func TestRefreshFailedEventTook(t *testing.T) {
 	src.setErr(&secretsource.Error{Kind: secretsource.KindAccessDenied, Secret: "db", Source: "fake", Code: "Forbidden.NoPermission"})
 	var mu sync.Mutex
 	var took []time.Duration
-	c := newTestCache(t, slowFailing{src, pause}, WithHooks(Hooks{RefreshFailed: func(e RefreshFailedEvent) {
+	c := newTestCache(t, slowFailing{src, pause}, WithHooks(Hooks{RefreshFailed: func(_ context.Context, e RefreshFailedEvent) {
 		mu.Lock()
 		took = append(took, e.Took)
 		mu.Unlock()
