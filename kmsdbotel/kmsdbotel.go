@@ -37,19 +37,23 @@
 //
 // The cache reports a fetch when it ends, with its duration: each becomes a
 // span "kmsdb.secret.fetch" whose start is set back by that duration, with
-// the reason, the version, and on a failure the gateway (kmsdb.kms.gateway),
-// region (cloud.region), error code and request id of the source's
-// *secretsource.Error. The hooks carry no context: the span is a root span.
-// A successful fetch carries no gateway, region or request id (the cache's
-// event does not have them).
+// the reason, the version, the gateway (kmsdb.kms.gateway), region or
+// endpoint (cloud.region) and request id (kmsdb.kms.request_id) of the call
+// (secretsource.Origin on a success, the *secretsource.Error on a failure)
+// and on a failure the error code. A fetch a caller started (a cold
+// GetSecret, Refresh, GetSecretVersion) is a child of the span in that
+// caller's context; the cache's own refreshes are root spans.
 //
 // Each connection attempt sequence that met a rejection (a rotation) becomes
 // a span "kmsdb.rotation" covering its wait, with the attempts, the version
-// that logged in and whether an older one stood in. connector.LoginEvent
-// carries no context either, so it too is a root span rather than a child of
-// the connect span. The connect span itself comes from the driver's tracer:
-// pgx's ConnConfig.Tracer (e.g. otelpgx) passes through pgkms.WithConfig
-// unchanged, so a pgx connection traced by the application stays traced.
+// that logged in and whether an older one stood in: a child of the span in
+// the context the connection was asked for with (the application's query
+// span, or the connect span of a database/sql wrapper such as otelsql). The
+// driver's own connect spans are the driver's: pgx's ConnConfig.Tracer
+// (e.g. otelpgx) passes through pgkms.WithConfig and pgkms.ConfigurePool
+// unchanged, so each login attempt of a pgx connection stays traced, beside
+// the kmsdb.rotation span. Span attributes are set only when the span is
+// sampled. See docs/observability.md.
 package kmsdbotel
 
 import (
