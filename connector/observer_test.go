@@ -43,7 +43,11 @@ func (o *observed) observer() connector.Observer {
 			ServingStale:  func(_ context.Context, e cache.StaleEvent) { add(e) },
 			Evicted:       func(_ context.Context, e cache.EvictedEvent) { add(e) },
 		},
-		Login: func(_ context.Context, e connector.LoginEvent) { o.mu.Lock(); o.logins = append(o.logins, e); o.mu.Unlock() },
+		Login: func(_ context.Context, e connector.LoginEvent) {
+			o.mu.Lock()
+			o.logins = append(o.logins, e)
+			o.mu.Unlock()
+		},
 	}
 }
 
