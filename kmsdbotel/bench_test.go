@@ -49,21 +49,31 @@ func BenchmarkLoginHook(b *testing.B) {
 	rotation := connector.LoginEvent{Secret: "db", Version: "v2", User: "app", Attempts: 3, Waited: 200 * time.Millisecond, PreviousUsed: true}
 	failed := connector.LoginEvent{Secret: "db", Version: "v2", User: "app", Attempts: 3, Waited: time.Second,
 		Class: connector.AuthFailure, Err: rejected}
+	// The caller's context holds a sampled span (a traced request): the
+	// metrics may keep exemplars pointing at it.
+	caller, span := sdktrace.NewTracerProvider().Tracer("app").Start(context.Background(), "request")
+	defer span.End()
 	for _, bc := range []struct {
 		name string
 		o    connector.Observer
 		e    connector.LoginEvent
+		ctx  context.Context
 	}{
-		{"sampled/first-attempt", sampled, first},
-		{"sampled/rotation", sampled, rotation},
-		{"sampled/failed-after-grace", sampled, failed},
-		{"unsampled/rotation", unsampled, rotation},
-		{"unsampled-parent/rotation", parent, rotation},
-		{"noop/first-attempt", noop, first},
-		{"noop/rotation", noop, rotation},
+		{"sampled/first-attempt", sampled, first, nil},
+		{"sampled/rotation", sampled, rotation, nil},
+		{"sampled/failed-after-grace", sampled, failed, nil},
+		{"unsampled/rotation", unsampled, rotation, nil},
+		{"unsampled-parent/rotation", parent, rotation, nil},
+		{"noop/first-attempt", noop, first, nil},
+		{"noop/rotation", noop, rotation, nil},
+		{"sampled-in-caller-span/first-attempt", sampled, first, caller},
+		{"sampled-in-caller-span/rotation", sampled, rotation, caller},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			ctx := context.Background()
+			ctx := bc.ctx
+			if ctx == nil {
+				ctx = context.Background()
+			}
 			b.ReportAllocs()
 			cpuLoop(b, func() { bc.o.Login(ctx, bc.e) })
 		})
