@@ -291,6 +291,7 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 	rotStart := time.Now()
 	accounts := map[string]bool{}
 	for i := range rotations {
+		load.setRound(i)
 		lag = dbFirstLags[i%len(dbFirstLags)]
 		if order == orderOutage {
 			outageStart, outageCalls0 = time.Now(), stack.srv.Calls("", "")
@@ -346,13 +347,13 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 
 	figures(t, "kind=%s order=%s workers=%d conns=%d lifetime=%v rotations=%d failed=%d | "+
 		"steady: %d q in %.1fs (%.0f q/s) p50=%s p99=%s max=%s new_conns=%d kms_calls=%d | "+
-		"rotating: %d q in %.1fs (%.0f q/s) p50=%s p99=%s max=%s new_conns=%d auth_failures=%d previous_used=%d kms_calls=%d (GetSecretValue total %d, failed in outages %d) gap=%v",
+		"rotating: %d q in %.1fs (%.0f q/s) p50=%s p99=%s max=%s new_conns=%d auth_failures=%d previous_used=%d kms_calls=%d (GetSecretValue total %d, failed in outages %d) gap=%v worst_by_rotation=%s",
 		k, order, loadWorkers, conns, lifetime, rotations, res.failed(),
 		res.queries(phaseSteady), steadyDur.Seconds(), float64(res.queries(phaseSteady))/steadyDur.Seconds(),
 		ms(res.pct(phaseSteady, 0.50)), ms(res.pct(phaseSteady, 0.99)), ms(res.pct(phaseSteady, 1)), steadyLogins, steadyCalls,
 		res.queries(phaseRotating), rotDur.Seconds(), float64(res.queries(phaseRotating))/rotDur.Seconds(),
 		ms(res.pct(phaseRotating, 0.50)), ms(res.pct(phaseRotating, 0.99)), ms(res.pct(phaseRotating, 1)),
-		rotLogins, stats.AuthFailures, stats.PreviousUsed, kmsCalls, getCalls, outageCalls, rotationGap(order))
+		rotLogins, stats.AuthFailures, stats.PreviousUsed, kmsCalls, getCalls, outageCalls, rotationGap(order), res.worstByRound())
 }
 
 // rotationCacheOptions: the cache's defaults, unless KMSDB_LOAD_REFRESH_EVERY
