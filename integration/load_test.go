@@ -64,7 +64,6 @@ func startLoad(n int, query func(ctx context.Context) error) *loadRun {
 		l.wg.Go(func() {
 			for !l.stop.Load() {
 				p := phase(l.phase.Load())
-				round := int(l.round.Load())
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				start := time.Now()
 				err := query(ctx)
@@ -79,6 +78,9 @@ func startLoad(n int, query func(ctx context.Context) error) *loadRun {
 					w.lat[p] = append(w.lat[p], d)
 				}
 				if p == phaseRotating {
+					// The round the query ended in: one that started just
+					// before a rotation and waited for it counts for it.
+					round := int(l.round.Load())
 					for len(w.worst) <= round {
 						w.worst = append(w.worst, 0)
 					}

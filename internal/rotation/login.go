@@ -28,13 +28,20 @@ const (
 	// quarter of the time since the rejection, within these bounds.
 	retryMin = 25 * time.Millisecond
 	retryMax = 250 * time.Millisecond
-	// refreshFirstGap and refreshGap space the KMS refreshes the Login asks
-	// for while every password it holds is rejected: the second comes
-	// refreshFirstGap after the first, the next ones refreshGap apart. An
-	// episode ends after refreshQuiet without a refresh.
-	refreshFirstGap = 500 * time.Millisecond
-	refreshGap      = time.Second
-	refreshQuiet    = 2 * time.Second
+	// refreshSecondGap, refreshThirdGap and refreshGap space the KMS
+	// refreshes the Login asks for while every password it holds is
+	// rejected (an episode): the first at once, the second refreshSecondGap
+	// after it, the third refreshThirdGap after the second (0.65 s after the
+	// first), the next ones refreshGap apart. So a secret that follows the
+	// database by up to 0.65 s is picked up within about 0.35 s of its change
+	// at 3 KMS calls, and a broken secret costs one call a second. An episode
+	// ends after refreshQuiet without a refresh. The cache's per-secret rate
+	// limit (burst cache.DefaultRefreshBurst, 3) lets the first three through
+	// at once, and has refilled them when the next episode starts.
+	refreshSecondGap = 300 * time.Millisecond
+	refreshThirdGap  = 350 * time.Millisecond
+	refreshGap       = time.Second
+	refreshQuiet     = 2 * time.Second
 	// refreshTimeout bounds one background refresh.
 	refreshTimeout = 10 * time.Second
 	// maxRejections bounds the rejected versions a Login remembers.
@@ -119,6 +126,7 @@ type Login struct {
 	refreshing  bool          // a background refresh runs
 	lastRefresh time.Time     // start of the last background refresh
 	nextRefresh time.Time     // no background refresh starts before
+	episodeN    int           // background refreshes started in this episode
 	closed      bool
 	bg          sync.WaitGroup
 	bgCtx       context.Context

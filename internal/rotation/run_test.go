@@ -129,14 +129,15 @@ func TestRunRotation(t *testing.T) {
 				t.Errorf("wait %d = %v, outside [%v, %v]", i, d, waitMin/2, waitMax)
 			}
 		}
-		// Refreshes are spaced (0.5 s, then 1 s) on the Login's clock: a
-		// few over the waits, not one per wait (plus one ACSPrevious: the
-		// cache holds no older version).
+		// Refreshes are spaced (0.3 s, 0.35 s, then 1 s) on the Login's
+		// clock: a few over the waits, not one per wait (plus one
+		// ACSPrevious: the cache holds no older version).
 		var total time.Duration
 		for _, d := range ft.slept {
 			total += d
 		}
-		if got, limit := src.calls.Load()-before, int64(3+total/refreshGap); got > limit {
+		dense := refreshSecondGap + refreshThirdGap
+		if got, limit := src.calls.Load()-before, 1+3+int64(max(total-dense, 0)/refreshGap); got > limit {
 			t.Errorf("%d source calls over %v of waiting, want at most %d", got, total, limit)
 		}
 	})

@@ -171,9 +171,8 @@ func (l *Login) wakeLocked() {
 }
 
 // kickRefresh starts a background refresh of the secret unless one runs or
-// the last one started too recently (the second of an episode
-// refreshFirstGap after the first, later ones refreshGap apart). The cache
-// adds its own per-secret rate limit; nobody waits for it.
+// the last one started too recently (see refreshGapAfter). The cache adds
+// its own per-secret rate limit; nobody waits for it.
 func (l *Login) kickRefresh(p secretsource.Cache) {
 	now := l.now()
 	l.mu.Lock()
@@ -181,13 +180,26 @@ func (l *Login) kickRefresh(p secretsource.Cache) {
 	if l.closed || l.refreshing || now.Before(l.nextRefresh) {
 		return
 	}
-	gap := refreshGap
 	if l.lastRefresh.IsZero() || now.Sub(l.lastRefresh) > refreshQuiet {
-		gap = refreshFirstGap
+		l.episodeN = 0 // a new episode
 	}
-	l.refreshing, l.lastRefresh, l.nextRefresh = true, now, now.Add(gap)
+	l.episodeN++
+	l.refreshing, l.lastRefresh, l.nextRefresh = true, now, now.Add(refreshGapAfter(l.episodeN))
 	l.bg.Add(1)
 	go l.refresh(p)
+}
+
+// refreshGapAfter is how long after the n-th refresh of an episode (from 1)
+// the next may start: dense at first, where a secret that lags the database
+// is most likely to change, then once a second.
+func refreshGapAfter(n int) time.Duration {
+	switch n {
+	case 1:
+		return refreshSecondGap
+	case 2:
+		return refreshThirdGap
+	}
+	return refreshGap
 }
 
 func (l *Login) refresh(p secretsource.Cache) {
