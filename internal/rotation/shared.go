@@ -189,6 +189,20 @@ func (l *Login) kickRefresh(p secretsource.Cache) {
 	go l.refresh(p)
 }
 
+// untilRefresh bounds a wait of d starting at now so that the waiter wakes
+// when the next background refresh of the episode is due (and kicks it),
+// but not earlier than waitMin/2: a lone waiter, whose waits grow to
+// waitMax, would otherwise start the dense refreshes late.
+func (l *Login) untilRefresh(now time.Time, d time.Duration) time.Duration {
+	l.mu.Lock()
+	next, busy := l.nextRefresh, l.refreshing
+	l.mu.Unlock()
+	if busy || !next.After(now) {
+		return d // a refresh runs (its end wakes the waiters) or may start now
+	}
+	return max(next.Sub(now), waitMin/2)
+}
+
 // refreshGapAfter is how long after the n-th refresh of an episode (from 1)
 // the next may start: dense at first, where a secret that lags the database
 // is most likely to change, then once a second.

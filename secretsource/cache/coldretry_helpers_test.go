@@ -140,8 +140,8 @@ func waiters(c *Cache, name string) int {
 }
 
 // checkGaps asserts that consecutive calls are no closer than the backoff
-// delays drawn before them, and that no three calls fall within one rate-limit
-// period (burst 2, one token per every). The check allows 1 µs of rounding
+// delays drawn before them, and that no DefaultRefreshBurst+1 calls fall
+// within one rate-limit period (one token per every). The check allows 1 µs of rounding
 // (x/time/rate, which the cache used before its tokenBucket, kept tokens in a
 // float64 and could come due a few nanoseconds early).
 func checkGaps(t *testing.T, times []time.Time, delays []time.Duration, every time.Duration) {

@@ -330,8 +330,8 @@ func TestCloseDuringColdRetry(t *testing.T) {
 }
 
 // TestColdRetryRateLimitFloor: when the backoff draws zero every time, the
-// per-secret rate limit alone spaces the retries: a burst of 2, then one per
-// second.
+// per-secret rate limit alone spaces the retries: the burst
+// (DefaultRefreshBurst), then one per second.
 func TestColdRetryRateLimitFloor(t *testing.T) {
 	fc := clock.NewFake(t0)
 	src := &flakySource{clk: fc, n: 4, err: errUnavailable, next: newFakeSource(nil)}
