@@ -259,7 +259,7 @@ func (r *run) await(ctx context.Context, block bool) (*secretsource.Secret, erro
 		if rej == nil {
 			return r.cur, nil
 		}
-		l.kickRefresh(r.p)
+		l.kickRefresh(r.p, rej.since)
 		now := l.now()
 		deadline := rej.since.Add(l.grace)
 		if !now.Before(deadline) {

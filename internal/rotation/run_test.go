@@ -146,7 +146,9 @@ func TestRunRotation(t *testing.T) {
 // TestRefreshSchedule: the background refreshes of an episode start at once,
 // refreshSecondGap later, refreshThirdGap after that, then refreshGap apart,
 // whoever asks in between; after refreshQuiet without one the next episode
-// starts dense again. On the Login's fake clock, so the times are exact.
+// starts dense again. When the first comes soon after the refusal, the
+// schedule counts from the refusal. On the Login's fake clock, so the times
+// are exact.
 func TestRefreshSchedule(t *testing.T) {
 	src := newRotating("v1", "pw-one-1111")
 	l, c, ft := newTestLogin(t, src, 0)
@@ -165,10 +167,29 @@ func TestRefreshSchedule(t *testing.T) {
 		// quiet: a new episode, dense again
 		{quietEnd, true}, {quietEnd + second, true}, {quietEnd + third, true}, {quietEnd + third + refreshGap/2, false},
 	}
+	// Another quiet period; the current version was refused 0.2 s before the
+	// first refresh: the second comes at the refusal + refreshSecondGap (but
+	// refreshMinGap after the first at least), the third at the refusal +
+	// third.
+	refused := quietEnd + third + refreshQuiet + 2*time.Millisecond
+	steps = append(steps, []struct {
+		at      time.Duration
+		refresh bool
+	}{
+		{refused + 200*time.Millisecond, true},
+		{refused + 200*time.Millisecond + refreshMinGap - time.Millisecond, false},
+		{refused + max(second, 200*time.Millisecond+refreshMinGap), true},
+		{refused + third - time.Millisecond, false},
+		{refused + third, true},
+	}...)
 	for _, st := range steps {
 		ft.advance(start.Add(st.at).Sub(ft.now()))
 		before := src.calls.Load()
-		l.kickRefresh(c)
+		var since time.Time
+		if st.at > refused {
+			since = start.Add(refused)
+		}
+		l.kickRefresh(c, since)
 		ft.settle()
 		if got := src.calls.Load() - before; got != map[bool]int64{true: 1, false: 0}[st.refresh] {
 			t.Errorf("at +%v: %d refreshes, want refresh=%v", st.at, got, st.refresh)

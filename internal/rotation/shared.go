@@ -171,9 +171,15 @@ func (l *Login) wakeLocked() {
 }
 
 // kickRefresh starts a background refresh of the secret unless one runs or
-// the last one started too recently (see refreshGapAfter). The cache adds
-// its own per-secret rate limit; nobody waits for it.
-func (l *Login) kickRefresh(p secretsource.Cache) {
+// the last one started too recently; since is when the current version was
+// first refused (zero: unknown). The refreshes of an episode start at once,
+// then refreshSecondGap and refreshSecondGap+refreshThirdGap after the
+// episode began: the refusal, when the first refresh came less than
+// refreshSecondGap after it (a connection first tries the older versions it
+// holds, a login each), else the first refresh. Later ones come refreshGap
+// apart, and none less than refreshMinGap after the one before. The cache
+// adds its own per-secret rate limit; nobody waits for it.
+func (l *Login) kickRefresh(p secretsource.Cache, since time.Time) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -181,10 +187,25 @@ func (l *Login) kickRefresh(p secretsource.Cache) {
 		return
 	}
 	if l.lastRefresh.IsZero() || now.Sub(l.lastRefresh) > refreshQuiet {
-		l.episodeN = 0 // a new episode
+		l.episodeN, l.episodeStart = 0, now // a new episode
+		if age := now.Sub(since); !since.IsZero() && age >= 0 && age < refreshSecondGap {
+			l.episodeStart = since
+		}
 	}
 	l.episodeN++
-	l.refreshing, l.lastRefresh, l.nextRefresh = true, now, now.Add(refreshGapAfter(l.episodeN))
+	var next time.Time
+	switch l.episodeN {
+	case 1:
+		next = l.episodeStart.Add(refreshSecondGap)
+	case 2:
+		next = l.episodeStart.Add(refreshSecondGap + refreshThirdGap)
+	default:
+		next = now.Add(refreshGap)
+	}
+	if soonest := now.Add(refreshMinGap); next.Before(soonest) {
+		next = soonest
+	}
+	l.refreshing, l.lastRefresh, l.nextRefresh = true, now, next
 	l.bg.Add(1)
 	go l.refresh(p)
 }
@@ -201,19 +222,6 @@ func (l *Login) untilRefresh(now time.Time, d time.Duration) time.Duration {
 		return d // a refresh runs (its end wakes the waiters) or may start now
 	}
 	return max(next.Sub(now), waitMin/2)
-}
-
-// refreshGapAfter is how long after the n-th refresh of an episode (from 1)
-// the next may start: dense at first, where a secret that lags the database
-// is most likely to change, then once a second.
-func refreshGapAfter(n int) time.Duration {
-	switch n {
-	case 1:
-		return refreshSecondGap
-	case 2:
-		return refreshThirdGap
-	}
-	return refreshGap
 }
 
 func (l *Login) refresh(p secretsource.Cache) {
