@@ -122,7 +122,7 @@ func New(cfg Config) (*Source, error) {
 	cred := cfg.Credential
 	if cred == nil {
 		var err error
-		if cred, err = credentials.NewCredential(nil); err != nil {
+		if cred, err = NewCredential(CredentialOptions{Type: CredentialDefault}); err != nil {
 			return nil, configError("default credential chain: "+wire.Scrub(err.Error()), nil)
 		}
 	}
