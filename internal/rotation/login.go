@@ -33,12 +33,13 @@ const (
 	// rejected (an episode): the first at once, the second refreshSecondGap
 	// after the episode began (the refusal; see kickRefresh), the third
 	// refreshThirdGap after that (0.65 s after the start), the next ones
-	// refreshGap apart, none closer than refreshMinGap. So a secret that follows the
-	// database by up to 0.65 s is picked up within about 0.35 s of its change
-	// at 3 KMS calls, and a broken secret costs one call a second. An episode
-	// ends after refreshQuiet without a refresh. The cache's per-secret rate
-	// limit (burst cache.DefaultRefreshBurst, 3) lets the first three through
-	// at once, and has refilled them when the next episode starts.
+	// refreshGap apart, none closer than refreshMinGap. So a secret that
+	// follows the database by up to 0.65 s is picked up within about 0.35 s
+	// of its change at 3 KMS calls, and a broken secret costs one call a
+	// second. An episode ends after refreshQuiet without a refresh. The
+	// cache's per-secret rate limit (burst cache.DefaultRefreshBurst, 3) lets
+	// the first three through at once, and has refilled them when the next
+	// episode starts.
 	refreshSecondGap = 300 * time.Millisecond
 	refreshThirdGap  = 350 * time.Millisecond
 	refreshGap       = time.Second
