@@ -259,7 +259,7 @@ func (r *run) await(ctx context.Context, block bool) (*secretsource.Secret, erro
 		if rej == nil {
 			return r.cur, nil
 		}
-		l.kickRefresh(r.p)
+		l.kickRefresh(r.p, rej.since)
 		now := l.now()
 		deadline := rej.since.Add(l.grace)
 		if !now.Before(deadline) {
@@ -278,7 +278,7 @@ func (r *run) await(ctx context.Context, block bool) (*secretsource.Secret, erro
 		}
 		r.wait = min(max(2*r.wait, waitMin), waitMax)
 		d := time.Duration(float64(r.wait) * (0.5 + 0.5*l.rand()))
-		d = min(d, deadline.Sub(now))
+		d = min(d, deadline.Sub(now), l.untilRefresh(now, d))
 		if err := l.sleep(ctx, d, ch); err != nil {
 			return nil, r.failRejected(ctx, rej)
 		}

@@ -330,8 +330,8 @@ func TestCloseDuringColdRetry(t *testing.T) {
 }
 
 // TestColdRetryRateLimitFloor: when the backoff draws zero every time, the
-// per-secret rate limit alone spaces the retries: a burst of 2, then one per
-// second.
+// per-secret rate limit alone spaces the retries: the burst
+// (DefaultRefreshBurst), then one per second.
 func TestColdRetryRateLimitFloor(t *testing.T) {
 	fc := clock.NewFake(t0)
 	src := &flakySource{clk: fc, n: 4, err: errUnavailable, next: newFakeSource(nil)}
@@ -342,7 +342,11 @@ func TestColdRetryRateLimitFloor(t *testing.T) {
 	}
 	times := src.Times()
 	checkGaps(t, times, make([]time.Duration, len(times)), DefaultRefreshEvery)
-	want := []time.Duration{0, 0, time.Second, 2 * time.Second, 3 * time.Second}
+	// The burst at once, then one a second.
+	var want []time.Duration
+	for i := range 5 {
+		want = append(want, time.Duration(max(0, i-DefaultRefreshBurst+1))*DefaultRefreshEvery)
+	}
 	if len(times) != len(want) {
 		t.Fatalf("%d calls, want %d", len(times), len(want))
 	}

@@ -278,9 +278,9 @@ func TestEmulatorThrottling(t *testing.T) {
 		if gap < delays[i-1] {
 			t.Errorf("retry %d only %v after the previous call: backoff %v", i, gap, delays[i-1])
 		}
-		// The rate limit (burst 2, 1 a second): no three calls within a second.
-		if i >= 2 && times[i].Sub(times[i-2]) < DefaultRefreshEvery {
-			t.Errorf("retries %d and %d within %v of call %d: the rate limit allows 2 a second", i-1, i, times[i].Sub(times[i-2]), i-2)
+		// The rate limit (a burst, then 1 a second): no burst+1 calls within a second.
+		if b := DefaultRefreshBurst; i >= b && times[i].Sub(times[i-b]) < DefaultRefreshEvery {
+			t.Errorf("calls %d..%d within %v: the rate limit allows %d a second", i-b, i, times[i].Sub(times[i-b]), b)
 		}
 		distinct[delays[i-1]] = true
 	}
