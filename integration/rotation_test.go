@@ -452,10 +452,10 @@ func (r *rotationTrace) note(what string) {
 
 func (r *rotationTrace) cacheOption() cache.Option {
 	return cache.WithHooks(cache.Hooks{
-		Refreshed: func(ev cache.RefreshedEvent) {
+		Refreshed: func(_ context.Context, ev cache.RefreshedEvent) {
 			r.note(fmt.Sprintf("fetch %s took %dms version %s changed=%v", ev.Reason, ev.Took.Milliseconds(), ev.Version, ev.Changed))
 		},
-		RefreshFailed: func(ev cache.RefreshFailedEvent) {
+		RefreshFailed: func(_ context.Context, ev cache.RefreshFailedEvent) {
 			r.note("fetch failed: " + ev.Err.Error())
 		},
 	})
