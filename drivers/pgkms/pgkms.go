@@ -133,6 +133,8 @@ const DriverName = "pgkms"
 func init() {
 	sql.Register(DriverName, rotation.NewNamedDriver((&options{Options: rotation.Options{Pkg: pkg}}).open))
 	rotation.RegisterUnwrap(func(c *Connector) *rotation.Connector { return c.rc })
+	rotation.RegisterRedactor(redactConnectError)
+	rotation.RegisterRedactor(redactParseConfigError)
 }
 
 const pkg = "pgkms" // the prefix of errors
