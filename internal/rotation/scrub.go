@@ -231,7 +231,7 @@ func (s *scrubber) holds(text string) bool {
 
 // maxWalk bounds the values clean visits: an error that reaches more (a
 // connection, a whole configuration) counts as holding a secret.
-const maxWalk = 4096
+const maxWalk = 1 << 14
 
 type seen struct {
 	p uintptr
@@ -298,6 +298,9 @@ func (w *cleanWalk) walk(v reflect.Value, depth int) bool {
 				b[i] = byte(v.Index(i).Uint())
 			}
 			return !w.s.holds(string(b))
+		}
+		if k := v.Type().Elem().Kind(); k >= reflect.Bool && k <= reflect.Complex128 {
+			return true // numbers hold no text
 		}
 		for i := range v.Len() {
 			if !w.walk(v.Index(i), depth+1) {
