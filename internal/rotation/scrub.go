@@ -295,7 +295,7 @@ func (w *cleanWalk) walk(v reflect.Value, depth int) bool {
 			}
 			b := make([]byte, v.Len())
 			for i := range b {
-				b[i] = byte(v.Index(i).Uint())
+				b[i] = byte(v.Index(i).Uint()) //nolint:gosec // the element is a uint8
 			}
 			return !w.s.holds(string(b))
 		}

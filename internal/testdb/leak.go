@@ -144,7 +144,7 @@ func (w *leakWalker) walk(v reflect.Value, path string, depth int) {
 		if v.Kind() == reflect.Array && v.Type().Elem().Kind() == reflect.Uint8 {
 			b := make([]byte, v.Len())
 			for i := range b {
-				b[i] = byte(v.Index(i).Uint())
+				b[i] = byte(v.Index(i).Uint()) //nolint:gosec // the element is a uint8
 			}
 			w.check(path, string(b))
 			return
