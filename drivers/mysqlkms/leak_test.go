@@ -32,7 +32,7 @@ func TestFailedLoginErrorsHoldNoPassword(t *testing.T) {
 	var events []connector.LoginEvent
 	prev := connector.DefaultObserver()
 	o := prev
-	o.Login = func(ev connector.LoginEvent) {
+	o.Login = func(_ context.Context, ev connector.LoginEvent) {
 		mu.Lock()
 		events = append(events, ev)
 		mu.Unlock()

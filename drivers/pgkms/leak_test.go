@@ -25,7 +25,7 @@ func captureLoginEvents(t *testing.T) (events func(secret string) []connector.Lo
 	var got []connector.LoginEvent
 	prev := connector.DefaultObserver()
 	o := prev
-	o.Login = func(ev connector.LoginEvent) {
+	o.Login = func(_ context.Context, ev connector.LoginEvent) {
 		mu.Lock()
 		got = append(got, ev)
 		mu.Unlock()

@@ -75,7 +75,7 @@ func (l *Login) Scrub(err error, acct secretsource.DBAccount) error {
 
 // done ends a connection attempt sequence: it counts a failure and reports
 // the connector.LoginEvent to the Login's hook, else the default Observer's.
-func (r *run) done(err error) {
+func (r *run) done(ctx context.Context, err error) {
 	l := r.l
 	if err != nil {
 		l.stats.failed.Add(1)
@@ -86,7 +86,7 @@ func (r *run) done(err error) {
 			return
 		}
 	}
-	h(r.event(err))
+	h(ctx, r.event(err))
 }
 
 // event describes the sequence that ended with err. A failure is described

@@ -70,7 +70,7 @@ type Config struct {
 	// OnLogin receives the connector.LoginEvent that ends each connection
 	// attempt sequence. Nil: the Login hook of connector.DefaultObserver at
 	// the time of the event.
-	OnLogin func(connector.LoginEvent)
+	OnLogin func(context.Context, connector.LoginEvent)
 }
 
 // String describes c without the strings of Redact (they are passwords).
@@ -95,8 +95,8 @@ type Login struct {
 	grace      time.Duration
 	probeEvery time.Duration
 	redact     []string
-	log        *slog.Logger               // nil: the default Observer's
-	onLogin    func(connector.LoginEvent) // nil: the default Observer's
+	log        *slog.Logger                                // nil: the default Observer's
+	onLogin    func(context.Context, connector.LoginEvent) // nil: the default Observer's
 
 	fixed  secretsource.Cache // given cache, or nil for the default
 	closer io.Closer          // cache owned by this Login

@@ -19,7 +19,7 @@ import (
 func Run[T any](ctx context.Context, l *Login, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
 	r := &run{l: l}
 	res, err := runFirst(ctx, r, attempt)
-	r.done(err)
+	r.done(ctx, err)
 	return res, err
 }
 
@@ -60,7 +60,7 @@ func (r *run) begin(ctx context.Context) error {
 func Continue[T any](ctx context.Context, l *Login, acct secretsource.DBAccount, err error, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
 	r := &run{l: l}
 	res, err := runAfter(ctx, r, acct, err, attempt)
-	r.done(err)
+	r.done(ctx, err)
 	return res, err
 }
 

@@ -240,7 +240,7 @@ func TestEmulatorThrottling(t *testing.T) {
 	bo := &recBackoff{}
 	var failures []RefreshFailedEvent
 	c := newTestCache(t, src, withClock(fc), withRand(seqRand(99)), WithBackoff(bo),
-		WithHooks(Hooks{RefreshFailed: func(e RefreshFailedEvent) { failures = append(failures, e) }}))
+		WithHooks(Hooks{RefreshFailed: func(_ context.Context, e RefreshFailedEvent) { failures = append(failures, e) }}))
 	v1 := mustGet(t, c, emuName).VersionID()
 	srv.ResetCalls()
 	const throttled = 8
@@ -310,7 +310,7 @@ func TestEmulatorColdThrottling(t *testing.T) {
 	bo := &recBackoff{}
 	var failures []RefreshFailedEvent
 	c := newTestCache(t, src, withClock(fc), withRand(seqRand(5)), WithBackoff(bo),
-		WithHooks(Hooks{RefreshFailed: func(e RefreshFailedEvent) { mu.Lock(); failures = append(failures, e); mu.Unlock() }}))
+		WithHooks(Hooks{RefreshFailed: func(_ context.Context, e RefreshFailedEvent) { mu.Lock(); failures = append(failures, e); mu.Unlock() }}))
 	const throttled = 3
 	srv.InjectFault(kmstest.Fault{Action: getAction, Code: "Rejected.Throttling", Times: throttled})
 

@@ -16,7 +16,7 @@ func TestRefreshAhead(t *testing.T) {
 	src := newFakeSource(fc)
 	var events []RefreshedEvent
 	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)),
-		WithHooks(Hooks{Refreshed: func(e RefreshedEvent) { events = append(events, e) }}))
+		WithHooks(Hooks{Refreshed: func(_ context.Context, e RefreshedEvent) { events = append(events, e) }}))
 	mustGet(t, c, "db")
 	// TTL 5 min, jitter 0.02, draw 0.5: the policy says 5m - 0.01*5m = 4m57s;
 	// the first refresh after a cold fetch is drawn in (0, 4m57s]: 0.5 of it.
