@@ -32,7 +32,8 @@ type Observer struct {
 	// Login is called once at the end of each connection attempt sequence
 	// of every connector and pgkms.Pool, on the connecting goroutine: keep it
 	// fast, and do not block. A pgkms.Pool reports only the connections whose
-	// first login was rejected (the others never reach the rotation loop).
+	// first login the database refused (the others never reach the rotation
+	// loop; a failed Acquire that is no refused login is not reported).
 	//
 	// ctx is the context the connection was asked for with (the one
 	// database/sql passes to Connect, or pgkms.Pool.Acquire's): its values,

@@ -68,7 +68,7 @@ func (l *Login) secretError(err error, s *secretsource.Secret) error {
 	return e
 }
 
-// Scrub removes the Login's redacted strings and acct's password from err's text.
+// Scrub is Scrub with the Login's redacted strings and acct's password.
 func (l *Login) Scrub(err error, acct secretsource.DBAccount) error {
 	return Scrub(err, l.scrubList(acct)...)
 }
