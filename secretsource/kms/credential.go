@@ -13,7 +13,6 @@ import (
 	"github.com/aliyun/credentials-go/credentials"
 	"github.com/aliyun/credentials-go/credentials/providers"
 
-	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
@@ -133,7 +132,7 @@ func redactURL(raw string) string {
 func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 	for _, f := range requiredFields(o) {
 		if f.value == "" {
-			return nil, configError(fmt.Sprintf("credential type %q needs %s", o.Type, f.name), nil)
+			return nil, wire.ConfigError("kms", fmt.Sprintf("credential type %q needs %s", o.Type, f.name), nil)
 		}
 	}
 	httpOpts := &providers.HttpOptions{Proxy: o.Proxy,
@@ -142,13 +141,13 @@ func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 	case CredentialAccessKey, CredentialSTS, CredentialRAMRoleARN, CredentialOIDCRoleARN:
 		cred, err := credentials.NewCredential(credentialsConfig(o))
 		if err != nil {
-			return nil, configError(o.Type+": "+wire.Scrub(err.Error()), nil)
+			return nil, wire.ConfigError("kms", o.Type+": "+wire.Scrub(err.Error()), nil)
 		}
 		return cred, nil
 	case CredentialCredentialsURI:
 		p, err := providers.NewURLCredentialsProviderBuilder().WithUrl(o.URL).WithHttpOptions(httpOpts).Build()
 		if err != nil {
-			return nil, configError("credentials_uri: "+wire.Scrub(err.Error()), nil)
+			return nil, wire.ConfigError("kms", "credentials_uri: "+wire.Scrub(err.Error()), nil)
 		}
 		return credentials.FromCredentialsProvider(o.Type, p), nil
 	case CredentialECSRAMRole:
@@ -157,7 +156,7 @@ func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 		p, err := providers.NewECSRAMRoleCredentialsProviderBuilder().WithRoleName(o.RoleName).
 			WithDisableIMDSv1(o.DisableIMDSv1).WithHttpOptions(httpOpts).Build()
 		if err != nil {
-			return nil, configError("ecs_ram_role: "+wire.Scrub(err.Error()), nil)
+			return nil, wire.ConfigError("kms", "ecs_ram_role: "+wire.Scrub(err.Error()), nil)
 		}
 		return credentials.FromCredentialsProvider(o.Type, p), nil
 	case CredentialClientKey:
@@ -165,7 +164,7 @@ func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 	case CredentialDefault, "":
 		return credentials.NewCredential(nil)
 	}
-	return nil, configError(fmt.Sprintf("unknown credential type %q (want one of access_key, sts, ram_role_arn, "+
+	return nil, wire.ConfigError("kms", fmt.Sprintf("unknown credential type %q (want one of access_key, sts, ram_role_arn, "+
 		"ecs_ram_role, oidc_role_arn, credentials_uri, client_key, default)", o.Type), nil)
 }
 
@@ -237,10 +236,6 @@ func setTimeouts(c *credentials.Config, o CredentialOptions) {
 		ms := int(o.ReadTimeout / time.Millisecond)
 		c.Timeout = &ms
 	}
-}
-
-func configError(msg string, err error) *secretsource.Error {
-	return &secretsource.Error{Kind: secretsource.KindConfig, Source: "kms", Message: msg, Err: err}
 }
 
 // providerAdapter turns a credentials-go Credential into the core SDK's
