@@ -230,7 +230,7 @@ func (s *Source) call(ctx, rctx context.Context, name string, ref secretsource.V
 	client, err := kms.NewClientWithOptions(s.region.ID, cfg, s.provider)
 	if err != nil {
 		return nil, nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "kms", Region: s.region.ID,
-			Message: "cannot build the KMS client", Err: safe(err)}
+			Message: "cannot build the KMS client", Err: wire.Safe(err)}
 	}
 	client.Domain = s.region.Host()
 	client.SetConnectTimeout(s.timeout)
