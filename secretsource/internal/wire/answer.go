@@ -221,11 +221,11 @@ func CheckAnswer(s *secretsource.Secret, name string, ref secretsource.VersionRe
 			"version %q: KMS ignores a version id without a stage for Rds, PolarDB, Redis, RAMCredentials and ECS "+
 			"secrets; set the Stage (ACSCurrent or ACSPrevious) with the VersionID", ref.VersionID, s.VersionID())}
 	}
-	stage := ref.Stage
-	if stage == "" && ref.VersionID == "" {
-		stage = secretsource.StageCurrent
-	}
-	if stage != "" && !s.HasStage(stage) {
+	if !ref.Matches(s) { // the version id matches (above): the stage does not
+		stage := ref.Stage
+		if stage == "" {
+			stage = secretsource.StageCurrent // the zero ref
+		}
 		return bad(fmt.Sprintf("version %q does not carry the stage %s asked for (stages %q)", s.VersionID(), stage, s.VersionStages()))
 	}
 	return nil
