@@ -87,7 +87,7 @@ func (r Response) Secret(name string, ref secretsource.VersionRef) (*secretsourc
 		f.DataType = secretsource.DataText
 	}
 	if f.DataType == secretsource.DataBinary {
-		v, err := decodeBase64(r.SecretData)
+		v, err := DecodeBase64(r.SecretData)
 		if err != nil {
 			return nil, nil, &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name,
 				Message: "binary secret data is not valid base64"}
@@ -117,7 +117,9 @@ func (r Response) Secret(name string, ref secretsource.VersionRef) (*secretsourc
 	return secretsource.NewSecret(f), warnings, nil
 }
 
-func decodeBase64(s string) ([]byte, error) {
+// DecodeBase64 decodes binary secret data: standard or URL-safe base64, padded
+// or not, surrounding blanks ignored.
+func DecodeBase64(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if v, err := enc.DecodeString(s); err == nil {
