@@ -169,7 +169,7 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 	}
 	stack := newKMSStack(t, rotationCacheOptions(t), spec)
 	if order == orderDoubleUsers {
-		if err := stack.srv.PutSecretValue(secretName, rdsValue(user1, pw1), "v-user1"); err != nil {
+		if err := stack.srv.AddVersion(secretName, rdsValue(user1, pw1), "v-user1"); err != nil {
 			t.Fatal(err)
 		}
 	}
