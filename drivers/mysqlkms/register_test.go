@@ -1,34 +1,24 @@
 package mysqlkms
 
 import (
-	"log/slog"
 	"testing"
 
 	"github.com/kmsdb/kmsdb/internal/drivertest"
 	"github.com/kmsdb/kmsdb/internal/testdb"
-	"github.com/kmsdb/kmsdb/secretsource"
 )
 
 // sharedDriver describes this package to the tests all drivers share.
-var sharedDriver = drivertest.Driver{
-	Name:             "mysqlkms",
-	Database:         "MariaDB",
-	Server:           testdb.MariaDB,
+var sharedDriver = drivertest.Driver[Option]{
+	Name: "mysqlkms", Database: "MariaDB", Server: testdb.MariaDB,
 	DSN:              func(addr string) string { return "tcp(" + addr + ")/" + testdb.Database },
 	CurrentUserQuery: "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)",
-	Register: func(name string, src secretsource.Source, logger *slog.Logger, bad bool) (func() error, error) {
-		switch {
-		case bad:
-			return RegisterDriver(name, WithSource(nil))
-		case src == nil:
-			return RegisterDriver(name)
-		}
-		return RegisterDriver(name, WithSource(src), WithGracePeriod(-1), WithLogger(logger))
-	},
+	RegisterDriver:   RegisterDriver, WithSource: WithSource, WithGracePeriod: WithGracePeriod, WithLogger: WithLogger,
 }
 
 // TestRegisterDriver: see drivertest.TestRegisterDriver.
 func TestRegisterDriver(t *testing.T) { drivertest.TestRegisterDriver(t, sharedDriver) }
 
 // TestRegisterDriverBadOptions: see drivertest.TestRegisterDriverBadOptions.
-func TestRegisterDriverBadOptions(t *testing.T) { drivertest.TestRegisterDriverBadOptions(t, sharedDriver) }
+func TestRegisterDriverBadOptions(t *testing.T) {
+	drivertest.TestRegisterDriverBadOptions(t, sharedDriver)
+}

@@ -20,8 +20,9 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
 
-// Driver is what the shared tests need of a driver package.
-type Driver struct {
+// Driver is what the shared tests need of a driver package whose options
+// are of type O.
+type Driver[O any] struct {
 	Name     string                            // "pgkms": the prefix of the names registered
 	Database string                            // "PostgreSQL", for messages
 	Server   func(t testing.TB) *testdb.Server // testdb.Postgres or testdb.MariaDB
@@ -30,11 +31,11 @@ type Driver struct {
 	DSN func(addr string) string
 	// CurrentUserQuery answers the name of the user logged in.
 	CurrentUserQuery string
-	// Register is the package's RegisterDriver with WithSource(src),
-	// WithGracePeriod(-1) and WithLogger(logger) when src is not nil, and
-	// with the options given, nothing else, when src is nil and bad is false.
-	// With bad true it registers with WithSource(nil).
-	Register func(name string, src secretsource.Source, logger *slog.Logger, bad bool) (cleanup func() error, err error)
+	// The package's RegisterDriver and options.
+	RegisterDriver  func(name string, opts ...O) (cleanup func() error, err error)
+	WithSource      func(secretsource.Source) O
+	WithGracePeriod func(time.Duration) O
+	WithLogger      func(*slog.Logger) O
 }
 
 // TestRegisterDriver: a driver registered with options opens by name with
@@ -43,7 +44,7 @@ type Driver struct {
 // of waiting 30 s), its logger (the rejection is logged there) and the
 // name's DSN. The name cannot be registered twice, and cleanup closes the
 // shared cache.
-func TestRegisterDriver(t *testing.T, d Driver) {
+func TestRegisterDriver[O any](t *testing.T, d Driver[O]) {
 	t.Helper()
 	srv := d.Server(t)
 	srv.RequirePasswordEnforced(t)
@@ -55,7 +56,8 @@ func TestRegisterDriver(t *testing.T, d Driver) {
 	var logs syncbuf.Buffer
 	name := d.Name + "-test-" + rand.Text()
 
-	cleanup, err := d.Register(name, secrets, slog.New(slog.NewTextHandler(&logs, nil)), false)
+	cleanup, err := d.RegisterDriver(name, d.WithSource(secrets), d.WithGracePeriod(-1),
+		d.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func TestRegisterDriver(t *testing.T, d Driver) {
 		t.Error("a password shows in the log or the error")
 	}
 
-	if _, err := d.Register(name, nil, nil, false); err == nil || !strings.Contains(err.Error(), "already registered") {
+	if _, err := d.RegisterDriver(name); err == nil || !strings.Contains(err.Error(), "already registered") {
 		t.Errorf("second registration of %q: %v; want 'already registered'", name, err)
 	}
 	if err := cleanup(); err != nil {
@@ -103,13 +105,13 @@ func TestRegisterDriver(t *testing.T, d Driver) {
 }
 
 // TestRegisterDriverBadOptions: a nil source and an empty name are refused.
-func TestRegisterDriverBadOptions(t *testing.T, d Driver) {
+func TestRegisterDriverBadOptions[O any](t *testing.T, d Driver[O]) {
 	t.Helper()
-	if _, err := d.Register(d.Name+"-bad-"+rand.Text(), nil, nil, true); err == nil ||
+	if _, err := d.RegisterDriver(d.Name+"-bad-"+rand.Text(), d.WithSource(nil)); err == nil ||
 		!strings.Contains(err.Error(), "WithSource") {
 		t.Errorf("RegisterDriver with a nil source: %v", err)
 	}
-	if _, err := d.Register("", nil, nil, false); err == nil {
+	if _, err := d.RegisterDriver(""); err == nil {
 		t.Error("RegisterDriver with an empty name succeeded")
 	}
 }
