@@ -35,7 +35,7 @@ func TestLocalSourceFileBounded(t *testing.T) {
 		t.Fatalf("from a pipe: %v", err)
 	}
 
-	r, w, err = os.Pipe()
+	r2, w2, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,15 +44,15 @@ func TestLocalSourceFileBounded(t *testing.T) {
 		defer close(done)
 		chunk := bytes.Repeat([]byte("# padding\n"), 4096)
 		for {
-			if _, err := w.Write(chunk); err != nil {
+			if _, err := w2.Write(chunk); err != nil {
 				return
 			}
 		}
 	}()
-	_, err = local.New(local.FromFile(fmt.Sprintf("/dev/fd/%d", r.Fd())))
-	r.Close()
+	_, err = local.New(local.FromFile(fmt.Sprintf("/dev/fd/%d", r2.Fd())))
+	r2.Close()
 	<-done
-	w.Close()
+	w2.Close()
 	if !errors.Is(err, secretsource.ErrConfig) || !strings.Contains(err.Error(), "larger than 16 MiB") {
 		t.Errorf("an endless pipe: %v", err)
 	}
