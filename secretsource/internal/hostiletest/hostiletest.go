@@ -30,7 +30,7 @@ import (
 // PW is the password a hostile or broken server puts in its answers. It
 // holds a quote and a backslash so that its JSON-escaped forms differ from it;
 // each of Parts is searched for on its own.
-const PW = `hostile"pw\leak-77`
+const PW = `hostile"pw\leak-77` //nolint:gosec // the password a test fake plants, not a credential
 
 // Parts are the halves of PW searched for in errors and logs.
 var Parts = []string{"hostile", "leak-77"}
@@ -266,7 +266,7 @@ func TestRedirectsNotFollowed(t *testing.T, f *Fake, thief *Fake, thiefAnswer st
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			src := newSource(t, 10*time.Second)
 			f.Set(func(w http.ResponseWriter, r *http.Request) {
-				http.Redirect(w, r, thief.URL+r.URL.RequestURI(), status)
+				http.Redirect(w, r, thief.URL+r.URL.RequestURI(), status) //nolint:gosec // a test fake redirecting to its loopback thief on purpose
 			})
 			_, err := src.Get(context.Background())
 			if !errors.Is(err, secretsource.ErrInvalidAnswer) || !strings.Contains(err.Error(), "redirect") {
