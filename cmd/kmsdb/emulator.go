@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -23,6 +24,7 @@ func init() {
 }
 
 const emulatorUsage = `usage: kmsdb emulator --seed seed.json [--addr 127.0.0.1:0] [--tls] [--state-dir DIR] [--print-env]
+                       [--db-admin DSN [--db-name kmsdb_emulator]] [--rotate-every D] [--quiet]
                        [--ram-revoke-delay D] [--token-ttl D] [--metadata-addr A] [--proxy-addr A]
 
 Runs the KMS emulator until SIGINT or SIGTERM. On start it prints one JSON line on
@@ -31,7 +33,8 @@ stdout with what a client needs:
    "credentialsUri":"http://…/credentials","admin":"http://…/_kmstest/",
    "proxy":"http://…","caFile":"…","clientKeyId":"KAAP.…","clientKeyFile":"…",
    "clientKeyPasswordFile":"…"}
-and logs one line per request on stderr (never a secret value or a key secret).
+and logs one line per request on stderr (never a secret value or a key secret;
+--quiet: warnings, rotations and database accounts only).
 
 --print-env prints, instead of the JSON line, the sh lines that point an
 unchanged application (kmsdb's default configuration, read from the
@@ -39,14 +42,38 @@ environment) at this emulator: credentials_type=ak with the seed's first
 AccessKey (or a new one), cache_client_region_id with the HTTPS endpoint and
 the CA file ("caFilePath"), and KMSDB_EMULATOR_ADMIN for emulator-ctl:
   kmsdb emulator --seed seed.json --print-env > emulator.env &
-  until [ -s emulator.env ]; do sleep 0.1; done; . ./emulator.env
+  until [ -s emulator.env ] || ! kill -0 $! 2>/dev/null; do sleep 0.2; done; . ./emulator.env
   go run ./your-app        # fetches from the emulator, nothing else configured
-It implies --tls. The lines stay valid across restarts with a fixed --addr and
+With --db-admin it adds KMSDB_EMULATOR_DB_ENGINE (mysql or postgres) and
+KMSDB_EMULATOR_DB_DSN (where to connect, no user or password; the JSON line has
+them as dbEngine and dbDsn), as examples/quickstart reads them. It implies --tls. The lines stay valid across restarts with a fixed --addr and
 --metadata-addr, --state-dir (the CA) and a seed with an AccessKey; without one,
 a new AccessKey is made at each start.
 --addr is the shared gateway's address (HTTPS with --tls, plain HTTP without); the
 other endpoints listen on 127.0.0.1 at free ports unless --metadata-addr or
 --proxy-addr name one.
+
+Database accounts, as KMS manages those of RDS and PolarDB secrets: with
+--db-admin, an admin connection to a MySQL/MariaDB server (a go-sql-driver/mysql
+DSN: 'root@tcp(127.0.0.1:3306)/') or a PostgreSQL server (a URL or key=value
+string: 'postgres://postgres@127.0.0.1:5432/postgres'), the emulator
+  - at start, for every Rds and PolarDB secret, creates its account when missing
+    (rights on the database --db-name, created when missing; on PostgreSQL a
+    member of the role group kmsdb_password_auth) and sets its password to the
+    ACSCurrent value (a DoubleUsers secret's other account, named by
+    ACSPrevious, gets the ACSPrevious one), and says so on stderr;
+  - warns on stderr when the server accepts a wrong password for an account
+    (PostgreSQL trust authentication in pg_hba.conf), with the lines to add;
+  - on every rotation (admin rotate, emulator-ctl rotate, the RotateSecret
+    action, --rotate-every) sets a new strong password on the database while
+    the new version is ACSPending, then moves ACSCurrent and ACSPrevious:
+    SingleUser changes the one account; DoubleUsers changes the account not in
+    use (NAME <-> NAME_clone, the clone created at the first rotation) and
+    makes it current, so ACSPrevious keeps working. If the database change
+    fails, the rotation fails and the stages stay.
+Other secret types are never touched. No password is ever printed.
+--rotate-every D rotates every Rds and PolarDB secret every D (with or without
+--db-admin), as automatic rotation does.
 
 State: with --state-dir the CA (caFile), the client key, the access keys and the
 secrets with their versions and stages are kept in DIR (files mode 0600) and
@@ -122,13 +149,16 @@ type emulatorInfo struct {
 	ClientKeyID           string `json:"clientKeyId"`
 	ClientKeyFile         string `json:"clientKeyFile"`
 	ClientKeyPasswordFile string `json:"clientKeyPasswordFile"`
+	DBEngine              string `json:"dbEngine,omitempty"` // with --db-admin: mysql or postgres
+	DBDSN                 string `json:"dbDsn,omitempty"`    // with --db-admin: where applications connect, no user
 }
 
 // emulatorFlags are the command line of `kmsdb emulator`.
 type emulatorFlags struct {
 	addr, seedPath, stateDir, metaAddr, proxyAddr string
-	useTLS, printEnv                              bool
-	revokeDelay, tokenTTL                         time.Duration
+	dbAdmin, dbName                               string
+	useTLS, printEnv, quiet                       bool
+	revokeDelay, tokenTTL, rotateEvery            time.Duration
 }
 
 // runEmulator implements `kmsdb emulator`.
@@ -137,7 +167,12 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if f.quiet {
+		level = slog.LevelWarn
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	out := &lineWriter{w: stderr}
 	opts, envKey, err := emulatorOptions(f, logger)
 	if err != nil {
 		return err
@@ -150,20 +185,41 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer srv.Close()
+	watchRotations(srv, f.dbAdmin != "", out)
+	var db *emulatorDB
+	if f.dbAdmin != "" {
+		if db, err = openEmulatorDB(ctx, f.dbAdmin, f.dbName, srv, out); err != nil {
+			return err
+		}
+		defer db.Close() // after srv.Close (deferred later, run earlier): no rotation runs any more
+		srv.OnRotatePending(db.onPending)
+		if err := db.sync(); err != nil {
+			return err
+		}
+	}
 	ck, err := emulatorClientKey(srv)
 	if err != nil {
 		return err
 	}
 	info := newEmulatorInfo(srv, ck, f.useTLS)
-	out, err := emulatorStartLine(srv, info, f.printEnv, envKey)
+	if db != nil {
+		info.DBEngine, info.DBDSN = db.engineName(), db.appDSN()
+	}
+	line, err := emulatorStartLine(srv, info, f.printEnv, envKey)
 	if err != nil {
 		return err
 	}
-	if _, err := stdout.Write(out); err != nil { // one write: a reader polling a file sees all of it or nothing
+	if _, err := stdout.Write(line); err != nil { // one write: a reader polling a file sees all of it or nothing
 		return fmt.Errorf("write endpoints: %w", err)
 	}
 	logger.Info("emulator ready", "kms", info.KMS, "dkms", info.DKMS, "sts", info.STS, "metadata", info.Metadata,
 		"admin", info.Admin, "proxy", info.Proxy, "clientKeyId", ck.KeyID, "stateDir", f.stateDir)
+	if f.rotateEvery > 0 {
+		out.say("rotating every Rds and PolarDB secret every %v", f.rotateEvery)
+		var wg sync.WaitGroup
+		wg.Go(func() { rotateEvery(ctx, srv, f.rotateEvery, out) })
+		defer wg.Wait() // before srv.Close and db.Close
+	}
 	<-ctx.Done()
 	logger.Info("emulator stopping")
 	return nil
@@ -181,6 +237,10 @@ func parseEmulatorFlags(args []string, stderr io.Writer) (emulatorFlags, error) 
 	fs.DurationVar(&f.tokenTTL, "token-ttl", time.Hour, "lifetime of STS, ECS metadata, credentials URI and client key session credentials")
 	fs.StringVar(&f.metaAddr, "metadata-addr", "127.0.0.1:0", "listen address of the ECS metadata service, credentials URI and admin endpoint")
 	fs.StringVar(&f.proxyAddr, "proxy-addr", "127.0.0.1:0", "listen address of the HTTP proxy to STS and ECS metadata")
+	fs.StringVar(&f.dbAdmin, "db-admin", "", "admin connection of a MySQL/MariaDB ('root@tcp(127.0.0.1:3306)/') or PostgreSQL ('postgres://postgres@127.0.0.1:5432/postgres') server: the emulator creates the accounts of its Rds and PolarDB secrets there and changes their passwords on every rotation, as KMS does")
+	fs.StringVar(&f.dbName, "db-name", "kmsdb_emulator", "with --db-admin: the database the accounts get rights on (created when missing)")
+	fs.DurationVar(&f.rotateEvery, "rotate-every", 0, "rotate every Rds and PolarDB secret this often, as automatic rotation does (e.g. 30s; 0 = only on request)")
+	fs.BoolVar(&f.quiet, "quiet", false, "log warnings, rotations and database accounts only, not one line per request")
 	fs.BoolVar(&f.printEnv, "print-env", false, "print sh export lines for an application configured by the environment, instead of the JSON line (implies --tls)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, emulatorUsage)
@@ -202,6 +262,17 @@ func parseEmulatorFlags(args []string, stderr io.Writer) (emulatorFlags, error) 
 	}
 	if f.tokenTTL <= 0 {
 		return f, fmt.Errorf("--token-ttl %v: must be positive", f.tokenTTL)
+	}
+	if f.rotateEvery < 0 {
+		return f, fmt.Errorf("--rotate-every %v: must not be negative", f.rotateEvery)
+	}
+	if f.dbAdmin != "" && f.dbName == "" {
+		return f, usagef("--db-name must not be empty")
+	}
+	if f.dbAdmin != "" {
+		if _, err := dbAdminEngine(f.dbAdmin); err != nil {
+			return f, err
+		}
 	}
 	if f.printEnv {
 		f.useTLS = true
@@ -268,7 +339,7 @@ func emulatorStartLine(srv *kmstest.Server, info emulatorInfo, printEnv bool, en
 	}
 	// Registered again, so that it works whatever a --state-dir says about it.
 	srv.AddAccessKey(envKey.ID, envKey.Secret)
-	return envLines(srv, envKey, info.Admin)
+	return envLines(srv, envKey, info)
 }
 
 // emulatorClientKey returns the client key to hand out: the first registered key whose files are still in place
@@ -298,7 +369,7 @@ const envRegionID = "cn-hangzhou"
 
 // envLines are the sh lines of --print-env: the settings config.Load reads from the environment, and the unsetting
 // of those that would take precedence over them.
-func envLines(srv *kmstest.Server, key seedKey, admin string) ([]byte, error) {
+func envLines(srv *kmstest.Server, key seedKey, info emulatorInfo) ([]byte, error) {
 	region, err := json.Marshal([]struct {
 		RegionID string `json:"regionId"`
 		Endpoint string `json:"endpoint"`
@@ -310,13 +381,19 @@ func envLines(srv *kmstest.Server, key seedKey, admin string) ([]byte, error) {
 	var b strings.Builder
 	b.WriteString("# kmsdb emulator: `. FILE` (sh) points kmsdb's default configuration at this emulator\n")
 	b.WriteString("unset KMSDB_LOCAL_SECRETS_FILE KMSDB_LOCAL_SECRETS cache_client_dkms_config_info\n")
-	for _, kv := range [][2]string{
+	vars := [][2]string{
 		{"credentials_type", "ak"},
 		{"credentials_access_key_id", key.ID},
 		{"credentials_access_secret", key.Secret},
 		{"cache_client_region_id", string(region)},
-		{"KMSDB_EMULATOR_ADMIN", admin},
-	} {
+		{"KMSDB_EMULATOR_ADMIN", info.Admin},
+	}
+	if info.DBEngine != "" {
+		vars = append(vars, [2]string{"KMSDB_EMULATOR_DB_ENGINE", info.DBEngine}, [2]string{"KMSDB_EMULATOR_DB_DSN", info.DBDSN})
+	} else {
+		b.WriteString("unset KMSDB_EMULATOR_DB_ENGINE KMSDB_EMULATOR_DB_DSN\n")
+	}
+	for _, kv := range vars {
 		fmt.Fprintf(&b, "export %s=%s\n", kv[0], shellQuote(kv[1]))
 	}
 	return []byte(b.String()), nil

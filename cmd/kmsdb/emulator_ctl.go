@@ -26,7 +26,8 @@ JSON line; default $KMSDB_EMULATOR_ADMIN). --info reads that URL from a file
 holding the JSON line. Never prints a secret value.
 
 commands:
-  rotate SECRET                     rotate as RotateSecret does; prints the new version id
+  rotate SECRET                     rotate as RotateSecret does (with the emulator's --db-admin,
+                                    the database password too); prints the new version id
   fault [--action A] [--secret S] [--code C] [--http-status N] [--times N]
         [--latency D] [--drop] [--message M]
                                     inject a fault (e.g. --action GetSecretValue

@@ -44,7 +44,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	showValue := fs.Bool("show-value", false, "print the secret value (it is a secret: mind your terminal and logs)")
 	stage := fs.String("stage", "", "version stage to fetch, e.g. ACSPrevious (default ACSCurrent)")
-	versionID := fs.String("version-id", "", "version id to fetch")
+	versionID := fs.String("version-id", "", "version id to fetch (managed secrets: with --stage, which that version must carry)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	timeout := fs.Duration("timeout", 15*time.Second, "give up after this long")
 	fs.Usage = func() {
@@ -80,7 +80,21 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("no answer within --timeout %s: %w", *timeout, err)
 		}
+		if *versionID != "" && *stage == "" && secretsource.KindOf(err) == secretsource.KindNotFound {
+			return fmt.Errorf("%w\n(KMS ignores --version-id without --stage for managed secrets: Rds, PolarDB, Redis, "+
+				"RAMCredentials, ECS; for those add --stage ACSCurrent or --stage ACSPrevious, the only two KMS serves)", err)
+		}
 		return err
+	}
+	if *versionID != "" && s.VersionID() != *versionID {
+		// KMS ignores a VersionId sent without a VersionStage for managed (Rds, PolarDB, Redis, RAMCredentials,
+		// ECS) secrets and answers with ACSCurrent: never show another version than the one asked for.
+		hint := ""
+		if *stage == "" && s.Type() != "" && s.Type() != "Generic" {
+			hint = fmt.Sprintf(": %s is a managed %s secret, for which KMS ignores --version-id without --stage; "+
+				"add --stage ACSCurrent or --stage ACSPrevious (KMS serves only those two for it)", name, s.Type())
+		}
+		return fmt.Errorf("asked for version %s of secret %q, KMS answered with version %s%s", *versionID, name, s.VersionID(), hint)
 	}
 	if *asJSON {
 		return printJSON(stdout, s, *showValue)

@@ -194,3 +194,30 @@ func TestGetRedactsExtendedConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestGetVersionIDWithoutStage: KMS ignores a VersionId without a VersionStage for managed secrets and answers
+// with ACSCurrent; `kmsdb get --version-id` then fails and says to add --stage, instead of showing the current
+// version as the one asked for. With --stage it works.
+func TestGetVersionIDWithoutStage(t *testing.T) {
+	srv := getEnv(t)
+	state, _ := srv.Secret("db/app")
+	ctx := context.Background()
+	var out, errOut bytes.Buffer
+	err := runGet(ctx, []string{"--version-id", state.PreviousVersionID, "db/app"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), state.PreviousVersionID) || !strings.Contains(err.Error(), "--stage ACSPrevious") {
+		t.Fatalf("err %v, stdout %q", err, out.String())
+	}
+	if out.Len() != 0 || strings.Contains(err.Error(), getTestPassword) {
+		t.Fatalf("printed %q / the error shows the password", out.String())
+	}
+	out.Reset()
+	if err := runGet(ctx, []string{"--version-id", state.PreviousVersionID, "--stage", "ACSPrevious", "db/app"}, &out, &errOut); err != nil ||
+		!strings.Contains(out.String(), state.PreviousVersionID) {
+		t.Fatalf("with --stage: %v\n%s", err, out.String())
+	}
+	// Asking for the current version by id alone is what KMS answers: no error.
+	out.Reset()
+	if err := runGet(ctx, []string{"--version-id", state.CurrentVersionID, "db/app"}, &out, &errOut); err != nil {
+		t.Fatalf("current version by id: %v", err)
+	}
+}

@@ -9,13 +9,14 @@
 // Alibaba's secret clients: environment variables or ./secretsmanager.properties.
 // Against the emulator:
 //
-//	kmsdb emulator --seed examples/seed.json --print-env > emulator.env &
-//	until [ -s emulator.env ]; do sleep 0.1; done; . ./emulator.env
-//	go run ./examples/mysql -secret db-secret -dsn 'tcp(127.0.0.1:3306)/app'
+//	kmsdb emulator --seed examples/seed.json --db-admin 'root@tcp(127.0.0.1:3306)/' --quiet --print-env > emulator.env &
+//	until [ -s emulator.env ] || ! kill -0 $! 2>/dev/null; do sleep 0.2; done; . ./emulator.env
+//	go run ./examples/mysql -secret db-secret -dsn "$KMSDB_EMULATOR_DB_DSN"
 //
-// (the seed's db-secret names the account app / p@ss=w0rd: create it on the
-// database first). Against the real service, set the same variables to your
-// region and credentials; the code does not change.
+// (--db-admin makes the emulator create the seed's account app and change its
+// password on each rotation, as KMS does for RDS). Against the real service,
+// set the same variables to your region and credentials; the code does not
+// change.
 package main
 
 import (

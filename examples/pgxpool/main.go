@@ -12,13 +12,14 @@
 // clients (environment variables or ./secretsmanager.properties). Against the
 // emulator:
 //
-//	kmsdb emulator --seed examples/seed.json --print-env > emulator.env &
-//	until [ -s emulator.env ]; do sleep 0.1; done; . ./emulator.env
-//	go run ./examples/pgxpool -secret db-secret -dsn 'postgres://127.0.0.1:5432/app?sslmode=disable&pool_max_conns=8'
+//	kmsdb emulator --seed examples/seed.json --db-admin 'postgres://postgres@127.0.0.1:5432/postgres' --quiet --print-env > emulator.env &
+//	until [ -s emulator.env ] || ! kill -0 $! 2>/dev/null; do sleep 0.2; done; . ./emulator.env
+//	go run ./examples/pgxpool -secret db-secret -dsn 'postgres://127.0.0.1:5432/kmsdb_emulator?sslmode=disable&pool_max_conns=8'
 //
-// (the seed's db-secret names the account app / p@ss=w0rd: create it on the
-// database first). Against the real service, set the same variables to your
-// region and credentials; the code does not change.
+// (--db-admin makes the emulator create the seed's account app and change its
+// password on each rotation, as KMS does for RDS). Against the real service,
+// set the same variables to your region and credentials; the code does not
+// change.
 package main
 
 import (

@@ -9,13 +9,14 @@
 // Alibaba's secret clients: environment variables or ./secretsmanager.properties.
 // Against the emulator:
 //
-//	kmsdb emulator --seed examples/seed.json --print-env > emulator.env &
-//	until [ -s emulator.env ]; do sleep 0.1; done; . ./emulator.env
-//	go run ./examples/postgres -secret db-secret -dsn 'postgres://127.0.0.1:5432/app?sslmode=disable'
+//	kmsdb emulator --seed examples/seed.json --db-admin 'postgres://postgres@127.0.0.1:5432/postgres' --quiet --print-env > emulator.env &
+//	until [ -s emulator.env ] || ! kill -0 $! 2>/dev/null; do sleep 0.2; done; . ./emulator.env
+//	go run ./examples/postgres -secret db-secret -dsn 'postgres://127.0.0.1:5432/kmsdb_emulator?sslmode=disable'
 //
-// (the seed's db-secret names the account app / p@ss=w0rd: create it on the
-// database first). Against the real service, set the same variables to your
-// region and credentials; the code does not change.
+// (--db-admin makes the emulator create the seed's account app and change its
+// password on each rotation, as KMS does for RDS). Against the real service,
+// set the same variables to your region and credentials; the code does not
+// change.
 package main
 
 import (
@@ -40,7 +41,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("postgres", flag.ContinueOnError)
 	secretName := fs.String("secret", "db-secret", "the Rds (or Generic JSON) secret holding the database account")
-	dsn := fs.String("dsn", "", "base connection string without credentials, pgx form, e.g. postgres://db.example.com:5432/app?sslmode=verify-full")
+	dsn := fs.String("dsn", "", "base connection string without credentials, pgx form, e.g. postgres://db.example.com:5432/kmsdb_emulator?sslmode=verify-full")
 	queries := fs.Int("queries", 3, "how many queries to run")
 	interval := fs.Duration("interval", time.Second, "pause between queries")
 	if err := fs.Parse(args); err != nil {

@@ -115,6 +115,43 @@ func (a *Admin) SetPassword(ctx context.Context, name, password string) error {
 	return a.mySetPassword(ctx, name, password)
 }
 
+// Ensure makes login role name exist with password: it sets the password of
+// a role that exists and creates (as Create does) one that does not, and
+// reports whether it created it. On MariaDB each account host (name@'%',
+// name@'localhost') is handled on its own, so a user that exists for one
+// host only gets the other; the existing one keeps its grants. An existing
+// PostgreSQL role keeps its attributes and memberships (it does not join
+// Group).
+func (a *Admin) Ensure(ctx context.Context, name, password string) (created bool, err error) {
+	if a.cfg.Engine == Postgres {
+		return a.pgEnsure(ctx, name, password)
+	}
+	return a.myEnsure(ctx, name, password)
+}
+
+// Exists reports whether role name exists (on MariaDB: for any account host).
+func (a *Admin) Exists(ctx context.Context, name string) (bool, error) {
+	q := "SELECT count(*) FROM mysql.user WHERE User = ?"
+	if a.cfg.Engine == Postgres {
+		q = "SELECT count(*) FROM pg_roles WHERE rolname = $1"
+	}
+	var n int
+	if err := a.db.QueryRowContext(ctx, q, name).Scan(&n); err != nil {
+		return false, fmt.Errorf("dbrole: %s: does role %s exist: %w", a.cfg.Engine, name, err)
+	}
+	return n > 0, nil
+}
+
+// HBAFile is the path of PostgreSQL's pg_hba.conf ("" on MariaDB or when the
+// server does not say).
+func (a *Admin) HBAFile(ctx context.Context) string {
+	var f string
+	if a.cfg.Engine == Postgres {
+		_ = a.db.QueryRowContext(ctx, "SHOW hba_file").Scan(&f)
+	}
+	return f
+}
+
 // Drop ends the sessions of role name and drops it (and, on PostgreSQL, what
 // it owns in Database). Dropping a role that does not exist is not an error.
 func (a *Admin) Drop(ctx context.Context, name string) error {

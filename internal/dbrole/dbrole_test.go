@@ -109,3 +109,63 @@ func envOr(k, def string) string {
 	}
 	return def
 }
+
+// TestEnsure: Ensure creates a missing role (reporting it), then only changes
+// the password of the existing one: the old password stops working, the new
+// one logs in. On MariaDB a user that exists for one account host only gets
+// the other.
+func TestEnsure(t *testing.T) {
+	for _, cfg := range []Config{
+		{Engine: Postgres, DSN: pgAdminDSN(), Database: "kmsdb_test", Group: "kmsdb_password_auth"},
+		{Engine: MariaDB, DSN: myAdminDSN(), Database: "kmsdb_test"},
+	} {
+		t.Run(string(cfg.Engine), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			a, err := Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			name := "kt_ensure_" + strings.ToLower(rand.Text()[:10])
+			defer func() { _ = a.Drop(context.WithoutCancel(ctx), name) }()
+			if ok, err := a.Exists(ctx, name); err != nil || ok {
+				t.Fatalf("Exists before: %v %v", ok, err)
+			}
+			const pw1, pw2 = "first'pw-4711", `second\pw"4711`
+			created, err := a.Ensure(ctx, name, pw1)
+			if err != nil || !created {
+				t.Fatalf("first Ensure: created %v, %v", created, err)
+			}
+			if err := a.CheckPassword(ctx, name, pw1); err != nil {
+				t.Fatal(err)
+			}
+			created, err = a.Ensure(ctx, name, pw2)
+			if err != nil || created {
+				t.Fatalf("second Ensure: created %v, %v", created, err)
+			}
+			if err := a.Login(ctx, name, pw1); !a.IsAuthFailure(err) {
+				t.Errorf("old password after Ensure: %v, want an authentication failure", err)
+			}
+			if err := a.Login(ctx, name, pw2); err != nil {
+				t.Errorf("new password: %v", err)
+			}
+			if ok, err := a.Exists(ctx, name); err != nil || !ok {
+				t.Fatalf("Exists after: %v %v", ok, err)
+			}
+			if cfg.Engine == MariaDB {
+				if _, err := a.DB().ExecContext(ctx, "DROP USER "+myAccount(name, "%")); err != nil {
+					t.Fatal(err)
+				}
+				if created, err := a.Ensure(ctx, name, pw1); err != nil || !created {
+					t.Fatalf("Ensure with one host missing: created %v, %v", created, err)
+				}
+				if err := a.Login(ctx, name, pw1); err != nil {
+					t.Errorf("after re-creating name@%%: %v", err)
+				}
+			} else if f := a.HBAFile(ctx); !strings.HasSuffix(f, "pg_hba.conf") {
+				t.Errorf("HBAFile = %q", f)
+			}
+		})
+	}
+}

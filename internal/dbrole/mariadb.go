@@ -101,6 +101,33 @@ func (a *Admin) myCreate(ctx context.Context, name, password string) error {
 	})
 }
 
+func (a *Admin) myEnsure(ctx context.Context, name, password string) (created bool, err error) {
+	err = a.myWithSession(ctx, func(conn *sql.Conn) error {
+		for _, h := range myHosts {
+			acct := myAccount(name, h)
+			var n int
+			if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM mysql.user WHERE User = ? AND Host = ?", name, h).Scan(&n); err != nil {
+				return fmt.Errorf("dbrole: mariadb: does %s exist: %w", acct, err)
+			}
+			if n > 0 {
+				if _, err := conn.ExecContext(ctx, "ALTER USER "+acct+" IDENTIFIED BY "+myLiteral(password)); err != nil {
+					return fmt.Errorf("dbrole: mariadb: set password of %s: %w", acct, err)
+				}
+				continue
+			}
+			if _, err := conn.ExecContext(ctx, "CREATE USER "+acct+" IDENTIFIED BY "+myLiteral(password)); err != nil {
+				return fmt.Errorf("dbrole: mariadb: create user %s: %w", acct, err)
+			}
+			created = true
+			if _, err := conn.ExecContext(ctx, "GRANT ALL PRIVILEGES ON "+myIdent(a.cfg.Database)+".* TO "+acct); err != nil {
+				return fmt.Errorf("dbrole: mariadb: grant on %s to %s: %w", a.cfg.Database, acct, err)
+			}
+		}
+		return nil
+	})
+	return created, err
+}
+
 func (a *Admin) mySetPassword(ctx context.Context, name, password string) error {
 	return a.myWithSession(ctx, func(conn *sql.Conn) error {
 		for _, h := range myHosts {

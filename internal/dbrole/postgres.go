@@ -141,6 +141,23 @@ func (a *Admin) pgCreate(ctx context.Context, name, password string) error {
 	})
 }
 
+func (a *Admin) pgEnsure(ctx context.Context, name, password string) (bool, error) {
+	ok, err := a.Exists(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	if ok {
+		return false, a.pgSetPassword(ctx, name, password)
+	}
+	if err := a.pgCreate(ctx, name, password); err != nil {
+		if SQLState(err) == "42710" { // created meanwhile by another session
+			return false, a.pgSetPassword(ctx, name, password)
+		}
+		return false, err
+	}
+	return true, nil
+}
+
 func (a *Admin) pgSetPassword(ctx context.Context, name, password string) error {
 	if strings.ContainsRune(password, 0) {
 		return errNUL

@@ -51,7 +51,7 @@
 //	credentials_external_id          sts, ram_role (kmsdb)
 //	credentials_role_session_expiration   seconds, 900-43200 (kmsdb)
 //
-// With no credentials_type, the KMS source uses credentials-go's default chain
+// With no credentials_type, the KMS source uses the default chain
 // (ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, RRSA's ALIBABA_CLOUD_ROLE_ARN +
 // ALIBABA_CLOUD_OIDC_PROVIDER_ARN + ALIBABA_CLOUD_OIDC_TOKEN_FILE, the CLI
 // profile, the ECS role, ALIBABA_CLOUD_CREDENTIALS_URI). Dedicated KMS

@@ -177,7 +177,7 @@ func (t *rsaSigningTransport) RoundTrip(req *http.Request) (*http.Response, erro
 			}
 		}
 	}
-	sig, err := t.key.Sign(rpcStringToSign(req.Method, signed))
+	sig, err := t.key.Sign(wire.RPCStringToSign(req.Method, signed))
 	if err != nil {
 		return nil, err
 	}
@@ -190,14 +190,6 @@ func (t *rsaSigningTransport) RoundTrip(req *http.Request) (*http.Response, erro
 		r2.ContentLength = int64(len(body))
 	}
 	return t.next.RoundTrip(r2)
-}
-
-// rpcStringToSign is the RPC (signature version 1.0) string to sign:
-// METHOD&%2F&percentEncode(sorted, percent-encoded query).
-func rpcStringToSign(method string, params url.Values) string {
-	s := params.Encode()
-	s = strings.NewReplacer("+", "%20", "*", "%2A", "%7E", "~").Replace(s)
-	return method + "&%2F&" + url.QueryEscape(s)
 }
 
 var _ credentials.Credential = (*ClientKey)(nil)

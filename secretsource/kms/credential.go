@@ -2,6 +2,7 @@ package kms
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/aliyun/credentials-go/credentials"
 	"github.com/aliyun/credentials-go/credentials/providers"
 
+	"github.com/kmsdb/kmsdb/secretsource/internal/credprov"
 	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
@@ -28,7 +30,7 @@ const (
 	CredentialOIDCRoleARN    = "oidc_role_arn"   // AssumeRoleWithOIDC (RRSA on ACK)
 	CredentialCredentialsURI = "credentials_uri" // GET a URL that returns temporary credentials
 	CredentialClientKey      = "client_key"      // an RSA client key file + password (KAAP.* key id)
-	CredentialDefault        = "default"         // credentials-go's default chain (env, OIDC, profiles, ECS, URI)
+	CredentialDefault        = "default"         // the default chain (env, OIDC, profiles, ECS, URI), see NewCredential
 )
 
 // CredentialOptions describes a credential in plain values, for code that reads
@@ -43,7 +45,7 @@ type CredentialOptions struct {
 	SecurityToken   string
 
 	RoleARN         string        // ram_role_arn, oidc_role_arn
-	RoleSessionName string        // optional; credentials-go makes one up when empty
+	RoleSessionName string        // optional; credentials-go-<µs> when empty, as credentials-go
 	Policy          string        // optional session policy (JSON)
 	ExternalID      string        // optional, ram_role_arn
 	SessionDuration time.Duration // optional, 15 min .. the role's maximum; default 1 h
@@ -125,47 +127,69 @@ func redactURL(raw string) string {
 	return u.Redacted()
 }
 
-// NewCredential builds the credentials-go Credential described by o. Errors are
+// NewCredential builds the Credential described by o. Errors are
 // *secretsource.Error of KindConfig naming the missing or malformed field; they
 // never contain a secret. The result can go into Config.Credential; any other
 // credentials-go Credential works there too.
+//
+// The types that fetch temporary credentials over the network (ram_role_arn,
+// oidc_role_arn, ecs_ram_role, credentials_uri, and the default chain's
+// OIDC, ECS and URI links) use kmsdb's own providers, not credentials-go's:
+// they send the same requests with the same defaults, but never follow a
+// redirect (the AssumeRole request is signed, AssumeRoleWithOIDC carries the
+// OIDC token, the metadata requests the IMDSv2 token), read at most 64 KiB
+// of an answer and bound each request by ConnectTimeout + ReadTimeout.
+// access_key and sts stay credentials-go's static providers.
 func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 	for _, f := range requiredFields(o) {
 		if f.value == "" {
 			return nil, wire.ConfigError("kms", fmt.Sprintf("credential type %q needs %s", o.Type, f.name), nil)
 		}
 	}
-	httpOpts := &providers.HttpOptions{Proxy: o.Proxy,
-		ConnectTimeout: int(o.ConnectTimeout / time.Millisecond), ReadTimeout: int(o.ReadTimeout / time.Millisecond)}
+	httpOpts := credprov.HTTPOptions{Proxy: o.Proxy, ConnectTimeout: o.ConnectTimeout, ReadTimeout: o.ReadTimeout}
+	sts := credprov.STSOptions{RoleARN: o.RoleARN, RoleSessionName: o.RoleSessionName, Policy: o.Policy,
+		SessionDuration: o.SessionDuration, STSEndpoint: o.STSEndpoint, HTTP: httpOpts}
+	var p providers.CredentialsProvider
+	var err error
 	switch o.Type {
-	case CredentialAccessKey, CredentialSTS, CredentialRAMRoleARN, CredentialOIDCRoleARN:
+	case CredentialAccessKey, CredentialSTS:
 		cred, err := credentials.NewCredential(credentialsConfig(o))
 		if err != nil {
 			return nil, wire.ConfigError("kms", o.Type+": "+wire.Scrub(err.Error()), nil)
 		}
 		return cred, nil
+	case CredentialRAMRoleARN:
+		var prev providers.CredentialsProvider
+		if o.SecurityToken != "" {
+			prev, err = providers.NewStaticSTSCredentialsProviderBuilder().WithAccessKeyId(o.AccessKeyID).
+				WithAccessKeySecret(o.AccessKeySecret).WithSecurityToken(o.SecurityToken).Build()
+		} else {
+			prev, err = providers.NewStaticAKCredentialsProviderBuilder().WithAccessKeyId(o.AccessKeyID).
+				WithAccessKeySecret(o.AccessKeySecret).Build()
+		}
+		if err == nil {
+			p, err = credprov.NewRAMRoleARN(prev, o.ExternalID, sts)
+		}
+	case CredentialOIDCRoleARN:
+		p, err = credprov.NewOIDCRoleARN(credprov.OIDCOptions{OIDCProviderARN: o.OIDCProviderARN,
+			OIDCTokenFile: o.OIDCTokenFile}, sts)
 	case CredentialCredentialsURI:
-		p, err := providers.NewURLCredentialsProviderBuilder().WithUrl(o.URL).WithHttpOptions(httpOpts).Build()
-		if err != nil {
-			return nil, wire.ConfigError("kms", "credentials_uri: "+wire.Scrub(err.Error()), nil)
-		}
-		return credentials.FromCredentialsProvider(o.Type, p), nil
+		p, err = credprov.NewURI(o.URL, httpOpts)
 	case CredentialECSRAMRole:
-		// Built through the provider builder, not credentials.Config, which drops
-		// the proxy and the timeouts for this type.
-		p, err := providers.NewECSRAMRoleCredentialsProviderBuilder().WithRoleName(o.RoleName).
-			WithDisableIMDSv1(o.DisableIMDSv1).WithHttpOptions(httpOpts).Build()
-		if err != nil {
-			return nil, wire.ConfigError("kms", "ecs_ram_role: "+wire.Scrub(err.Error()), nil)
-		}
-		return credentials.FromCredentialsProvider(o.Type, p), nil
+		p, err = credprov.NewECSRAMRole(credprov.ECSOptions{RoleName: o.RoleName, DisableIMDSv1: o.DisableIMDSv1,
+			HTTP: httpOpts})
 	case CredentialClientKey:
 		return LoadClientKey(o.ClientKeyFile, o.ClientKeyPassword)
 	case CredentialDefault, "":
-		return credentials.NewCredential(nil)
+		return credentials.FromCredentialsProvider(CredentialDefault, credprov.NewChain(httpOpts)), nil
+	default:
+		return nil, wire.ConfigError("kms", fmt.Sprintf("unknown credential type %q (want one of access_key, sts, ram_role_arn, "+
+			"ecs_ram_role, oidc_role_arn, credentials_uri, client_key, default)", o.Type), nil)
 	}
-	return nil, wire.ConfigError("kms", fmt.Sprintf("unknown credential type %q (want one of access_key, sts, ram_role_arn, "+
-		"ecs_ram_role, oidc_role_arn, credentials_uri, client_key, default)", o.Type), nil)
+	if err != nil {
+		return nil, wire.ConfigError("kms", o.Type+": "+wire.Scrub(err.Error()), nil)
+	}
+	return credentials.FromCredentialsProvider(o.Type, p), nil
 }
 
 // requiredFields lists, in the order they are checked, the options the
@@ -190,53 +214,17 @@ func requiredFields(o CredentialOptions) []struct{ name, value string } {
 	return nil
 }
 
-// credentialsConfig is the credentials-go configuration of the types it
-// builds itself: access_key, sts, ram_role_arn and oidc_role_arn.
+// credentialsConfig is the credentials-go configuration of the static types
+// it still builds: access_key and sts.
 func credentialsConfig(o CredentialOptions) *credentials.Config {
-	c := &credentials.Config{Type: ptr(o.Type)}
-	switch o.Type {
-	case CredentialAccessKey:
-		c.AccessKeyId, c.AccessKeySecret = ptr(o.AccessKeyID), ptr(o.AccessKeySecret)
-	case CredentialSTS:
-		c.AccessKeyId, c.AccessKeySecret, c.SecurityToken = ptr(o.AccessKeyID), ptr(o.AccessKeySecret), ptr(o.SecurityToken)
-	case CredentialRAMRoleARN:
-		c.AccessKeyId, c.AccessKeySecret = ptr(o.AccessKeyID), ptr(o.AccessKeySecret)
-		c.RoleArn, c.RoleSessionName, c.Policy = ptr(o.RoleARN), ptr(o.RoleSessionName), ptr(o.Policy)
-		c.ExternalId, c.STSEndpoint, c.Proxy = ptr(o.ExternalID), ptr(o.STSEndpoint), ptr(o.Proxy)
-		if o.SecurityToken != "" {
-			c.SecurityToken = ptr(o.SecurityToken)
-		}
-		setDuration(c, o.SessionDuration)
-		setTimeouts(c, o)
-	case CredentialOIDCRoleARN:
-		c.RoleArn, c.OIDCProviderArn, c.OIDCTokenFilePath = ptr(o.RoleARN), ptr(o.OIDCProviderARN), ptr(o.OIDCTokenFile)
-		c.RoleSessionName, c.Policy = ptr(o.RoleSessionName), ptr(o.Policy)
-		c.STSEndpoint, c.Proxy = ptr(o.STSEndpoint), ptr(o.Proxy)
-		setDuration(c, o.SessionDuration)
-		setTimeouts(c, o)
+	c := &credentials.Config{Type: ptr(o.Type), AccessKeyId: ptr(o.AccessKeyID), AccessKeySecret: ptr(o.AccessKeySecret)}
+	if o.Type == CredentialSTS {
+		c.SecurityToken = ptr(o.SecurityToken)
 	}
 	return c
 }
 
 func ptr(s string) *string { return &s }
-
-func setDuration(c *credentials.Config, d time.Duration) {
-	if d > 0 {
-		secs := int(d / time.Second)
-		c.RoleSessionExpiration = &secs
-	}
-}
-
-func setTimeouts(c *credentials.Config, o CredentialOptions) {
-	if o.ConnectTimeout > 0 {
-		ms := int(o.ConnectTimeout / time.Millisecond)
-		c.ConnectTimeout = &ms
-	}
-	if o.ReadTimeout > 0 {
-		ms := int(o.ReadTimeout / time.Millisecond)
-		c.Timeout = &ms
-	}
-}
 
 // providerAdapter turns a credentials-go Credential into the core SDK's
 // CredentialsProvider: the SDK calls GetCredentials on every request and signs
@@ -245,7 +233,8 @@ func setTimeouts(c *credentials.Config, o CredentialOptions) {
 // and BearerToken as query parameters when they are set.
 //
 // credentials-go providers cache and refresh their session without locks, so
-// calls are serialized here; the cached path is a map-free struct read.
+// calls are serialized here (kmsdb's own providers lock too); the cached path
+// is a map-free struct read.
 type providerAdapter struct {
 	mu   sync.Mutex
 	cred credentials.Credential
@@ -263,7 +252,12 @@ func newProviderAdapter(cred credentials.Credential) *providerAdapter {
 func (p *providerAdapter) GetCredentials() (*sdkcreds.Credentials, error) {
 	m, err := p.get()
 	if err != nil {
-		return nil, &credentialError{provider: p.name, msg: wire.Scrub(err.Error())}
+		ce := &credentialError{provider: p.name, msg: wire.Scrub(err.Error())}
+		var pe *credprov.Error
+		if errors.As(err, &pe) {
+			ce.cause = pe
+		}
+		return nil, ce
 	}
 	if m == nil || deref(m.AccessKeyId) == "" && deref(m.BearerToken) == "" {
 		return nil, &credentialError{provider: p.name, msg: "the provider returned no AccessKeyId"}
@@ -278,8 +272,9 @@ func (p *providerAdapter) GetCredentials() (*sdkcreds.Credentials, error) {
 }
 
 // get calls the credential under the lock. A provider that panics on an odd
-// answer (credentials-go's ECS provider dereferences a missing "Code") is an
-// error, and leaves the lock free for the next call.
+// answer (credentials-go's providers in a CLI profile or credentials file
+// dereference fields they did not check) is an error, and leaves the lock
+// free for the next call.
 func (p *providerAdapter) get() (m *credentials.CredentialModel, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

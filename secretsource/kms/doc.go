@@ -11,12 +11,15 @@
 // credentials_uri, client_key (see ClientKey) and the default chain. A nil
 // Credential is the default chain too. The core SDK asks the credential for an
 // AccessKeyId/AccessKeySecret (and SecurityToken, sent as a query parameter)
-// on every request; credentials-go caches and refreshes temporary credentials
+// on every request; the credential caches and refreshes temporary credentials
 // itself.
 //
-// credentials-go reaches STS over HTTPS with a clone of http.DefaultTransport:
-// an STSEndpoint behind a private CA needs that CA in the system pool (or in
-// http.DefaultTransport's TLS configuration).
+// The types that fetch temporary credentials (ram_role_arn, oidc_role_arn,
+// ecs_ram_role, credentials_uri, and those links of the default chain) are
+// kmsdb's own providers with credentials-go's requests and defaults. They
+// reach STS over HTTPS with a clone of http.DefaultTransport, as
+// credentials-go does: an STSEndpoint behind a private CA needs that CA in the
+// system pool (or in http.DefaultTransport's TLS configuration).
 //
 // # Regions and endpoints
 //
@@ -28,10 +31,12 @@
 // returned at once. A region's host is its Endpoint when set, else
 // kms-vpc.<id>.aliyuncs.com with VPC, else kms.<id>.aliyuncs.com.
 //
-// credentials-go makes a new http.Client for every STS, ECS metadata and
-// credentials URI request and gives no way to configure it: those requests
-// follow redirects (up to 10, as net/http does) and read answers of any size.
-// Only KMS requests are protected as described below.
+// Credential requests (STS, ECS metadata, credentials URI) never follow a
+// redirect, read at most 64 KiB of an answer and are bounded by
+// CredentialOptions.ConnectTimeout + ReadTimeout. A CLI profile or
+// credentials file profile reached through the default chain still uses
+// credentials-go's own providers, which follow redirects: name the credential
+// type to avoid them.
 //
 // # TLS, timeouts and redirects
 //

@@ -10,20 +10,35 @@ import (
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/internal/credprov"
 	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
 // credentialError marks a failure of the credential provider (STS, ECS
 // metadata, credentials URI, ...), raised before any request reached KMS. It
 // keeps only the scrubbed text: credentials-go formats its errors with %s,
-// sometimes around the signed STS URL or a half-parsed session key.
+// sometimes around the signed STS URL or a half-parsed session key. A
+// failure of kmsdb's own providers (package credprov) also keeps its
+// classification, the service's Code and RequestId, and unwraps to it.
 type credentialError struct {
 	provider string
-	msg      string // scrubbed
+	msg      string          // scrubbed
+	cause    *credprov.Error // kmsdb's providers only; holds no secret
 }
 
 func (e *credentialError) Error() string {
+	if e.cause != nil { // its text starts with the provider's name
+		return "credential provider " + e.msg
+	}
 	return "credential provider " + e.provider + ": " + e.msg
+}
+
+// Unwrap returns the *credprov.Error of kmsdb's providers, nil otherwise.
+func (e *credentialError) Unwrap() error {
+	if e.cause == nil {
+		return nil
+	}
+	return e.cause
 }
 
 var reJSONCode = regexp.MustCompile(`"Code"\s*:\s*"([^"]+)"`)
@@ -47,13 +62,14 @@ func mapError(ctx context.Context, err error, name, region string) *secretsource
 	var ce *credentialError
 	var ue *url.Error
 	var cl *sdkerrors.ClientError
+	if errors.As(err, &ce) { // before Describe: a credential provider's refused answer is not KMS's
+		return mapCredentialError(e, ce)
+	}
 	if msg, ok := wire.Describe(err); ok { // a redirect or an oversized body
 		e.Kind, e.Message = secretsource.KindInvalidAnswer, "KMS answer refused: "+msg
 		return e
 	}
 	switch {
-	case errors.As(err, &ce):
-		return mapCredentialError(e, ce)
 	case errors.As(err, &se):
 		e.Code, e.RequestID = se.ErrorCode(), se.RequestId()
 		e.Kind = wire.KindOfAnswer(e.Code, se.HttpStatus())
@@ -124,6 +140,14 @@ func mapTransportError(e *secretsource.Error, ue *url.Error) *secretsource.Error
 
 func mapCredentialError(e *secretsource.Error, ce *credentialError) *secretsource.Error {
 	e.Err = ce
+	e.Message = "could not obtain credentials from " + ce.provider
+	if pe := ce.cause; pe != nil {
+		e.Code, e.RequestID, e.Kind = pe.Code, pe.RequestID, pe.Kind
+		if e.Kind == secretsource.KindUnknown {
+			e.Kind = secretsource.KindInvalidCredentials
+		}
+		return e
+	}
 	msg := ce.msg
 	lower := strings.ToLower(msg)
 	if m := reJSONCode.FindStringSubmatch(msg); m != nil {

@@ -121,7 +121,7 @@ func New(cfg Config) (*Source, error) {
 	cred := cfg.Credential
 	if cred == nil {
 		var err error
-		if cred, err = credentials.NewCredential(nil); err != nil {
+		if cred, err = NewCredential(CredentialOptions{Type: CredentialDefault}); err != nil {
 			return nil, wire.ConfigError("kms", "default credential chain: "+wire.Scrub(err.Error()), nil)
 		}
 	}

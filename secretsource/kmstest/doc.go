@@ -72,6 +72,7 @@
 //
 // RotateSecret (and the RotateSecret action) moves ACSPending -> ACSCurrent -> ACSPrevious and generates new
 // credentials by type; OnRotate hooks run before and after the stages move, so a test can change a database
-// password in step. InjectFault makes actions throttle, fail, stall or drop connections; Calls counts requests per
+// password in step, and OnRotatePending hooks may fail a rotation (the stages then stay), as the service's own
+// change of a database account does. InjectFault makes actions throttle, fail, stall or drop connections; Calls counts requests per
 // action and secret. The emulator never rotates by itself.
 package kmstest

@@ -295,3 +295,42 @@ func TestStoreRace(t *testing.T) {
 		t.Fatalf("%d versions kept", len(st.Versions))
 	}
 }
+
+// TestOnRotatePendingFails: a failing pending hook aborts the rotation (the stages stay, the pending version is
+// gone, the plain hooks do not run) and its text reaches the caller; a passing one lets the rotation through.
+func TestOnRotatePendingFails(t *testing.T) {
+	srv := newTestServer(t)
+	before, _ := srv.Secret(rdsName)
+	fail := true
+	var plain []string
+	srv.OnRotatePending(func(ev RotationEvent) error {
+		st, _ := srv.Secret(ev.SecretName)
+		if ev.Phase != "before" || st.PendingVersionID != ev.NewVersionID || st.CurrentVersionID != ev.OldVersionID {
+			t.Errorf("pending hook saw %v in %v", ev, st)
+		}
+		if fail {
+			return errors.New("database account app: server unreachable")
+		}
+		return nil
+	})
+	srv.OnRotate(func(ev RotationEvent) { plain = append(plain, ev.Phase) })
+	_, err := srv.RotateSecret(rdsName)
+	if err == nil || !strings.Contains(err.Error(), "Rejected.Unexpected") || !strings.Contains(err.Error(), "server unreachable") {
+		t.Fatalf("err %v", err)
+	}
+	st, _ := srv.Secret(rdsName)
+	if st.CurrentVersionID != before.CurrentVersionID || st.PendingVersionID != "" || st.PreviousVersionID != "" ||
+		len(st.Versions) != 1 || st.Rotations != 0 || len(plain) != 0 {
+		t.Fatalf("after a failed rotation: %v, plain hooks %v", st, plain)
+	}
+	// Once the hook passes, the rotation goes through.
+	fail = false
+	id, err := srv.RotateSecret(rdsName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ = srv.Secret(rdsName)
+	if st.CurrentVersionID != id || st.PreviousVersionID != before.CurrentVersionID || len(plain) != 2 {
+		t.Fatalf("after a rotation: %v, plain hooks %v", st, plain)
+	}
+}

@@ -53,7 +53,8 @@ type Server struct {
 	faults       []*faultEntry
 	calls        map[callKey]int
 	hooks        []func(RotationEvent)
-	imdsToken    map[string]time.Time // IMDSv2 token -> expiry
+	checks       []func(RotationEvent) error // OnRotatePending
+	imdsToken    map[string]time.Time        // IMDSv2 token -> expiry
 
 	caCert    *x509.Certificate
 	caKey     *ecdsa.PrivateKey

@@ -546,6 +546,25 @@ func (s *Server) OnRotate(hook func(RotationEvent)) {
 	s.hooks = append(s.hooks, hook)
 }
 
+// OnRotatePending registers a hook called synchronously on every rotation while the new version is ACSPending
+// (Phase "before"), ahead of the OnRotate hooks: the step where the service changes the database account of an
+// Rds or PolarDB secret. An error aborts the rotation as the service's does when that step fails: the pending
+// version is dropped, the stages do not move, and RotateSecret (the action, the admin endpoint) fails with
+// Rejected.Unexpected and the error's text, which must therefore never hold a secret value. A hook must not
+// rotate the same secret.
+func (s *Server) OnRotatePending(hook func(RotationEvent) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks = append(s.checks, hook)
+}
+
+// SecretNames lists the names of the emulator's secrets, sorted.
+func (s *Server) SecretNames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.secretNamesLocked()
+}
+
 // RotateSecret rotates a secret as the RotateSecret action does and returns the new version id.
 //   - Generic: a new random value (in a JSON object, only the password field — AccountPassword, password or
 //     Password — changes).
@@ -605,11 +624,26 @@ func (s *Server) rotate(name, versionID string) (string, *apiError) {
 	if e.typ == typeRAM {
 		s.registerRAMKeyLocked(newData)
 	}
-	hooks := slices.Clone(s.hooks)
+	hooks, checks := slices.Clone(s.hooks), slices.Clone(s.checks)
 	s.mu.Unlock()
 
 	ev := RotationEvent{SecretName: name, SecretType: e.typ, OldVersionID: oldID, NewVersionID: versionID,
 		OldValue: oldData, NewValue: newData, Phase: "before"}
+	for _, h := range checks {
+		if err := h(ev); err != nil {
+			s.mu.Lock()
+			e.versions = slices.DeleteFunc(e.versions, func(v *version) bool { return v == nv })
+			if e.typ == typeRAM {
+				if p, ok := parseRAMPair(newData); ok {
+					delete(s.keys, p.AccessKeyId)
+				}
+			}
+			s.mu.Unlock()
+			s.logger.Warn("rotation failed", "secret", name, "type", e.typ, "version", versionID, "err", err)
+			return "", &apiError{Status: http.StatusBadRequest, Code: "Rejected.Unexpected",
+				Message: "The rotation of secret " + name + " failed: " + err.Error()}
+		}
+	}
 	for _, h := range hooks {
 		h(ev)
 	}

@@ -65,13 +65,17 @@ func NoRedirect(req *http.Request, _ []*http.Request) error {
 
 // ReadBody reads r up to MaxBody bytes. A longer body is a *TooLargeError
 // after reading MaxBody+1 bytes, whatever its declared length.
-func ReadBody(r io.Reader) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, MaxBody+1))
+func ReadBody(r io.Reader) ([]byte, error) { return ReadBodyLimit(r, MaxBody) }
+
+// ReadBodyLimit is ReadBody with another bound: a body longer than limit
+// bytes is a *TooLargeError after reading limit+1 bytes.
+func ReadBodyLimit(r io.Reader, limit int) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > MaxBody {
-		return nil, &TooLargeError{Limit: MaxBody}
+	if len(b) > limit {
+		return nil, &TooLargeError{Limit: limit}
 	}
 	return b, nil
 }
