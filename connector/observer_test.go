@@ -104,7 +104,7 @@ func TestObserver(t *testing.T) {
 	if err := db.SetPassword(ctx, user, pw[1]); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.PutSecretValue(name, value(pw[1]), "v-observed-2"); err != nil {
+	if err := srv.AddVersion(name, value(pw[1]), "v-observed-2"); err != nil {
 		t.Fatal(err)
 	}
 	if err := query(sdb); err != nil {

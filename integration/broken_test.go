@@ -88,7 +88,7 @@ func runBrokenRotation(t *testing.T, k targetKind) {
 	st1, calls1, winEnd := tg.stats(), stack.srv.Calls("GetSecretValue", secretName), time.Now()
 
 	// Fix it: the secret gets the database's password.
-	if err := stack.srv.PutSecretValue(secretName, rdsValue(user, newPW), "v-fixed"); err != nil {
+	if err := stack.srv.AddVersion(secretName, rdsValue(user, newPW), "v-fixed"); err != nil {
 		t.Fatal(err)
 	}
 	fixed := time.Now()

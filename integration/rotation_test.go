@@ -171,7 +171,7 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 	tr := newRotationTrace()
 	stack := newKMSStack(t, append(rotationCacheOptions(t), tr.cacheOption()), spec)
 	if order == orderDoubleUsers {
-		if err := stack.srv.PutSecretValue(secretName, rdsValue(user1, pw1), "v-user1"); err != nil {
+		if err := stack.srv.AddVersion(secretName, rdsValue(user1, pw1), "v-user1"); err != nil {
 			t.Fatal(err)
 		}
 	}

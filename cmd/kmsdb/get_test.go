@@ -30,7 +30,7 @@ func getEnv(t *testing.T) *kmstest.Server {
 		kmstest.WithSecret(kmstest.SecretSpec{Name: "db/app", Type: "Rds",
 			Data:           `{"AccountName":"app","AccountPassword":"` + getOldPassword + `"}`,
 			ExtendedConfig: map[string]any{"SecretSubType": "SingleUser"}}))
-	if err := srv.PutSecretValue("db/app", `{"AccountName":"app","AccountPassword":"`+getTestPassword+`"}`, "v2"); err != nil {
+	if err := srv.AddVersion("db/app", `{"AccountName":"app","AccountPassword":"`+getTestPassword+`"}`, "v2"); err != nil {
 		t.Fatal(err)
 	}
 	useEmulator(t, srv, getTestAK, getTestSecret)

@@ -45,7 +45,7 @@ func TestPingStates(t *testing.T) {
 			// The secret rotates to a password the database does not have: ACSPrevious stands in.
 			state, _ := srv.Secret("db/state")
 			v, _ := json.Marshal(map[string]string{"AccountName": user, "AccountPassword": "not-on-the-database"})
-			if err := srv.PutSecretValue("db/state", string(v), "v-new"); err != nil {
+			if err := srv.AddVersion("db/state", string(v), "v-new"); err != nil {
 				t.Fatal(err)
 			}
 			code, out, errOut := ping("10s")

@@ -91,3 +91,27 @@ func kind(m fs.FileMode) string {
 	}
 	return "mode " + m.Type().String()
 }
+
+// Describe says in a few words what is wrong with the file path, for an error
+// Read returned with that limit: "does not exist", "is a directory, expected
+// a file", "is a FIFO, not a regular file", "is larger than 1024 KiB", ...
+// The callers put it after the file's name; it never holds file content.
+func Describe(err error, limit int64) string {
+	var notRegular *NotRegularError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "does not exist"
+	case errors.Is(err, fs.ErrPermission):
+		return "is not readable (permission denied)"
+	case errors.Is(err, ErrIsDir):
+		return "is a directory, expected a file"
+	case errors.As(err, &notRegular):
+		return notRegular.Error()
+	case errors.Is(err, ErrTooLarge):
+		if limit >= 1<<10 {
+			return fmt.Sprintf("is larger than %d KiB", limit>>10)
+		}
+		return fmt.Sprintf("is larger than %d bytes", limit)
+	}
+	return "cannot be read"
+}

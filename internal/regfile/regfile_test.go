@@ -49,3 +49,32 @@ func TestRead(t *testing.T) {
 		})
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path  string
+		limit int64
+		want  string
+	}{
+		{filepath.Join(dir, "none"), 64, "does not exist"},
+		{dir, 64, "is a directory, expected a file"},
+		{fifo, 64, "is a FIFO, not a regular file"},
+		{os.DevNull, 64, "is a device, not a regular file"},
+		{big, 2048, "is larger than 2 KiB"},
+		{big, 100, "is larger than 100 bytes"},
+	} {
+		_, err := Read(tt.path, tt.limit)
+		if got := Describe(err, tt.limit); got != tt.want {
+			t.Errorf("%s: Describe = %q, want %q", tt.path, got, tt.want)
+		}
+	}
+}

@@ -196,7 +196,7 @@ func readIMDSv1Disabled(r *resolver, _ *Settings, c *kms.CredentialOptions) erro
 }
 
 func readClientKey(r *resolver, _ *Settings, c *kms.CredentialOptions) error {
-	if err := checkReadable(KeyClientKeyPath, c.ClientKeyFile); err != nil {
+	if err := checkClientKey(KeyClientKeyPath, "", c.ClientKeyFile); err != nil {
 		return err
 	}
 	pw, err := clientKeyPassword(r)

@@ -62,11 +62,11 @@ func checkDKMSOptions(s *Settings, eps []dkms.Endpoint) error {
 		if e.Password == "" {
 			return keyError("WithDKMS", originCode, fmt.Sprintf("instance %d: Password is required", i))
 		}
-		if err := checkReadable("WithDKMS ClientKeyFile", e.ClientKeyFile); err != nil {
+		if err := checkClientKey("WithDKMS ClientKeyFile", "", e.ClientKeyFile); err != nil {
 			return err
 		}
 		if e.CAFile != "" && !e.IgnoreSSLCerts {
-			if err := checkCAFile("WithDKMS CAFile", e.CAFile); err != nil {
+			if err := checkCAFile("WithDKMS CAFile", "", e.CAFile); err != nil {
 				return err
 			}
 		}
@@ -81,7 +81,7 @@ func checkDKMSOptions(s *Settings, eps []dkms.Endpoint) error {
 // resolveDKMS checks an entry's files and resolves its password and CA.
 func resolveDKMS(r *resolver, origin string, d dkmsEntry, s *Settings) (dkms.Endpoint, error) {
 	e := dkms.Endpoint{RegionID: d.regionID, Endpoint: d.endpoint, ClientKeyFile: d.clientKey, IgnoreSSLCerts: d.ignoreSSL}
-	if err := checkReadable(d.key("clientKeyFile"), d.clientKey); err != nil {
+	if err := checkClientKey(d.key("clientKeyFile"), origin, d.clientKey); err != nil {
 		return e, err
 	}
 	pw, err := dkmsPassword(r, origin, d)
@@ -106,7 +106,7 @@ func resolveDKMS(r *resolver, origin string, d dkmsEntry, s *Settings) (dkms.End
 		}
 		s.warnLoggedBySource(msg)
 	case ca != "":
-		if err := checkCAFile(caKey, ca); err != nil {
+		if err := checkCAFile(caKey, origin, ca); err != nil {
 			return e, err
 		}
 		e.CAFile = ca

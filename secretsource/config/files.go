@@ -4,14 +4,14 @@ package config
 // and password files, CA files. Each is a regular file of bounded size.
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
 
 	"github.com/kmsdb/kmsdb/internal/regfile"
+	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
 // loadFile reads the properties file (WithPropertiesFile, KMSDB_PROPERTIES_FILE
@@ -79,24 +79,10 @@ const (
 // names the key and the path and says what is wrong.
 func readConfigFile(key, origin, path string, limit int64) ([]byte, error) {
 	b, err := regfile.Read(path, limit)
-	if err == nil {
-		return b, nil
+	if err != nil {
+		return nil, keyError(key, origin, fmt.Sprintf("file %q %s", path, regfile.Describe(err, limit)))
 	}
-	why := "cannot be read"
-	var notRegular *regfile.NotRegularError
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		why = "does not exist"
-	case errors.Is(err, fs.ErrPermission):
-		why = "is not readable (permission denied)"
-	case errors.Is(err, regfile.ErrIsDir):
-		return nil, keyError(key, origin, fmt.Sprintf("%q is a directory, expected a file", path))
-	case errors.As(err, &notRegular):
-		why = notRegular.Error()
-	case errors.Is(err, regfile.ErrTooLarge):
-		why = fmt.Sprintf("is larger than %d KiB", limit>>10)
-	}
-	return nil, keyError(key, origin, fmt.Sprintf("file %q %s", path, why))
+	return b, nil
 }
 
 // checkReadable fails with the key and the path unless path is a regular
@@ -104,6 +90,21 @@ func readConfigFile(key, origin, path string, limit int64) ([]byte, error) {
 func checkReadable(key, path string) error {
 	_, err := readConfigFile(key, "", path, maxKeyFile)
 	return err
+}
+
+// checkClientKey fails with the key unless path is a client key file the
+// sources can read: it is read by the function the kms and dkms sources read
+// it with (wire.ReadClientKeyFile), so a file passes here if and only if it
+// can be read there. The key is decoded by the source, with its password.
+func checkClientKey(key, origin, path string) error {
+	if _, err := wire.ReadClientKeyFile("config", path); err != nil {
+		var se *secretsource.Error
+		if errors.As(err, &se) {
+			return keyError(key, origin, se.Message)
+		}
+		return err
+	}
+	return nil
 }
 
 // readPasswordFile reads a password file, trimmed of surrounding blanks as
@@ -120,23 +121,15 @@ func readPasswordFile(key, origin, path string) (string, error) {
 	return pw, nil
 }
 
-// checkCAFile fails unless path holds at least one PEM certificate.
-func checkCAFile(key, path string) error {
-	b, err := readConfigFile(key, "", path, maxKeyFile)
-	if err != nil {
+// checkCAFile fails with the key unless path is a CA file the sources accept:
+// it is read by the same function (wire.ReadCAFile), with the same rules.
+func checkCAFile(key, origin, path string) error {
+	if _, err := wire.ReadCAFile(key, path); err != nil {
+		var ce *wire.CAFileError
+		if errors.As(err, &ce) {
+			return keyError(key, origin, fmt.Sprintf("CA file %q %s", path, ce.Problem))
+		}
 		return err
 	}
-	for rest := b; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return keyError(key, "", fmt.Sprintf("file %q holds no PEM certificate", path))
-		}
-		if block.Type == "CERTIFICATE" {
-			if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-				return keyError(key, "", fmt.Sprintf("file %q: certificate cannot be parsed", path))
-			}
-			return nil
-		}
-	}
+	return nil
 }

@@ -257,7 +257,7 @@ func loadRegions(s *Settings, r *resolver) error {
 	}
 	for i, reg := range regions {
 		if reg.CAFile != "" {
-			if err := checkCAFile(fmt.Sprintf("%s[%d].caFilePath", KeyRegions, i), reg.CAFile); err != nil {
+			if err := checkCAFile(fmt.Sprintf("%s[%d].caFilePath", KeyRegions, i), origin, reg.CAFile); err != nil {
 				return err
 			}
 		}

@@ -64,10 +64,6 @@ type Source struct {
 	closed   atomic.Bool
 }
 
-func configError(msg string) *secretsource.Error {
-	return &secretsource.Error{Kind: secretsource.KindConfig, Source: "dkms", Message: msg}
-}
-
 // New validates cfg, loads the client key and CA file, and returns a Source.
 // It makes no network call. A client key that cannot be read or decrypted is a
 // KindConfig error naming the file (never the password).

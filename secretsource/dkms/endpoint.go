@@ -2,16 +2,13 @@ package dkms
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -87,16 +84,16 @@ func newEndpoint(e Endpoint, timeout time.Duration) (ep *endpoint, err error) {
 	}
 	host := strings.TrimPrefix(strings.TrimSpace(e.Endpoint), "https://")
 	if host == "" {
-		return nil, configError(name + ": endpoint is empty")
+		return nil, wire.ConfigError("dkms", name+": endpoint is empty", nil)
 	}
 	if strings.Contains(host, "/") || strings.Contains(host, "://") {
-		return nil, configError(fmt.Sprintf("%s: endpoint %q must be host[:port]", name, e.Endpoint))
+		return nil, wire.ConfigError("dkms", fmt.Sprintf("%s: endpoint %q must be host[:port]", name, e.Endpoint), nil)
 	}
 	if e.ClientKeyFile == "" {
-		return nil, configError(name + ": clientKeyFile is empty")
+		return nil, wire.ConfigError("dkms", name+": clientKeyFile is empty", nil)
 	}
 	if e.Password == "" {
-		return nil, configError(fmt.Sprintf("%s: no password for client key file %q", name, e.ClientKeyFile))
+		return nil, wire.ConfigError("dkms", fmt.Sprintf("%s: no password for client key file %q", name, e.ClientKeyFile), nil)
 	}
 	// Decode the key ourselves first: the SDK's errors are terse and it panics
 	// on some malformed PKCS#12 files.
@@ -114,21 +111,21 @@ func newEndpoint(e Endpoint, timeout time.Duration) (ep *endpoint, err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			ep, err = nil, configError(fmt.Sprintf("%s: the SDK cannot load client key file %q", name, e.ClientKeyFile))
+			ep, err = nil, wire.ConfigError("dkms", fmt.Sprintf("%s: the SDK cannot load client key file %q", name, e.ClientKeyFile), nil)
 		}
 	}()
 	cred, err := dcred.NewClient(&dcred.Config{Type: tea.String("rsa_key_pair"),
 		ClientKeyContent: tea.String(string(content)), Password: tea.String(e.Password)})
 	if err != nil {
-		return nil, configError(fmt.Sprintf("%s: the SDK cannot load client key file %q: %s", name, e.ClientKeyFile,
-			wire.Scrub(sdkText(err))))
+		return nil, wire.ConfigError("dkms", fmt.Sprintf("%s: the SDK cannot load client key file %q: %s", name, e.ClientKeyFile,
+			wire.Scrub(sdkText(err))), nil)
 	}
 	// The instance asks for the client key's certificate as a TLS client
 	// certificate, as the SDK presents it.
 	if cert, key := tea.StringValue(cred.GetPrivateKeyCert()), tea.StringValue(cred.GetAccessKeySecret()); cert != "" && key != "" {
 		pair, err := tls.X509KeyPair([]byte(cert), []byte(key))
 		if err != nil {
-			return nil, configError(fmt.Sprintf("%s: the certificate in client key file %q does not match its key", name, e.ClientKeyFile))
+			return nil, wire.ConfigError("dkms", fmt.Sprintf("%s: the certificate in client key file %q does not match its key", name, e.ClientKeyFile), nil)
 		}
 		tlsConf.Certificates = []tls.Certificate{pair}
 	}
@@ -152,18 +149,11 @@ func newEndpoint(e Endpoint, timeout time.Duration) (ep *endpoint, err error) {
 func tlsConfig(name string, e Endpoint) (*tls.Config, error) {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: e.IgnoreSSLCerts} //nolint:gosec // only when asked, with a warning
 	if e.CAFile != "" && !e.IgnoreSSLCerts {
-		ca, err := os.ReadFile(e.CAFile)
+		certs, err := wire.ReadCAFile(name+": caFile", e.CAFile)
 		if err != nil {
-			return nil, configError(fmt.Sprintf("%s: CA file %q cannot be read: %v", name, e.CAFile, errors.Unwrap(err)))
+			return nil, wire.ConfigError("dkms", err.Error(), errors.Unwrap(err))
 		}
-		if b, _ := pem.Decode(ca); b == nil || b.Type != "CERTIFICATE" {
-			return nil, configError(fmt.Sprintf("%s: CA file %q holds no PEM certificate", name, e.CAFile))
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(ca) {
-			return nil, configError(fmt.Sprintf("%s: CA file %q holds no certificate this client can parse", name, e.CAFile))
-		}
-		tlsConf.RootCAs = pool
+		tlsConf.RootCAs = wire.CAPool(nil, certs)
 	}
 	return tlsConf, nil
 }

@@ -2,18 +2,7 @@ package dkms_test
 
 import (
 	"context"
-	"encoding/json"
-	"encoding/pem"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,18 +11,14 @@ import (
 
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/dkms"
+	"github.com/kmsdb/kmsdb/secretsource/internal/hostiletest"
 )
 
-// hostilePW is the password a hostile or broken instance puts in its answers;
-// its halves are searched for on their own (its JSON forms differ from it).
-const hostilePW = `hostile"pw\leak-77`
+// The hostile password and value, and the tests that do not depend on the
+// wire format, are shared with the kms source (internal/hostiletest).
+const hostilePW = hostiletest.PW
 
-var hostileParts = []string{"hostile", "leak-77"}
-
-var hostileValue = func() string {
-	b, _ := json.Marshal(map[string]string{"AccountName": "app", "AccountPassword": hostilePW})
-	return string(b)
-}()
+var hostileValue = hostiletest.Value
 
 func pb(m proto.Message) string {
 	b, err := proto.Marshal(m)
@@ -48,73 +33,33 @@ func answer(name, version string, stages []string, data string) *api.GetSecretVa
 		SecretType: "Rds", SecretDataType: "text", RequestId: "REQ-1", CreateTime: "2026-01-02T03:04:05Z"}
 }
 
-// fakeInstance is a loopback HTTPS server answering whatever its handler says.
+// fakeInstance is a loopback HTTPS server answering whatever its handler
+// says, with a client key minted by an emulator for the sources to sign with
+// (the fake does not check signatures).
 type fakeInstance struct {
-	*httptest.Server
-	handler atomic.Pointer[http.HandlerFunc]
-	caFile  string
-	key     instance // an emulator only to mint the client key the sources sign with
+	*hostiletest.Fake
+	key instance
 }
 
 func startFakeInstance(t *testing.T) *fakeInstance {
 	t.Helper()
-	f := &fakeInstance{}
-	f.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		if h := f.handler.Load(); h != nil {
-			(*h)(w, r)
-		}
-	}))
-	t.Cleanup(f.Close)
-	f.caFile = filepath.Join(t.TempDir(), "fake-ca.pem")
-	pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.Certificate().Raw})
-	if err := os.WriteFile(f.caFile, pemCert, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f.key = startInstance(t)
-	return f
+	return &fakeInstance{Fake: hostiletest.Start(t, true, "application/x-protobuf"), key: startInstance(t)}
 }
 
-func (f *fakeInstance) set(h http.HandlerFunc) { f.handler.Store(&h) }
-
-func (f *fakeInstance) answer(status int, body string) {
-	f.set(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	})
-}
-
-// source is a dkms.Source for f, signing with a client key minted by an
-// emulator (the fake does not check signatures).
-func (f *fakeInstance) source(t *testing.T, timeout time.Duration) (*dkms.Source, string) {
-	t.Helper()
-	in := f.key
-	src, logs := newSource(t, dkms.Config{Timeout: timeout, Endpoint: dkms.Endpoint{RegionID: "cn-hangzhou",
-		Endpoint: strings.TrimPrefix(f.URL, "https://"), ClientKeyFile: in.key.File, Password: in.key.Password, CAFile: f.caFile}})
-	t.Cleanup(func() { assertNoPassword(t, nil, logs.String()) })
-	return src, in.key.Password
-}
-
-func assertNoPassword(t *testing.T, err error, extra ...string) {
-	t.Helper()
-	texts := extra
-	if err != nil {
-		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
-			texts = append(texts, fmt.Sprintf(verb, err))
-		}
-		for e := err; e != nil; e = errors.Unwrap(e) {
-			texts = append(texts, e.Error())
-		}
-	}
-	for _, s := range texts {
-		for _, p := range hostileParts {
-			if strings.Contains(s, p) {
-				t.Errorf("a part of the password (%q) shows: %s", p, s)
-			}
-		}
+// sources makes the sources of the shared tests: a dkms.Source for f.
+func (f *fakeInstance) sources() hostiletest.NewSource {
+	return func(t *testing.T, timeout time.Duration) hostiletest.Source {
+		in := f.key
+		src, logs := newSource(t, dkms.Config{Timeout: timeout, Endpoint: dkms.Endpoint{RegionID: "cn-hangzhou",
+			Endpoint: strings.TrimPrefix(f.URL, "https://"), ClientKeyFile: in.key.File, Password: in.key.Password, CAFile: f.CAFile}})
+		t.Cleanup(func() { hostiletest.AssertNoPassword(t, nil, logs.String()) })
+		return hostiletest.Source{Get: func(ctx context.Context) (*secretsource.Secret, error) { return src.GetSecret(ctx, secretName) },
+			Logs: logs.String, Never: []string{in.key.Password}}
 	}
 }
+
+// hostileCase is a hostiletest.Case written without field names.
+type hostileCase hostiletest.Case
 
 // TestHostileAnswers: junk from the instance is an error of a clear kind that
 // never shows the secret.
@@ -123,14 +68,7 @@ func TestHostileAnswers(t *testing.T) {
 	cur := []string{secretsource.StageCurrent}
 	long := strings.Repeat("x", 4000) + hostilePW + strings.Repeat("y", 4000)
 	good := pb(answer(secretName, "v1", cur, hostileValue))
-	cases := []struct {
-		name   string
-		status int
-		body   string
-		kind   secretsource.Kind
-		code   string
-		says   string
-	}{
+	cases := []hostileCase{
 		{"200 empty body", 200, "", secretsource.KindInvalidAnswer, "", "names no secret"},
 		{"200 truncated", 200, good[:len(good)-40], secretsource.KindInvalidAnswer, "", "not shown"},
 		{"200 text", 200, long, secretsource.KindInvalidAnswer, "", ""},
@@ -144,115 +82,28 @@ func TestHostileAnswers(t *testing.T) {
 		{"400 error quoting the value", 400, pb(&api.Error{StatusCode: 400, ErrorCode: "InvalidParam",
 			ErrorMessage: "bad: " + hostileValue, RequestId: "REQ-2"}), secretsource.KindConfig, "InvalidParam", "bad"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			src, keyPassword := f.source(t, 10*time.Second)
-			f.answer(c.status, c.body)
-			sec, err := src.GetSecret(context.Background(), secretName)
-			if err == nil {
-				t.Fatalf("accepted %v", sec)
-			}
-			var e *secretsource.Error
-			if !errors.As(err, &e) || e.Kind != c.kind || e.Code != c.code || e.Secret != secretName {
-				t.Fatalf("got %v, want kind %v code %q", err, c.kind, c.code)
-			}
-			if !strings.Contains(err.Error(), c.says) {
-				t.Errorf("error %q does not say %q", err, c.says)
-			}
-			assertNoPassword(t, err)
-			assertNoLeak(t, []string{keyPassword}, err.Error())
-		})
-	}
+	hostiletest.TestAnswers(t, f.Fake, secretName, f.sources(), hostiletest.Cases(cases))
 }
 
 // TestOversizedAnswer: a 64 MiB answer is refused after 1 MiB.
 func TestOversizedAnswer(t *testing.T) {
 	f := startFakeInstance(t)
-	const size = 64 << 20
-	var written atomic.Int64
-	f.set(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Length", fmt.Sprint(size))
-		w.WriteHeader(200)
-		chunk := []byte(strings.Repeat("A", 32<<10))
-		for written.Load() < size {
-			n, err := w.Write(chunk)
-			written.Add(int64(n))
-			if err != nil {
-				return
-			}
-		}
-	})
-	src, _ := f.source(t, 30*time.Second)
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	_, err := src.GetSecret(context.Background(), secretName)
-	runtime.ReadMemStats(&after)
-	if !errors.Is(err, secretsource.ErrInvalidAnswer) || !strings.Contains(err.Error(), "larger than 1048576 bytes") {
-		t.Fatalf("got %v", err)
-	}
-	f.CloseClientConnections()
-	f.Close()
-	if n := written.Load(); n >= size {
-		t.Errorf("the whole %d-byte answer was read", n)
-	}
-	t.Logf("server wrote %d of %d bytes before the client hung up; the fetch allocated %.1f MiB",
-		written.Load(), size, float64(after.TotalAlloc-before.TotalAlloc)/(1<<20))
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 32<<20 {
-		t.Errorf("the fetch allocated %d MiB", grew>>20)
-	}
+	hostiletest.TestOversizedAnswer(t, f.Fake, f.sources(), strings.Repeat("A", 32<<10))
 }
 
 // TestSlowBodyCutAtTimeout: the timeout covers the body too.
 func TestSlowBodyCutAtTimeout(t *testing.T) {
 	f := startFakeInstance(t)
-	stop := make(chan struct{})
-	f.set(func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(200)
-		for {
-			if _, err := io.WriteString(w, "\x0a"); err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	})
-	defer close(stop)
-	src, _ := f.source(t, 300*time.Millisecond)
-	_, err := src.GetSecret(context.Background(), secretName)
-	if secretsource.KindOf(err) != secretsource.KindTimeout {
-		t.Fatalf("want a timeout, got %v", err)
-	}
+	hostiletest.TestSlowBodyCutAtTimeout(t, f.Fake, f.sources(), "\x0a")
 }
 
 // TestRedirectsNotFollowed: the signed request never reaches the target of a
 // redirect.
 func TestRedirectsNotFollowed(t *testing.T) {
-	var stolen atomic.Int32
-	thief := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		stolen.Add(1)
-		_, _ = io.WriteString(w, pb(answer(secretName, "v9", []string{secretsource.StageCurrent}, "thief-value")))
-	}))
-	defer thief.Close()
 	f := startFakeInstance(t)
-	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
-		http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
-		t.Run(fmt.Sprint(status), func(t *testing.T) {
-			src, _ := f.source(t, 10*time.Second)
-			f.set(func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, thief.URL+"/", status) })
-			_, err := src.GetSecret(context.Background(), secretName)
-			if !errors.Is(err, secretsource.ErrInvalidAnswer) || !strings.Contains(err.Error(), "redirect") {
-				t.Fatalf("got %v", err)
-			}
-		})
-	}
-	if n := stolen.Load(); n != 0 {
-		t.Errorf("the redirect target got %d requests", n)
-	}
+	thief := hostiletest.Start(t, true, "application/x-protobuf")
+	hostiletest.TestRedirectsNotFollowed(t, f.Fake, thief,
+		pb(answer(secretName, "v9", []string{secretsource.StageCurrent}, "thief-value")), f.sources())
 }
 
 // TestEachSourceItsOwnCA: two sources for the same endpoint with different CA
@@ -261,7 +112,7 @@ func TestRedirectsNotFollowed(t *testing.T) {
 // first one's CA.)
 func TestEachSourceItsOwnCA(t *testing.T) {
 	in := startInstance(t)
-	wrongCA := startFakeInstance(t).caFile
+	wrongCA := hostiletest.Start(t, true, "application/x-protobuf").CAFile
 	for _, order := range []string{"right first", "wrong first"} {
 		t.Run(order, func(t *testing.T) {
 			right := in.endpoint()

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -151,19 +149,13 @@ func errorAnswer(status int, body []byte, name, where string) *secretsource.Erro
 	// unknown fields is therefore not an error document.
 	var ae api.Error
 	if err := proto.Unmarshal(body, &ae); err != nil || len(ae.ProtoReflect().GetUnknown()) > 0 {
-		e.Kind = kindOfCode("", status)
-		if e.Kind == secretsource.KindUnknown {
-			e.Kind = secretsource.KindInvalidAnswer
-		}
+		e.Kind = wire.KindOfAnswer("", status)
 		e.Message = fmt.Sprintf("HTTP %d with a body that is not the service's error document (%d bytes, not shown)", status, len(body))
 		return e
 	}
 	e.Code, e.RequestID = wire.Token(ae.ErrorCode), wire.Token(ae.RequestId)
-	e.Kind = kindOfCode(e.Code, status)
-	if e.Code == "" && e.Kind == secretsource.KindUnknown {
-		e.Kind = secretsource.KindInvalidAnswer
-	}
-	e.Message = wire.Truncate(wire.Scrub(strings.TrimSpace(ae.ErrorMessage)), 200)
+	e.Kind = wire.KindOfAnswer(e.Code, status)
+	e.Message = wire.CleanMessage(ae.ErrorMessage)
 	if e.Message == "" {
 		e.Message = "HTTP " + strconv.Itoa(status)
 	}
@@ -181,49 +173,13 @@ func ctxError(ctx context.Context, name, where string) *secretsource.Error {
 }
 
 // mapError classifies a failed exchange: a refused redirect or oversized
-// body, a timeout, a TLS failure or another network error. The URL (no
-// secret on this gateway, but no use either) is dropped; the cause is kept.
+// body, else a transport failure (wire.TransportError: a timeout, a TLS
+// failure or another network error), whose cause is kept scrubbed.
 func mapError(err error, name, where string) *secretsource.Error {
 	e := &secretsource.Error{Secret: name, Source: "dkms", Region: where}
 	if msg, ok := wire.Describe(err); ok {
 		e.Kind, e.Message = secretsource.KindInvalidAnswer, "dedicated KMS answer refused: "+msg
 		return e
 	}
-	cause := err
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		cause = ue.Err
-	}
-	e.Err = cause
-	var ne net.Error
-	switch {
-	case wire.IsTLSVerification(cause): // not retryable: KindTLS
-		e.Kind, e.Message = secretsource.KindTLS, "the dedicated KMS endpoint's certificate did not verify (set caFilePath to the instance CA)"
-	case errors.Is(cause, context.DeadlineExceeded), errors.As(cause, &ne) && ne.Timeout():
-		e.Kind, e.Message = secretsource.KindTimeout, "request to the dedicated KMS timed out"
-	case strings.Contains(cause.Error(), "tls:"):
-		e.Kind, e.Message = secretsource.KindNetwork, "TLS handshake with the dedicated KMS endpoint failed"
-	default:
-		e.Kind, e.Message = secretsource.KindNetwork, "request to the dedicated KMS failed"
-	}
-	return e
-}
-
-// kindOfCode extends wire.KindOfCode with the instance API's own codes.
-func kindOfCode(code string, status int) secretsource.Kind {
-	switch code {
-	case "SignatureNotMatch", "Unauthorized", "UnauthorizedClientKey":
-		return secretsource.KindInvalidCredentials
-	case "RequestTimeTooSkewed", "InvalidApiVersion", "InvalidApiName", "InvalidParam", "InvalidContentType":
-		return secretsource.KindConfig
-	}
-	if k := wire.KindOfCode(code); k != secretsource.KindUnknown {
-		return k
-	}
-	if status == 404 {
-		// The instance API answers 404 for an unknown client key too, so a 404
-		// without a known code does not say the secret is missing.
-		return secretsource.KindUnknown
-	}
-	return wire.KindOfStatus(status)
+	return wire.TransportError(e, err, "dedicated KMS", "set caFilePath to the instance CA")
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
@@ -114,9 +113,6 @@ func (e *answerError) Error() string {
 	return fmt.Sprintf("HTTP %d %s: %s", e.status, e.code, e.message)
 }
 
-// maxMessage bounds the service message kept in an error.
-const maxMessage = 200
-
 func parseAnswer(status int, body []byte) (*wireAnswer, *answerError) {
 	var a wireAnswer
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -128,7 +124,7 @@ func parseAnswer(status int, body []byte) (*wireAnswer, *answerError) {
 	}
 	if a.Code != "" && a.SecretData == "" && a.VersionID == "" {
 		code := wire.Token(a.Code)
-		return nil, &answerError{status: status, code: code, requestID: wire.Token(a.RequestID), message: cleanMessage(a.Message),
+		return nil, &answerError{status: status, code: code, requestID: wire.Token(a.RequestID), message: wire.CleanMessage(a.Message),
 			invalid: fmt.Sprintf("HTTP %d carrying error code %q instead of a secret", status, code)}
 	}
 	return &a, nil
@@ -152,7 +148,7 @@ func parseErrorAnswer(status int, body []byte) *answerError {
 		return v
 	}
 	e.code, e.requestID, e.recommend = wire.Token(str("Code")), wire.Token(str("RequestId")), str("Recommend")
-	e.message = cleanMessage(str("Message"))
+	e.message = wire.CleanMessage(str("Message"))
 	// Recommend is a troubleshooting URL; only its prefix is used, to tell a
 	// wrong AccessKey secret from an unknown id.
 	if len(e.recommend) > 64 {
@@ -160,11 +156,6 @@ func parseErrorAnswer(status int, body []byte) *answerError {
 	}
 	e.recommend = wire.Scrub(e.recommend)
 	return e
-}
-
-// cleanMessage scrubs a service message and bounds its length.
-func cleanMessage(m string) string {
-	return wire.Truncate(wire.Scrub(strings.TrimSpace(m)), maxMessage)
 }
 
 // answerErrorToSecret maps an unusable answer into the taxonomy. An error
@@ -176,13 +167,7 @@ func (e *answerError) toSecretError(se *secretsource.Error) *secretsource.Error 
 		se.Kind, se.Message = secretsource.KindInvalidAnswer, "KMS answered "+e.invalid
 		return se
 	}
-	se.Kind = wire.KindOfCode(e.code)
-	if se.Kind == secretsource.KindUnknown {
-		se.Kind = wire.KindOfStatus(e.status)
-	}
-	if e.code == "" && se.Kind == secretsource.KindUnknown {
-		se.Kind = secretsource.KindInvalidAnswer
-	}
+	se.Kind = wire.KindOfAnswer(e.code, e.status)
 	se.Message = serverMessage(se.Kind, e.code, e.message, e.recommend)
 	if se.Message == "" {
 		se.Message = fmt.Sprintf("HTTP %d", e.status)

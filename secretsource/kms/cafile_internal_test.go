@@ -16,7 +16,7 @@ import (
 func TestRootsWithCAFileKeepsSystemRoots(t *testing.T) {
 	sysRoot := aSystemRoot(t)
 	srv := kmstest.Start(t)
-	pool, err := rootsWithCAFile(nil, srv.CAFile())
+	pool, err := rootsWithCAFile(nil, "cn-test", srv.CAFile())
 	if err != nil {
 		t.Fatal(err)
 	}

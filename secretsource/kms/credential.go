@@ -14,7 +14,6 @@ import (
 	"github.com/aliyun/credentials-go/credentials"
 	"github.com/aliyun/credentials-go/credentials/providers"
 
-	"github.com/kmsdb/kmsdb/secretsource"
 	"github.com/kmsdb/kmsdb/secretsource/internal/credprov"
 	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
@@ -144,7 +143,7 @@ func redactURL(raw string) string {
 func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 	for _, f := range requiredFields(o) {
 		if f.value == "" {
-			return nil, configError(fmt.Sprintf("credential type %q needs %s", o.Type, f.name), nil)
+			return nil, wire.ConfigError("kms", fmt.Sprintf("credential type %q needs %s", o.Type, f.name), nil)
 		}
 	}
 	httpOpts := credprov.HTTPOptions{Proxy: o.Proxy, ConnectTimeout: o.ConnectTimeout, ReadTimeout: o.ReadTimeout}
@@ -156,7 +155,7 @@ func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 	case CredentialAccessKey, CredentialSTS:
 		cred, err := credentials.NewCredential(credentialsConfig(o))
 		if err != nil {
-			return nil, configError(o.Type+": "+wire.Scrub(err.Error()), nil)
+			return nil, wire.ConfigError("kms", o.Type+": "+wire.Scrub(err.Error()), nil)
 		}
 		return cred, nil
 	case CredentialRAMRoleARN:
@@ -184,11 +183,11 @@ func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 	case CredentialDefault, "":
 		return credentials.FromCredentialsProvider(CredentialDefault, credprov.NewChain(httpOpts)), nil
 	default:
-		return nil, configError(fmt.Sprintf("unknown credential type %q (want one of access_key, sts, ram_role_arn, "+
+		return nil, wire.ConfigError("kms", fmt.Sprintf("unknown credential type %q (want one of access_key, sts, ram_role_arn, "+
 			"ecs_ram_role, oidc_role_arn, credentials_uri, client_key, default)", o.Type), nil)
 	}
 	if err != nil {
-		return nil, configError(o.Type+": "+wire.Scrub(err.Error()), nil)
+		return nil, wire.ConfigError("kms", o.Type+": "+wire.Scrub(err.Error()), nil)
 	}
 	return credentials.FromCredentialsProvider(o.Type, p), nil
 }
@@ -226,10 +225,6 @@ func credentialsConfig(o CredentialOptions) *credentials.Config {
 }
 
 func ptr(s string) *string { return &s }
-
-func configError(msg string, err error) *secretsource.Error {
-	return &secretsource.Error{Kind: secretsource.KindConfig, Source: "kms", Message: msg, Err: err}
-}
 
 // providerAdapter turns a credentials-go Credential into the core SDK's
 // CredentialsProvider: the SDK calls GetCredentials on every request and signs

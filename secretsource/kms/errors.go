@@ -2,13 +2,10 @@ package kms
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
-	"net"
 	"net/url"
 	"regexp"
 	"strings"
-	"syscall"
 
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 
@@ -16,56 +13,6 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource/internal/credprov"
 	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
-
-// safeError is an error whose text has been scrubbed. Unwrap reaches only a
-// cause known to hold no URL or credential (a *net.OpError, an errno, a
-// context or certificate error), so errors.Is/As keep working for those and a
-// caller walking the chain cannot find the SDK's raw text.
-type safeError struct {
-	msg   string
-	cause error
-}
-
-func (e *safeError) Error() string { return e.msg }
-func (e *safeError) Unwrap() error { return e.cause }
-
-// safe wraps err so that its text is scrubbed.
-func safe(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &safeError{msg: wire.Scrub(err.Error()), cause: safeCause(err)}
-}
-
-func safeCause(err error) error {
-	var (
-		oe    *net.OpError
-		dns   *net.DNSError
-		errno syscall.Errno
-		ua    x509.UnknownAuthorityError
-		hn    x509.HostnameError
-		ci    x509.CertificateInvalidError
-	)
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return context.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		return context.Canceled
-	case errors.As(err, &oe):
-		return oe
-	case errors.As(err, &dns):
-		return dns
-	case errors.As(err, &errno):
-		return errno
-	case errors.As(err, &ua):
-		return ua
-	case errors.As(err, &hn):
-		return hn
-	case errors.As(err, &ci):
-		return ci
-	}
-	return nil
-}
 
 // credentialError marks a failure of the credential provider (STS, ECS
 // metadata, credentials URI, ...), raised before any request reached KMS. It
@@ -125,10 +72,7 @@ func mapError(ctx context.Context, err error, name, region string) *secretsource
 	switch {
 	case errors.As(err, &se):
 		e.Code, e.RequestID = se.ErrorCode(), se.RequestId()
-		e.Kind = wire.KindOfCode(e.Code)
-		if e.Kind == secretsource.KindUnknown {
-			e.Kind = wire.KindOfStatus(se.HttpStatus())
-		}
+		e.Kind = wire.KindOfAnswer(e.Code, se.HttpStatus())
 		e.Message = serverMessage(e.Kind, e.Code, se.Message(), se.Recommend())
 		return e
 	case errors.As(err, &ue):
@@ -144,12 +88,12 @@ func mapError(ctx context.Context, err error, name, region string) *secretsource
 			if errors.As(oe, &ue) {
 				return mapTransportError(e, ue)
 			}
-			e.Err = safe(oe)
+			e.Err = wire.Safe(oe)
 		}
 		return e
 	}
 	e.Kind = secretsource.KindUnknown
-	e.Err = safe(err)
+	e.Err = wire.Safe(err)
 	return e
 }
 
@@ -176,7 +120,7 @@ func serverMessage(kind secretsource.Kind, code, msg, recommend string) string {
 	case secretsource.KindInternal:
 		out = "KMS failed internally"
 	}
-	if m := wire.Truncate(wire.Scrub(strings.TrimSpace(msg)), 300); m != "" {
+	if m := wire.CleanMessage(msg); m != "" {
 		if out != "" {
 			out += ": "
 		}
@@ -186,30 +130,12 @@ func serverMessage(kind secretsource.Kind, code, msg, recommend string) string {
 }
 
 func mapTransportError(e *secretsource.Error, ue *url.Error) *secretsource.Error {
-	// ue.URL holds the signed query string: keep only the cause.
-	cause := ue.Err
-	e.Err = safe(cause)
-	switch {
-	case wire.IsTLSVerification(cause):
-		// A certificate problem will not heal by retrying the same endpoint
-		// (KindTLS is not retryable), but another region may have a good one
-		// (Failover moves on).
-		e.Kind, e.Message = secretsource.KindTLS, "the KMS endpoint's certificate did not verify (for a private CA: caFilePath in the region's "+
-			"cache_client_region_id entry, or Region.CAFile / Config.RootCAs in code)"
-	case ue.Timeout(), errors.Is(cause, context.DeadlineExceeded):
-		e.Kind, e.Message = secretsource.KindTimeout, "request to KMS timed out"
-	case strings.Contains(cause.Error(), "tls:"):
-		// A handshake that failed for another reason (cut short, a protocol
-		// the server refused) may heal: retryable.
-		e.Kind, e.Message = secretsource.KindNetwork, "TLS handshake with the KMS endpoint failed"
-	default:
-		e.Kind, e.Message = secretsource.KindNetwork, "request to KMS failed"
-		var ne net.Error
-		if errors.As(cause, &ne) && ne.Timeout() {
-			e.Kind, e.Message = secretsource.KindTimeout, "request to KMS timed out"
-		}
-	}
-	return e
+	// ue.URL holds the signed query string: TransportError keeps only the
+	// cause. A certificate problem will not heal by retrying the same endpoint
+	// (KindTLS is not retryable), but another region may have a good one
+	// (Failover moves on).
+	return wire.TransportError(e, ue, "KMS", "for a private CA: caFilePath in the region's "+
+		"cache_client_region_id entry, or Region.CAFile / Config.RootCAs in code")
 }
 
 func mapCredentialError(e *secretsource.Error, ce *credentialError) *secretsource.Error {

@@ -4,34 +4,24 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kmsdb/kmsdb/internal/credtest"
-	"github.com/kmsdb/kmsdb/internal/syncbuf"
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/internal/hostiletest"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 )
 
-// hostilePW is the password a hostile or broken gateway puts in its answers.
-// It holds a quote and a backslash so that its JSON-escaped forms differ from
-// it; each half is searched for on its own.
-const hostilePW = `hostile"pw\leak-77`
+// The hostile password and value, and the tests that do not depend on the
+// wire format, are shared with the dkms source (internal/hostiletest).
+const hostilePW = hostiletest.PW
 
-var hostileParts = []string{"hostile", "leak-77"}
-
-// hostileValue is the secret value (JSON of an Rds secret) holding hostilePW.
-var hostileValue = func() string {
-	b, _ := json.Marshal(map[string]string{"AccountName": "app", "AccountPassword": hostilePW})
-	return string(b)
-}()
+var hostileValue = hostiletest.Value
 
 // answer is a well-formed GetSecretValue answer of the shared gateway.
 func answer(name, version string, stages []string, data string) map[string]any {
@@ -48,64 +38,25 @@ func marshal(v any) string {
 	return string(b)
 }
 
-// fakeKMS is a loopback HTTP server that answers whatever its handler says,
-// and counts requests.
-type fakeKMS struct {
-	*httptest.Server
-	handler atomic.Pointer[http.HandlerFunc]
-	calls   atomic.Int32
+// hostileCase is a hostiletest.Case written without field names.
+type hostileCase hostiletest.Case
+
+// startFake is a loopback HTTP server answering JSON as the shared gateway.
+func startFake(t *testing.T) *hostiletest.Fake {
+	return hostiletest.Start(t, false, "application/json")
 }
 
-func startFake(t *testing.T) *fakeKMS {
-	t.Helper()
-	f := &fakeKMS{}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.calls.Add(1)
-		_, _ = io.Copy(io.Discard, r.Body)
-		if h := f.handler.Load(); h != nil {
-			(*h)(w, r)
-		}
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-func (f *fakeKMS) answer(status int, body string) {
-	f.set(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	})
-}
-
-func (f *fakeKMS) set(h http.HandlerFunc) { f.handler.Store(&h) }
-
-func (f *fakeKMS) region() kms.Region {
+func fakeRegion(f *hostiletest.Fake) kms.Region {
 	return kms.Region{ID: region, Endpoint: strings.TrimPrefix(f.URL, "http://")}
 }
 
-func hostileSource(t *testing.T, f *fakeKMS, timeout time.Duration) (*kms.Source, *syncbuf.Buffer) {
-	t.Helper()
-	return newSource(t, kms.Config{Region: f.region(), Credential: accessKey(t), Scheme: "http", Timeout: timeout})
-}
-
-// assertNoPassword fails when a part of hostilePW shows in any formatting of
-// err or in the logs.
-func assertNoPassword(t *testing.T, err error, logs string) {
-	t.Helper()
-	texts := []string{logs}
-	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
-		texts = append(texts, fmt.Sprintf(verb, err))
-	}
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		texts = append(texts, e.Error())
-	}
-	for _, s := range texts {
-		for _, p := range hostileParts {
-			if strings.Contains(s, p) {
-				t.Errorf("a part of the password (%q) shows: %s", p, s)
-			}
-		}
+// hostileSources makes the sources of the shared tests: an AccessKey source
+// for f, over HTTP.
+func hostileSources(f *hostiletest.Fake) hostiletest.NewSource {
+	return func(t *testing.T, timeout time.Duration) hostiletest.Source {
+		src, logs := newSource(t, kms.Config{Region: fakeRegion(f), Credential: accessKey(t), Scheme: "http", Timeout: timeout})
+		return hostiletest.Source{Get: func(ctx context.Context) (*secretsource.Secret, error) { return src.GetSecret(ctx, secretName) },
+			Logs: logs.String}
 	}
 }
 
@@ -116,14 +67,7 @@ func TestHostileAnswers(t *testing.T) {
 	f := startFake(t)
 	cur := []string{secretsource.StageCurrent}
 	long := strings.Repeat("x", 4000) + hostilePW + strings.Repeat("y", 4000)
-	cases := []struct {
-		name   string
-		status int
-		body   string
-		kind   secretsource.Kind
-		code   string
-		says   string // the error names what is wrong
-	}{
+	cases := []hostileCase{
 		{"200 empty body", 200, "", secretsource.KindInvalidAnswer, "", "empty body"},
 		{"200 {}", 200, "{}", secretsource.KindInvalidAnswer, "", "names no secret"},
 		{"200 error document", 200, `{"Code":"Throttling","Message":"slow down"}`, secretsource.KindInvalidAnswer, "Throttling", "error code"},
@@ -147,27 +91,7 @@ func TestHostileAnswers(t *testing.T) {
 		{"400 body that is not JSON", 400, `{"Code":5,"Message":["` + hostilePW + `"]}`, secretsource.KindInvalidAnswer, "", "not shown"},
 		{"403 code with a body", 403, `{"Code":"` + strings.Repeat("A", 300) + `"}`, secretsource.KindAccessDenied, "", ""},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			src, logs := hostileSource(t, f, 10*time.Second)
-			f.answer(c.status, c.body)
-			sec, err := src.GetSecret(context.Background(), secretName)
-			if err == nil {
-				t.Fatalf("accepted %v", sec)
-			}
-			var e *secretsource.Error
-			if !errors.As(err, &e) || e.Kind != c.kind || e.Code != c.code || e.Secret != secretName {
-				t.Fatalf("got %#v (%v), want kind %v code %q", err, err, c.kind, c.code)
-			}
-			if c.kind == secretsource.KindInvalidAnswer && (!errors.Is(err, secretsource.ErrInvalidAnswer) || !e.Retryable()) {
-				t.Errorf("an invalid answer must match ErrInvalidAnswer and be retryable: %v", err)
-			}
-			if !strings.Contains(err.Error(), c.says) {
-				t.Errorf("error %q does not say %q", err, c.says)
-			}
-			assertNoPassword(t, err, logs.String())
-		})
-	}
+	hostiletest.TestAnswers(t, f, secretName, hostileSources(f), hostiletest.Cases(cases))
 }
 
 // TestAnswerForTheVersionAskedFor: a version asked for by stage or id must be
@@ -175,8 +99,8 @@ func TestHostileAnswers(t *testing.T) {
 func TestAnswerForTheVersionAskedFor(t *testing.T) {
 	credtest.Hermetic(t)
 	f := startFake(t)
-	src, _ := hostileSource(t, f, 10*time.Second)
-	f.answer(200, marshal(answer(secretName, "v2", []string{secretsource.StageCurrent}, hostileValue)))
+	src, _ := newSource(t, kms.Config{Region: fakeRegion(f), Credential: accessKey(t), Scheme: "http", Timeout: 10 * time.Second})
+	f.Answer(200, marshal(answer(secretName, "v2", []string{secretsource.StageCurrent}, hostileValue)))
 	if _, err := src.GetSecretVersion(context.Background(), secretName, secretsource.VersionRef{Stage: secretsource.StagePrevious}); !errors.Is(err, secretsource.ErrInvalidAnswer) {
 		t.Errorf("ACSPrevious answered by ACSCurrent: got %v, want an invalid answer", err)
 	}
@@ -189,47 +113,12 @@ func TestAnswerForTheVersionAskedFor(t *testing.T) {
 	}
 }
 
-// TestOversizedAnswer: a 64 MiB answer is refused after 1 MiB: the client
-// stops reading (the server cannot send it all) and the heap does not grow
-// with it.
+// TestOversizedAnswer: a 64 MiB answer is refused after 1 MiB
+// (hostiletest.TestOversizedAnswer).
 func TestOversizedAnswer(t *testing.T) {
 	credtest.Hermetic(t)
 	f := startFake(t)
-	const size = 64 << 20
-	var written atomic.Int64
-	f.set(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Length", fmt.Sprint(size))
-		w.WriteHeader(200)
-		chunk := []byte(`{"SecretName":"db/app","SecretData":"` + strings.Repeat("A", 32<<10))
-		for written.Load() < size {
-			n, err := w.Write(chunk)
-			written.Add(int64(n))
-			if err != nil {
-				return
-			}
-		}
-	})
-	src, logs := hostileSource(t, f, 30*time.Second)
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	_, err := src.GetSecret(context.Background(), secretName)
-	runtime.ReadMemStats(&after)
-	if !errors.Is(err, secretsource.ErrInvalidAnswer) || !strings.Contains(err.Error(), "larger than 1048576 bytes") {
-		t.Fatalf("got %v", err)
-	}
-	f.CloseClientConnections() // the handler returns once its writes fail
-	f.Close()
-	if n := written.Load(); n >= size {
-		t.Errorf("the whole %d-byte answer was read", n)
-	}
-	// A generous bound: reading the whole answer cost 349 MiB before.
-	t.Logf("server wrote %d of %d bytes before the client hung up; the fetch allocated %.1f MiB",
-		written.Load(), size, float64(after.TotalAlloc-before.TotalAlloc)/(1<<20))
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 32<<20 {
-		t.Errorf("the fetch allocated %d MiB", grew>>20)
-	}
-	assertNoPassword(t, err, logs.String())
+	hostiletest.TestOversizedAnswer(t, f, hostileSources(f), `{"SecretName":"db/app","SecretData":"`+strings.Repeat("A", 32<<10))
 }
 
 // TestSlowBodyCutAtTimeout: the source's timeout covers the body, not only
@@ -237,60 +126,16 @@ func TestOversizedAnswer(t *testing.T) {
 func TestSlowBodyCutAtTimeout(t *testing.T) {
 	credtest.Hermetic(t)
 	f := startFake(t)
-	stop := make(chan struct{})
-	f.set(func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(200)
-		for {
-			if _, err := io.WriteString(w, " "); err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	})
-	defer close(stop)
-	src, _ := hostileSource(t, f, 300*time.Millisecond)
-	_, err := src.GetSecret(context.Background(), secretName)
-	if secretsource.KindOf(err) != secretsource.KindTimeout {
-		t.Fatalf("want a timeout, got %v", err)
-	}
+	hostiletest.TestSlowBodyCutAtTimeout(t, f, hostileSources(f), " ")
 }
 
-// TestRedirectsNotFollowed: a 302 or 307 to another loopback listener is an
+// TestRedirectsNotFollowed: a redirect to another loopback listener is an
 // error, and the signed request never reaches that listener.
 func TestRedirectsNotFollowed(t *testing.T) {
 	credtest.Hermetic(t)
-	var stolen atomic.Int32
-	thief := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		stolen.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, marshal(answer(secretName, "v9", []string{secretsource.StageCurrent}, "thief-value")))
-	}))
-	defer thief.Close()
 	f := startFake(t)
-	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
-		http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
-		t.Run(fmt.Sprint(status), func(t *testing.T) {
-			src, _ := hostileSource(t, f, 10*time.Second)
-			f.set(func(w http.ResponseWriter, r *http.Request) {
-				http.Redirect(w, r, thief.URL+r.URL.RequestURI(), status)
-			})
-			_, err := src.GetSecret(context.Background(), secretName)
-			if !errors.Is(err, secretsource.ErrInvalidAnswer) || !strings.Contains(err.Error(), "redirect") {
-				t.Fatalf("got %v", err)
-			}
-			if strings.Contains(err.Error(), "AccessKeyId") || strings.Contains(err.Error(), testAK) {
-				t.Errorf("the error shows the signed request: %v", err)
-			}
-		})
-	}
-	if n := stolen.Load(); n != 0 {
-		t.Errorf("the redirect target got %d requests", n)
-	}
+	hostiletest.TestRedirectsNotFollowed(t, f, startFake(t),
+		marshal(answer(secretName, "v9", []string{secretsource.StageCurrent}, "thief-value")), hostileSources(f), "AccessKeyId", testAK)
 }
 
 // TestHostileMetadataService: an ECS metadata answer without "Code" (which
@@ -317,7 +162,7 @@ func TestHostileMetadataService(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := startFake(t)
-	src, logs := newSource(t, kms.Config{Region: f.region(), Credential: cred, Scheme: "http", Timeout: 10 * time.Second})
+	src, logs := newSource(t, kms.Config{Region: fakeRegion(f), Credential: cred, Scheme: "http", Timeout: 10 * time.Second})
 	for range 2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err := src.GetSecret(ctx, secretName)
@@ -325,9 +170,9 @@ func TestHostileMetadataService(t *testing.T) {
 		if secretsource.KindOf(err) != secretsource.KindInvalidAnswer || !strings.Contains(err.Error(), "Code is not Success") {
 			t.Fatalf("got %v, want the metadata answer refused", err)
 		}
-		assertNoPassword(t, err, logs.String())
+		hostiletest.AssertNoPassword(t, err, logs.String())
 	}
-	if n := f.calls.Load(); n != 0 {
+	if n := f.Calls.Load(); n != 0 {
 		t.Errorf("KMS got %d requests without credentials", n)
 	}
 }

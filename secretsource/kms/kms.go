@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -99,13 +98,13 @@ var reRegionID = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 func New(cfg Config) (*Source, error) {
 	r := cfg.Region
 	if r.ID == "" {
-		return nil, configError("no region configured: set the region id", nil)
+		return nil, wire.ConfigError("kms", "no region configured: set the region id", nil)
 	}
 	if !reRegionID.MatchString(r.ID) {
-		return nil, configError(fmt.Sprintf("region id %q may hold only letters, digits, '-' and '_'", r.ID), nil)
+		return nil, wire.ConfigError("kms", fmt.Sprintf("region id %q may hold only letters, digits, '-' and '_'", r.ID), nil)
 	}
 	if strings.Contains(r.Endpoint, "/") {
-		return nil, configError(fmt.Sprintf("region %q: endpoint %q must be a host or host:port, without scheme or path", r.ID, r.Endpoint), nil)
+		return nil, wire.ConfigError("kms", fmt.Sprintf("region %q: endpoint %q must be a host or host:port, without scheme or path", r.ID, r.Endpoint), nil)
 	}
 	scheme := strings.ToLower(cfg.Scheme)
 	switch scheme {
@@ -113,7 +112,7 @@ func New(cfg Config) (*Source, error) {
 		scheme = "https"
 	case "https", "http":
 	default:
-		return nil, configError(fmt.Sprintf("scheme %q: want https or http", cfg.Scheme), nil)
+		return nil, wire.ConfigError("kms", fmt.Sprintf("scheme %q: want https or http", cfg.Scheme), nil)
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
@@ -123,7 +122,7 @@ func New(cfg Config) (*Source, error) {
 	if cred == nil {
 		var err error
 		if cred, err = NewCredential(CredentialOptions{Type: CredentialDefault}); err != nil {
-			return nil, configError("default credential chain: "+wire.Scrub(err.Error()), nil)
+			return nil, wire.ConfigError("kms", "default credential chain: "+wire.Scrub(err.Error()), nil)
 		}
 	}
 	logger := cfg.Logger
@@ -142,9 +141,9 @@ func New(cfg Config) (*Source, error) {
 		IdleConnTimeout:       90 * time.Second,
 	}
 	if r.CAFile != "" {
-		pool, err := rootsWithCAFile(cfg.RootCAs, r.CAFile)
+		pool, err := rootsWithCAFile(cfg.RootCAs, r.ID, r.CAFile)
 		if err != nil {
-			return nil, configError(fmt.Sprintf("region %q: CA file %q: %v", r.ID, r.CAFile, err), nil)
+			return nil, wire.ConfigError("kms", err.Error(), errors.Unwrap(err))
 		}
 		base.TLSClientConfig.RootCAs = pool
 	}
@@ -233,7 +232,7 @@ func (s *Source) call(ctx, rctx context.Context, name string, ref secretsource.V
 	client, err := kms.NewClientWithOptions(s.region.ID, cfg, s.provider)
 	if err != nil {
 		return nil, nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "kms", Region: s.region.ID,
-			Message: "cannot build the KMS client", Err: safe(err)}
+			Message: "cannot build the KMS client", Err: wire.Safe(err)}
 	}
 	client.Domain = s.region.Host()
 	client.SetConnectTimeout(s.timeout)
@@ -279,22 +278,19 @@ func (s *Source) Close() error {
 func (s *Source) String() string { return "kms(" + s.region.ID + ")" }
 
 // rootsWithCAFile returns a new pool: a copy of base (the system roots when
-// base is nil) plus the certificates of the PEM file at path.
-func rootsWithCAFile(base *x509.CertPool, path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
+// base is nil) plus the certificates of the CA file at path, read by the rule
+// every CA file follows (wire.ReadCAFile).
+func rootsWithCAFile(base *x509.CertPool, region, path string) (*x509.CertPool, error) {
+	certs, err := wire.ReadCAFile(fmt.Sprintf("region %q: caFilePath", region), path)
 	if err != nil {
-		return nil, errors.Unwrap(err) // the *PathError repeats the path
+		return nil, err
 	}
-	var pool *x509.CertPool
-	if base != nil {
-		pool = base.Clone()
-	} else if pool, err = x509.SystemCertPool(); err != nil {
-		pool = x509.NewCertPool() // no system roots on this platform: the file's only
+	if base == nil {
+		if base, err = x509.SystemCertPool(); err != nil {
+			base = nil // no system roots on this platform: the file's only
+		}
 	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errors.New("holds no PEM certificate")
-	}
-	return pool, nil
+	return wire.CAPool(base, certs), nil
 }
 
 var (

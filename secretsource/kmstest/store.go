@@ -445,9 +445,10 @@ func (s *Server) DeleteSecret(name string) error {
 	return nil
 }
 
-// PutSecretValue stores a new version, as the PutSecretValue action does. stages default to ACSCurrent; moving
-// ACSCurrent makes the old current version ACSPrevious. Putting an existing version id with the same data is a
-// no-op, with other data an error.
+// PutSecretValue stores a new version of a Generic secret, as the PutSecretValue action does. stages default to
+// ACSCurrent; moving ACSCurrent makes the old current version ACSPrevious. Putting an existing version id with the
+// same data is a no-op, with other data an error. Like KMS, it refuses managed secrets (Rds, PolarDB, Redis,
+// RAMCredentials, ECS), whose versions only their rotation makes: to set one up in a test, use AddVersion.
 func (s *Server) PutSecretValue(name, data, versionID string, stages ...string) error {
 	if err := s.putSecretValue(name, data, "", versionID, stages); err != nil {
 		return fmt.Errorf("kmstest: PutSecretValue %q: %w", name, err)
@@ -455,15 +456,38 @@ func (s *Server) PutSecretValue(name, data, versionID string, stages ...string) 
 	return nil
 }
 
+// AddVersion is a test control, not a KMS action: it stores a version of a secret of any type, with the rules of
+// PutSecretValue (stages default to ACSCurrent, moving ACSCurrent makes the old current version ACSPrevious), as
+// KMS's own rotation of a managed secret does. Tests use it to give a managed secret a version with a chosen value
+// (a password they set in the database); PutSecretValue refuses managed secrets, as KMS does.
+func (s *Server) AddVersion(name, data, versionID string, stages ...string) error {
+	if err := s.storeVersion(name, data, "", versionID, stages, true); err != nil {
+		return fmt.Errorf("kmstest: AddVersion %q: %w", name, err)
+	}
+	return nil
+}
+
 func (s *Server) putSecretValue(name, data, dataType, versionID string, stages []string) *apiError {
-	aerr := s.putSecretValueNoSave(name, data, dataType, versionID, stages)
+	return s.storeVersion(name, data, dataType, versionID, stages, false)
+}
+
+func (s *Server) storeVersion(name, data, dataType, versionID string, stages []string, anyType bool) *apiError {
+	aerr := s.putSecretValueNoSave(name, data, dataType, versionID, stages, anyType)
 	if aerr == nil {
 		s.persist()
 	}
 	return aerr
 }
 
-func (s *Server) putSecretValueNoSave(name, data, dataType, versionID string, stages []string) *apiError {
+// errPutManaged is KMS's refusal of PutSecretValue on a managed secret. The PutSecretValue reference says the action
+// "supports only generic secrets" without naming the code; UnsupportedOperation (message
+// Rejected.UnsupportedOperation) is the code KMS's common error table gives for an operation it does not support.
+func errPutManaged(name, typ string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: "UnsupportedOperation",
+		Message: "Rejected.UnsupportedOperation: PutSecretValue supports only Generic secrets; secret " + name + " is a " + typ + " secret"}
+}
+
+func (s *Server) putSecretValueNoSave(name, data, dataType, versionID string, stages []string, anyType bool) *apiError {
 	if versionID == "" {
 		return &apiError{Status: http.StatusBadRequest, Code: "MissingParameter",
 			Message: "The parameter VersionId needed but no provided."}
@@ -476,6 +500,9 @@ func (s *Server) putSecretValueNoSave(name, data, dataType, versionID string, st
 	e := s.secrets[name]
 	if e == nil {
 		return errNotFound(name)
+	}
+	if e.managed() && !anyType {
+		return errPutManaged(name, e.typ)
 	}
 	if dataType != "" && dataType != e.dataType {
 		e.dataType = dataType

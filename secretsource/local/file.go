@@ -2,10 +2,10 @@ package local
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
 // FromFile serves the secrets of a JSON or YAML file (YAML is a superset of
@@ -38,13 +39,23 @@ import (
 //	  dataType: binary             # value is base64, served decoded
 //	  value: aGVsbG8=
 //
-// The file is read once, when the option is applied. Errors name the file,
-// the secret and the field, never a value.
+// Times (createTime, nextRotationDate, lastRotationDate) are RFC 3339 (or
+// the other ISO 8601 forms KMS writes); rotationInterval is a Go duration
+// (720h) or seconds as KMS writes them (604800s); binary values are base64,
+// standard or URL-safe, padded or not. These are the parsers the kms and
+// dkms sources read KMS's answers with.
+//
+// The file is read once, when the option is applied, and may be a pipe, so
+// that a decrypted file never touches the disk:
+// local.FromFile("/dev/fd/3") or, from a shell, a path such as
+// <(sops -d secrets.yaml). It is read up to MaxFileSize bytes; a larger file
+// (or a pipe that keeps writing) is an error, not a process that reads
+// forever. Errors name the file, the secret and the field, never a value.
 func FromFile(path string) Option {
 	return func(l *Source) error {
-		data, err := os.ReadFile(path)
+		data, err := readFile(path)
 		if err != nil {
-			return &secretsource.Error{Kind: secretsource.KindConfig, Source: "local", Message: fmt.Sprintf("cannot read secrets file %q", path), Err: unwrapPathError(err)}
+			return &secretsource.Error{Kind: secretsource.KindConfig, Source: "local", Message: fmt.Sprintf("cannot read secrets file %q", path), Err: err}
 		}
 		secrets, err := parseLocalFile(data)
 		if err != nil {
@@ -55,6 +66,31 @@ func FromFile(path string) Option {
 		}
 		return nil
 	}
+}
+
+// MaxFileSize bounds the secrets file FromFile reads: 16 MiB, room for
+// hundreds of secrets of KMS's largest size (64 KiB).
+const MaxFileSize = 16 << 20
+
+// readFile reads path, a regular file or a pipe (FromFile accepts both on
+// purpose), up to MaxFileSize bytes. Errors do not repeat the path.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, unwrapPathError(err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, errors.New("is a directory, expected a file")
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, unwrapPathError(err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("larger than %d MiB: a secrets file holds a few secrets", MaxFileSize>>20)
+	}
+	return data, nil
 }
 
 // unwrapPathError drops the path from an *os.PathError (the caller names it).
@@ -234,7 +270,7 @@ func localValue(f *secretsource.Fields, m map[string]any, bad func(key, want str
 		}
 		f.Value = []byte(text)
 		if f.DataType == secretsource.DataBinary {
-			if f.Value, err = base64.StdEncoding.DecodeString(strings.TrimSpace(text)); err != nil {
+			if f.Value, err = wire.DecodeBase64(text); err != nil {
 				return bad("value", "expected base64 for a binary secret")
 			}
 		}
@@ -268,9 +304,9 @@ func localMetadata(f *secretsource.Fields, m map[string]any, bad func(key, want 
 	}
 	if v, ok := m["rotationInterval"]; ok && v != nil {
 		s, _ := scalarText(v)
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			return bad("rotationInterval", "expected a Go duration such as 720h")
+		d, err := wire.ParseRotationInterval(s)
+		if err != nil || s == "" {
+			return bad("rotationInterval", "expected a Go duration such as 720h, or seconds as KMS writes them (604800s)")
 		}
 		f.RotationInterval = d
 	}
@@ -286,8 +322,8 @@ func localMetadata(f *secretsource.Fields, m map[string]any, bad func(key, want 
 		case time.Time: // YAML timestamps
 			*t.dst = x
 		case string:
-			tm, err := time.Parse(time.RFC3339, x)
-			if err != nil {
+			tm, err := wire.ParseTime(x)
+			if err != nil || tm.IsZero() {
 				return bad(t.key, "expected an RFC 3339 time")
 			}
 			*t.dst = tm

@@ -274,3 +274,34 @@ func TestLocalSourceNeverPrintsValues(t *testing.T) {
 		t.Errorf("String() = %s, want the names and the prefix", s)
 	}
 }
+
+// TestLocalSourceFileFormats: the file's dates, intervals and binary values
+// are read with the parsers of KMS's answers: the documented forms (RFC 3339,
+// Go durations, standard base64) and KMS's own (seconds, URL-safe base64).
+func TestLocalSourceFileFormats(t *testing.T) {
+	src, err := local.New(local.FromFile(writeFile(t, "s.yaml", `
+go: {value: x, rotationInterval: 720h, createTime: "2026-01-02T03:04:05+08:00"}
+kms: {value: x, rotationInterval: 604800s, createTime: "2026-01-02T03:04:05Z"}
+std: {dataType: binary, value: "aGk/Pz8="}
+url: {dataType: binary, value: "aGk_Pz8"}
+`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for name, want := range map[string]time.Duration{"go": 720 * time.Hour, "kms": 7 * 24 * time.Hour} {
+		s, err := src.GetSecret(ctx, name)
+		if err != nil || s.RotationInterval() != want {
+			t.Errorf("%s: interval %v, %v; want %v", name, s.RotationInterval(), err, want)
+		}
+	}
+	g, _ := src.GetSecret(ctx, "go")
+	if want := time.Date(2026, 1, 1, 19, 4, 5, 0, time.UTC); !g.CreateTime().Equal(want) {
+		t.Errorf("createTime %v, want %v", g.CreateTime(), want)
+	}
+	for _, name := range []string{"std", "url"} {
+		if s, err := src.GetSecret(ctx, name); err != nil || string(s.Bytes()) != "hi???" {
+			t.Errorf("%s: %q, %v", name, s.Bytes(), err)
+		}
+	}
+}

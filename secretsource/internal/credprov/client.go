@@ -219,9 +219,6 @@ func (e *Error) Error() string {
 // *wire.RedirectError or *wire.TooLargeError.
 func (e *Error) Unwrap() error { return e.cause }
 
-// maxMessage bounds a service message kept in an error.
-const maxMessage = 200
-
 // serviceError is the error of a non-200 answer: Code, RequestId and Message
 // of a JSON error document, or only the status and length of any other body.
 func (c *client) serviceError(op string, status int, body []byte) *Error {
@@ -236,7 +233,7 @@ func (c *client) serviceError(op string, status int, body []byte) *Error {
 			return v
 		}
 		e.Code, e.RequestID = wire.Token(str("Code")), wire.Token(str("RequestId"))
-		e.Message = wire.Truncate(wire.Scrub(strings.TrimSpace(str("Message"))), maxMessage)
+		e.Message = wire.CleanMessage(str("Message"))
 	} else if len(body) > 0 {
 		e.Message = fmt.Sprintf("the answer is not a JSON error document (%d bytes, not shown)", len(body))
 	}

@@ -89,7 +89,7 @@ func (r Response) Secret(name string, ref secretsource.VersionRef) (*secretsourc
 		f.DataType = secretsource.DataText
 	}
 	if f.DataType == secretsource.DataBinary {
-		v, err := decodeBase64(r.SecretData)
+		v, err := DecodeBase64(r.SecretData)
 		if err != nil {
 			return nil, nil, &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name,
 				Message: "binary secret data is not valid base64"}
@@ -119,7 +119,9 @@ func (r Response) Secret(name string, ref secretsource.VersionRef) (*secretsourc
 	return secretsource.NewSecret(f), warnings, nil
 }
 
-func decodeBase64(s string) ([]byte, error) {
+// DecodeBase64 decodes binary secret data: standard or URL-safe base64, padded
+// or not, surrounding blanks ignored.
+func DecodeBase64(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if v, err := enc.DecodeString(s); err == nil {
@@ -223,11 +225,11 @@ func CheckAnswer(s *secretsource.Secret, name string, ref secretsource.VersionRe
 			"version %q: KMS ignores a version id without a stage for Rds, PolarDB, Redis, RAMCredentials and ECS "+
 			"secrets; set the Stage (ACSCurrent or ACSPrevious) with the VersionID", ref.VersionID, s.VersionID())}
 	}
-	stage := ref.Stage
-	if stage == "" && ref.VersionID == "" {
-		stage = secretsource.StageCurrent
-	}
-	if stage != "" && !s.HasStage(stage) {
+	if !ref.Matches(s) { // the version id matches (above): the stage does not
+		stage := ref.Stage
+		if stage == "" {
+			stage = secretsource.StageCurrent // the zero ref
+		}
 		return bad(fmt.Sprintf("version %q does not carry the stage %s asked for (stages %q)", s.VersionID(), stage, s.VersionStages()))
 	}
 	return nil

@@ -161,3 +161,24 @@ func TestResponseRedacted(t *testing.T) {
 		t.Errorf("String() = %s, want the name and version", r.String())
 	}
 }
+
+// TestCheckAnswerAgreesWithMatches: for an answer with the name asked for,
+// CheckAnswer accepts a version exactly when VersionRef.Matches does (an
+// answer with another version id than asked is refused as KindNotFound, and
+// Matches refuses it too): the stage rule lives in one place.
+func TestCheckAnswerAgreesWithMatches(t *testing.T) {
+	stageSets := [][]string{nil, {secretsource.StageCurrent}, {secretsource.StagePrevious}, {"ACSPending", "MyStage"},
+		{secretsource.StageCurrent, "MyStage"}}
+	refs := []secretsource.VersionRef{{}, {Stage: secretsource.StageCurrent}, {Stage: secretsource.StagePrevious},
+		{Stage: "MyStage"}, {VersionID: "v1"}, {VersionID: "v2"}, {VersionID: "v1", Stage: secretsource.StageCurrent},
+		{VersionID: "v1", Stage: "MyStage"}}
+	for _, stages := range stageSets {
+		s := secretsource.NewSecret(secretsource.Fields{Name: "db", VersionID: "v1", VersionStages: stages})
+		for _, ref := range refs {
+			err := CheckAnswer(s, "db", ref)
+			if (err == nil) != ref.Matches(s) {
+				t.Errorf("stages %q, ref %+v: CheckAnswer = %v, Matches = %v", stages, ref, err, ref.Matches(s))
+			}
+		}
+	}
+}

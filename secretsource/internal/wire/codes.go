@@ -23,8 +23,20 @@ import (
 //	SDK.TimeoutError                                      -> Timeout
 //	MissingParameter*, InvalidParameter*                  -> Config
 //
+// and the dedicated instance API's own codes:
+//
+//	SignatureNotMatch, UnauthorizedClientKey               -> InvalidCredentials
+//	RequestTimeTooSkewed, InvalidApiVersion, InvalidApiName,
+//	InvalidParam, InvalidContentType                      -> Config
+//
 // It returns KindUnknown for an empty or unknown code.
 func KindOfCode(code string) secretsource.Kind {
+	switch code {
+	case "SignatureNotMatch", "UnauthorizedClientKey":
+		return secretsource.KindInvalidCredentials
+	case "RequestTimeTooSkewed", "InvalidApiVersion", "InvalidApiName", "InvalidParam", "InvalidContentType":
+		return secretsource.KindConfig
+	}
 	switch {
 	case code == "":
 		return secretsource.KindUnknown
@@ -63,8 +75,26 @@ func KindOfCode(code string) secretsource.Kind {
 	return secretsource.KindUnknown
 }
 
+// KindOfAnswer classifies an error answer of either gateway: by its code
+// (KindOfCode), else by its HTTP status (KindOfStatus). An answer with no code
+// that its status does not classify either is KindInvalidAnswer: it is not the
+// service's error document.
+func KindOfAnswer(code string, status int) secretsource.Kind {
+	k := KindOfCode(code)
+	if k == secretsource.KindUnknown {
+		k = KindOfStatus(status)
+	}
+	if code == "" && k == secretsource.KindUnknown {
+		k = secretsource.KindInvalidAnswer
+	}
+	return k
+}
+
 // KindOfStatus classifies an HTTP status: the fallback for error codes that
-// KindOfCode does not know.
+// KindOfCode does not know. A 404 is not classified: a missing secret comes
+// with its code (Forbidden.ResourceNotFound), while a bare 404 may be a proxy
+// or a path that is not the gateway, and the instance API answers 404 for an
+// unknown client key too; none of them says the secret does not exist.
 func KindOfStatus(status int) secretsource.Kind {
 	switch {
 	case status == 429:
@@ -73,8 +103,6 @@ func KindOfStatus(status int) secretsource.Kind {
 		return secretsource.KindInvalidCredentials
 	case status == 403:
 		return secretsource.KindAccessDenied
-	case status == 404:
-		return secretsource.KindNotFound
 	case status == 502, status == 503, status == 504:
 		return secretsource.KindUnavailable
 	case status >= 500:

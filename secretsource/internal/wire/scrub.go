@@ -15,12 +15,15 @@ var (
 	reSensitive = regexp.MustCompile(`(?i)(?:AccessKeySecret|AccessKeyId|SecurityToken|Signature|` +
 		`SessionAccessKeySecret|SessionAccessKeyId|BearerToken|Password|PrivateKey|PrivateKeyData|` +
 		`Authorization|OIDCToken|Token|SecretData)(?:\\*")?\s*[:=]\s*`)
+	// The userinfo of a URL (scheme://user:password@host): proxy URLs carry
+	// their credentials there.
+	reUserinfo     = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@"'?#]+@`)
 	reStringToSign = regexp.MustCompile(`(?i)string to sign`)
 	reBearer       = regexp.MustCompile(`(?i)\b(Bearer)\s+[A-Za-z0-9+/=._~-]+`)
 )
 
-// Scrub removes from s what may identify or unlock an account: query strings of
-// URLs (where the core SDK puts AccessKeyId, SecurityToken and Signature), the
+// Scrub removes from s what may identify or unlock an account: the userinfo
+// of URLs (user:password@), query strings of URLs (where the core SDK puts AccessKeyId, SecurityToken and Signature), the
 // value after sensitive keys (AccessKeySecret=..., "SecurityToken":"..."), and
 // everything after "string to sign" (the service echoes the signed string,
 // which holds the AccessKeyId and the STS token, in SignatureDoesNotMatch).
@@ -33,6 +36,7 @@ func Scrub(s string) string {
 	if loc := reStringToSign.FindStringIndex(s); loc != nil {
 		s = strings.TrimRight(s[:loc[0]], " :") + " [string to sign redacted]"
 	}
+	s = reUserinfo.ReplaceAllString(s, "${1}[REDACTED]@")
 	s = reURLQuery.ReplaceAllString(s, "$1?[REDACTED]")
 	s = reBearer.ReplaceAllString(s, "$1 [REDACTED]")
 	return redactSensitive(s)

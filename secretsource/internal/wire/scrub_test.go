@@ -17,6 +17,9 @@ func TestScrub(t *testing.T) {
 		{`{"AccessKeyId":"STS.x","AccessKeySecret":"verysecret2","SecurityToken":"tok3"}`, "verysecret2"},
 		{`{"AccessKeyId":"STS.x","AccessKeySecret":"verysecret2","SecurityToken":"tok3"}`, "tok3"},
 		{`password=hunter2 rest`, "hunter2"},
+		// Credentials in a URL's userinfo (a proxy URL in a transport error).
+		{`proxyconnect tcp: dial http://proxyuser:pr0xy-pw@127.0.0.1:3128: refused`, "pr0xy-pw"},
+		{`Post "https://user:url-pw@kst-1.example:8443/": EOF`, "url-pw"},
 		{`authorization: Bearer c2lnbmF0dXJl+/=`, "c2lnbmF0dXJl"},
 		// Passwords inside JSON escaped in JSON, at one and two levels, and a
 		// whole SecretData value.

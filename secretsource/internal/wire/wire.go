@@ -3,10 +3,14 @@
 // answer before any of it is parsed (redirects are never followed, a body is
 // read up to MaxBody only), the conversion of a GetSecretValue answer into a
 // secret (Response, CheckAnswer, ParseTime, ParseRotationInterval), the
-// classification of error codes and statuses (KindOfCode, KindOfStatus) and
-// the scrubbing of service and SDK messages (Scrub, Truncate, Token), and the
-// application access point client key file both accept (LoadClientKey). The
-// errors it returns never hold body bytes or secret values.
+// classification of error codes and statuses (KindOfCode, KindOfStatus,
+// KindOfAnswer) and
+// the scrubbing of service and SDK messages and causes (Scrub, CleanMessage,
+// Safe, TransportError), the application access point client key file both
+// accept (LoadClientKey), and the one reader of the CA files and client key
+// files a configuration names (ReadCAFile, ReadClientKeyFile), which the
+// config package checks them with too. The errors it returns never hold body
+// bytes, file content or secret values.
 package wire
 
 import (
