@@ -295,7 +295,7 @@ func (p *Profile) load() (providers.CredentialsProvider, error) {
 		}
 		file = filepath.Join(home, ".alibabacloud", "credentials")
 	}
-	b, err := os.ReadFile(file)
+	b, err := os.ReadFile(file) //nolint:gosec // G703: the user names this file (ALIBABA_CLOUD_CREDENTIALS_FILE), as for credentials-go
 	if err != nil {
 		return nil, configError(name, fmt.Sprintf("cannot read the credentials file %q: %v", file, unwrapPath(err)))
 	}
