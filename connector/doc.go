@@ -90,8 +90,8 @@
 //
 //	connector.SetDefaultObserver(connector.Observer{
 //		Logger: slog.Default(),
-//		Cache:  cache.Hooks{RefreshFailed: func(e cache.RefreshFailedEvent) { ... }},
-//		Login:  func(e connector.LoginEvent) { ... },
+//		Cache:  cache.Hooks{RefreshFailed: func(_ context.Context, e cache.RefreshFailedEvent) { ... }},
+//		Login:  func(_ context.Context, e connector.LoginEvent) { ... },
 //	})
 //
 // It reaches every connector and pgkms.Pool built without the drivers'

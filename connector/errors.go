@@ -61,7 +61,11 @@ var (
 // Error is a failure to open a database connection with the credentials of
 // a secret. It names the secret, the version and the user, never the
 // password; Err is the driver's error with every occurrence of the password
-// scrubbed from its text (errors.As reaches the driver's own error type).
+// scrubbed: not in its text, nor in anything reachable from it (errors.Is,
+// errors.As, errors.Unwrap, fields). errors.As reaches the driver's own
+// error types that hold no password (*pgconn.PgError, *mysql.MySQLError, net
+// errors); a *pgconn.ConnectError is a copy whose Config holds the host,
+// port, database and user only.
 //
 // Retrying can help for Class AuthFailure (later, after the rotation is
 // fixed), Other (as for any connection error) and SecretUnavailable when

@@ -32,8 +32,14 @@ type Observer struct {
 	// Login is called once at the end of each connection attempt sequence
 	// of every connector and pgkms.Pool, on the connecting goroutine: keep it
 	// fast, and do not block. A pgkms.Pool reports only the connections whose
-	// first login was rejected (the others never reach the rotation loop).
-	Login func(LoginEvent)
+	// first login the database refused (the others never reach the rotation
+	// loop; a failed Acquire that is no refused login is not reported).
+	//
+	// ctx is the context the connection was asked for with (the one
+	// database/sql passes to Connect, or pgkms.Pool.Acquire's): its values,
+	// such as the caller's trace span, place the event; it may be done by
+	// then (the caller gave up), so do not start work with it.
+	Login func(ctx context.Context, e LoginEvent)
 }
 
 // LoginEvent describes one connection attempt sequence: the logins one
@@ -73,24 +79,24 @@ func DefaultObserver() Observer {
 // of the Observer installed when it happens.
 func observedHooks() cache.Hooks {
 	return cache.Hooks{
-		Refreshed: func(e cache.RefreshedEvent) {
+		Refreshed: func(ctx context.Context, e cache.RefreshedEvent) {
 			if h := DefaultObserver().Cache.Refreshed; h != nil {
-				h(e)
+				h(ctx, e)
 			}
 		},
-		RefreshFailed: func(e cache.RefreshFailedEvent) {
+		RefreshFailed: func(ctx context.Context, e cache.RefreshFailedEvent) {
 			if h := DefaultObserver().Cache.RefreshFailed; h != nil {
-				h(e)
+				h(ctx, e)
 			}
 		},
-		ServingStale: func(e cache.StaleEvent) {
+		ServingStale: func(ctx context.Context, e cache.StaleEvent) {
 			if h := DefaultObserver().Cache.ServingStale; h != nil {
-				h(e)
+				h(ctx, e)
 			}
 		},
-		Evicted: func(e cache.EvictedEvent) {
+		Evicted: func(ctx context.Context, e cache.EvictedEvent) {
 			if h := DefaultObserver().Cache.Evicted; h != nil {
-				h(e)
+				h(ctx, e)
 			}
 		},
 	}

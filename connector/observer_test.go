@@ -38,12 +38,16 @@ func (o *observed) observer() connector.Observer {
 	return connector.Observer{
 		Logger: slog.New(slog.NewTextHandler(&o.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Cache: cache.Hooks{
-			Refreshed:     func(e cache.RefreshedEvent) { add(e) },
-			RefreshFailed: func(e cache.RefreshFailedEvent) { add(e) },
-			ServingStale:  func(e cache.StaleEvent) { add(e) },
-			Evicted:       func(e cache.EvictedEvent) { add(e) },
+			Refreshed:     func(_ context.Context, e cache.RefreshedEvent) { add(e) },
+			RefreshFailed: func(_ context.Context, e cache.RefreshFailedEvent) { add(e) },
+			ServingStale:  func(_ context.Context, e cache.StaleEvent) { add(e) },
+			Evicted:       func(_ context.Context, e cache.EvictedEvent) { add(e) },
 		},
-		Login: func(e connector.LoginEvent) { o.mu.Lock(); o.logins = append(o.logins, e); o.mu.Unlock() },
+		Login: func(_ context.Context, e connector.LoginEvent) {
+			o.mu.Lock()
+			o.logins = append(o.logins, e)
+			o.mu.Unlock()
+		},
 	}
 }
 

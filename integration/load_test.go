@@ -36,6 +36,7 @@ func (p phase) String() string {
 // loadRun is a running load.
 type loadRun struct {
 	phase   atomic.Int32
+	round   atomic.Int32 // the rotation in progress (setRound), for worstByRound
 	stop    atomic.Bool
 	wg      sync.WaitGroup
 	workers []*worker
@@ -45,8 +46,9 @@ type loadRun struct {
 }
 
 type worker struct {
-	lat  [numPhases][]time.Duration
-	errs [numPhases]int
+	lat   [numPhases][]time.Duration
+	errs  [numPhases]int
+	worst []time.Duration // per round, rotating phase only
 }
 
 // startLoad runs query in n goroutines, without pause, until Stop. Each query
@@ -75,6 +77,15 @@ func startLoad(n int, query func(ctx context.Context) error) *loadRun {
 				if p != phaseWarmup {
 					w.lat[p] = append(w.lat[p], d)
 				}
+				if p == phaseRotating {
+					// The round the query ended in: one that started just
+					// before a rotation and waited for it counts for it.
+					round := int(l.round.Load())
+					for len(w.worst) <= round {
+						w.worst = append(w.worst, 0)
+					}
+					w.worst[round] = max(w.worst[round], d)
+				}
 			}
 		})
 	}
@@ -91,6 +102,10 @@ func (l *loadRun) noteError(p phase, err error) {
 
 func (l *loadRun) setPhase(p phase) { l.phase.Store(int32(p)) }
 
+// setRound sets the rotation that queries starting from now count for in
+// the worst query per rotation (loadResult.worstByRound).
+func (l *loadRun) setRound(i int) { l.round.Store(int32(i)) }
+
 // finish stops the load and returns the results per phase.
 func (l *loadRun) finish() loadResult {
 	l.stop.Store(true)
@@ -100,6 +115,12 @@ func (l *loadRun) finish() loadResult {
 		for p := range numPhases {
 			r.lat[p] = append(r.lat[p], w.lat[p]...)
 			r.errs[p] += w.errs[p]
+		}
+		for i, d := range w.worst {
+			for len(r.worst) <= i {
+				r.worst = append(r.worst, 0)
+			}
+			r.worst[i] = max(r.worst[i], d)
 		}
 	}
 	for p := range numPhases {
@@ -113,6 +134,16 @@ type loadResult struct {
 	lat    [numPhases][]time.Duration // sorted
 	errs   [numPhases]int
 	errors []string
+	worst  []time.Duration // worst query of the rotating phase per round (setRound)
+}
+
+// worstByRound lists the worst query per round, for the figures.
+func (r loadResult) worstByRound() string {
+	parts := make([]string, len(r.worst))
+	for i, d := range r.worst {
+		parts[i] = ms(d)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
 }
 
 func (r loadResult) failed() int {

@@ -55,9 +55,9 @@ func runOutage(t *testing.T, k targetKind, mode string, down func(*kmstest.Serve
 
 	var failedFetches, staleEvents, evictions atomic.Int64
 	hooks := cache.Hooks{
-		RefreshFailed: func(cache.RefreshFailedEvent) { failedFetches.Add(1) },
-		ServingStale:  func(cache.StaleEvent) { staleEvents.Add(1) },
-		Evicted:       func(cache.EvictedEvent) { evictions.Add(1) },
+		RefreshFailed: func(context.Context, cache.RefreshFailedEvent) { failedFetches.Add(1) },
+		ServingStale:  func(context.Context, cache.StaleEvent) { staleEvents.Add(1) },
+		Evicted:       func(context.Context, cache.EvictedEvent) { evictions.Add(1) },
 	}
 	stack := newKMSStack(t, []cache.Option{cache.WithTTL(outageTTL), cache.WithHooks(hooks)},
 		kmstest.SecretSpec{Name: secretName, Type: "Rds", Data: rdsValue(user, pw)})

@@ -43,6 +43,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/internal/testdb"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 	"github.com/kmsdb/kmsdb/secretsource/kmstest"
@@ -167,7 +168,8 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 		spec.Data = rdsValue(user2, pw2)
 		spec.ExtendedConfig = map[string]any{"SecretSubType": "DoubleUsers"}
 	}
-	stack := newKMSStack(t, rotationCacheOptions(t), spec)
+	tr := newRotationTrace()
+	stack := newKMSStack(t, append(rotationCacheOptions(t), tr.cacheOption()), spec)
 	if order == orderDoubleUsers {
 		if err := stack.srv.PutSecretValue(secretName, rdsValue(user1, pw1), "v-user1"); err != nil {
 			t.Fatal(err)
@@ -244,8 +246,11 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 			}
 			<-dbDone
 		case order == orderDBFirst && ev.Phase == "before":
+			tr.note("db-change")
 			setPassword(ev.NewValue)
+			tr.note("db-changed")
 			time.Sleep(lag) // the secret's stages move when the hook returns
+			tr.note("secret-moves")
 		case order == orderDoubleUsers && ev.Phase == "before":
 			setPassword(ev.NewValue) // the account becoming current gets its new password
 		case order == orderSecretCache && ev.Phase == "after":
@@ -253,7 +258,7 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 		case order == orderOutage && ev.Phase == "after":
 			// KMS is down (since before the rotation): the cache's refreshes
 			// fail, using up its rate limit.
-			for range 2 {
+			for range cache.DefaultRefreshBurst {
 				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				_, _ = stack.cache.Refresh(rctx, secretName)
 				cancel()
@@ -268,6 +273,7 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 	conns, lifetime := loadPool(k)
 	tg := openTarget(t, k, db, stack.cache, secretName, targetOptions{workers: conns, lifetime: lifetime})
 	load := startLoad(loadWorkers, tg.query)
+	tr.watchRejections(tg.stats)
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -291,6 +297,8 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 	rotStart := time.Now()
 	accounts := map[string]bool{}
 	for i := range rotations {
+		load.setRound(i)
+		tr.start()
 		lag = dbFirstLags[i%len(dbFirstLags)]
 		if order == orderOutage {
 			outageStart, outageCalls0 = time.Now(), stack.srv.Calls("", "")
@@ -315,6 +323,7 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 
 	res := load.finish()
 	stopped = true
+	tr.stop()
 
 	hookMu.Lock()
 	for _, err := range hookErrs {
@@ -344,15 +353,16 @@ func runRotationScenario(t *testing.T, k targetKind, order rotationOrder, rotati
 		t.Errorf("no queries ran (steady %d, rotating %d)", res.queries(phaseSteady), res.queries(phaseRotating))
 	}
 
+	tr.log(t)
 	figures(t, "kind=%s order=%s workers=%d conns=%d lifetime=%v rotations=%d failed=%d | "+
 		"steady: %d q in %.1fs (%.0f q/s) p50=%s p99=%s max=%s new_conns=%d kms_calls=%d | "+
-		"rotating: %d q in %.1fs (%.0f q/s) p50=%s p99=%s max=%s new_conns=%d auth_failures=%d previous_used=%d kms_calls=%d (GetSecretValue total %d, failed in outages %d) gap=%v",
+		"rotating: %d q in %.1fs (%.0f q/s) p50=%s p99=%s max=%s new_conns=%d auth_failures=%d previous_used=%d kms_calls=%d (GetSecretValue total %d, failed in outages %d) gap=%v worst_by_rotation=%s",
 		k, order, loadWorkers, conns, lifetime, rotations, res.failed(),
 		res.queries(phaseSteady), steadyDur.Seconds(), float64(res.queries(phaseSteady))/steadyDur.Seconds(),
 		ms(res.pct(phaseSteady, 0.50)), ms(res.pct(phaseSteady, 0.99)), ms(res.pct(phaseSteady, 1)), steadyLogins, steadyCalls,
 		res.queries(phaseRotating), rotDur.Seconds(), float64(res.queries(phaseRotating))/rotDur.Seconds(),
 		ms(res.pct(phaseRotating, 0.50)), ms(res.pct(phaseRotating, 0.99)), ms(res.pct(phaseRotating, 1)),
-		rotLogins, stats.AuthFailures, stats.PreviousUsed, kmsCalls, getCalls, outageCalls, rotationGap(order))
+		rotLogins, stats.AuthFailures, stats.PreviousUsed, kmsCalls, getCalls, outageCalls, rotationGap(order), res.worstByRound())
 }
 
 // rotationCacheOptions: the cache's defaults, unless KMSDB_LOAD_REFRESH_EVERY
@@ -367,4 +377,97 @@ func rotationCacheOptions(t *testing.T) []cache.Option {
 		t.Fatalf("KMSDB_LOAD_REFRESH_EVERY=%q: want a positive duration", v)
 	}
 	return []cache.Option{cache.WithRefreshLimit(d, cache.DefaultRefreshBurst)}
+}
+
+// rotationTrace records, with KMSDB_LOAD_TRACE set, when each step of a
+// rotation happened (database changed, secret moved, the cache's fetches
+// ended), relative to the start of the rotation, and logs it as
+// KMSDB_TRACE lines: where the time of the worst query went.
+type rotationTrace struct {
+	on    bool
+	done  chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	t0    time.Time
+	round int
+	lines []string
+}
+
+func newRotationTrace() *rotationTrace {
+	return &rotationTrace{on: os.Getenv("KMSDB_LOAD_TRACE") != "", done: make(chan struct{})}
+}
+
+// watchRejections notes the first rejected login of each round (polling
+// stats every 5 ms) until stop.
+func (r *rotationTrace) watchRejections(stats func() connector.Stats) {
+	if !r.on {
+		return
+	}
+	r.wg.Go(func() {
+		last, noted := stats().AuthFailures, -1
+		for {
+			select {
+			case <-r.done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			n := stats().AuthFailures
+			r.mu.Lock()
+			round := r.round
+			r.mu.Unlock()
+			if n != last && noted != round {
+				r.note("first rejected login")
+				noted = round
+			}
+			last = n
+		}
+	})
+}
+
+func (r *rotationTrace) stop() {
+	close(r.done)
+	r.wg.Wait()
+}
+
+func (r *rotationTrace) start() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.t0.IsZero() {
+		r.round++
+	}
+	r.t0 = time.Now()
+}
+
+func (r *rotationTrace) note(what string) {
+	if !r.on {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.t0.IsZero() {
+		return
+	}
+	r.lines = append(r.lines, fmt.Sprintf("r%d +%4dms %s", r.round, time.Since(r.t0).Milliseconds(), what))
+}
+
+func (r *rotationTrace) cacheOption() cache.Option {
+	return cache.WithHooks(cache.Hooks{
+		Refreshed: func(_ context.Context, ev cache.RefreshedEvent) {
+			r.note(fmt.Sprintf("fetch %s took %dms version %s changed=%v", ev.Reason, ev.Took.Milliseconds(), ev.Version, ev.Changed))
+		},
+		RefreshFailed: func(_ context.Context, ev cache.RefreshFailedEvent) {
+			r.note("fetch failed: " + ev.Err.Error())
+		},
+	})
+}
+
+func (r *rotationTrace) log(t *testing.T) {
+	if !r.on {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, l := range r.lines {
+		t.Logf("KMSDB_TRACE %s", l)
+	}
 }

@@ -36,10 +36,13 @@ type telemetry struct {
 	tp     *sdktrace.TracerProvider
 }
 
-func newTelemetry(t testing.TB) *telemetry {
+func newTelemetry(t testing.TB) *telemetry { return newTelemetryWith(t, sdktrace.AlwaysSample()) }
+
+// newTelemetryWith is newTelemetry with the sampler s.
+func newTelemetryWith(t testing.TB, s sdktrace.Sampler) *telemetry {
 	tm := &telemetry{reader: sdkmetric.NewManualReader(), spans: tracetest.NewSpanRecorder()}
 	tm.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(tm.reader))
-	tm.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tm.spans))
+	tm.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tm.spans), sdktrace.WithSampler(s))
 	t.Cleanup(func() {
 		_ = tm.mp.Shutdown(context.Background())
 		_ = tm.tp.Shutdown(context.Background())

@@ -37,19 +37,23 @@
 //
 // The cache reports a fetch when it ends, with its duration: each becomes a
 // span "kmsdb.secret.fetch" whose start is set back by that duration, with
-// the reason, the version, and on a failure the gateway (kmsdb.kms.gateway),
-// region (cloud.region), error code and request id of the source's
-// *secretsource.Error. The hooks carry no context: the span is a root span.
-// A successful fetch carries no gateway, region or request id (the cache's
-// event does not have them).
+// the reason, the version, the gateway (kmsdb.kms.gateway), region or
+// endpoint (cloud.region) and request id (kmsdb.kms.request_id) of the call
+// (secretsource.Origin on a success, the *secretsource.Error on a failure)
+// and on a failure the error code. A fetch a caller started (a cold
+// GetSecret, Refresh, GetSecretVersion) is a child of the span in that
+// caller's context; the cache's own refreshes are root spans.
 //
 // Each connection attempt sequence that met a rejection (a rotation) becomes
 // a span "kmsdb.rotation" covering its wait, with the attempts, the version
-// that logged in and whether an older one stood in. connector.LoginEvent
-// carries no context either, so it too is a root span rather than a child of
-// the connect span. The connect span itself comes from the driver's tracer:
-// pgx's ConnConfig.Tracer (e.g. otelpgx) passes through pgkms.WithConfig
-// unchanged, so a pgx connection traced by the application stays traced.
+// that logged in and whether an older one stood in: a child of the span in
+// the context the connection was asked for with (the application's query
+// span, or the connect span of a database/sql wrapper such as otelsql). The
+// driver's own connect spans are the driver's: pgx's ConnConfig.Tracer
+// (e.g. otelpgx) passes through pgkms.WithConfig and pgkms.ConfigurePool
+// unchanged, so each login attempt of a pgx connection stays traced, beside
+// the kmsdb.rotation span. Span attributes are set only when the span is
+// sampled. See docs/observability.md.
 package kmsdbotel
 
 import (
@@ -139,6 +143,9 @@ const (
 	keyClass     = attribute.Key("kmsdb.login.class")
 	keyAttempts  = attribute.Key("kmsdb.login.attempts")
 	keyPrevious  = attribute.Key("kmsdb.login.previous_used")
+	// keyStage and keyVersionRef: the version GetSecretVersion asked for.
+	keyStage      = attribute.Key("kmsdb.secret.stage")
+	keyVersionRef = attribute.Key("kmsdb.secret.version_ref")
 )
 
 var (
@@ -235,7 +242,7 @@ func (o *observer) secret(name string) (attribute.KeyValue, bool) {
 
 // attrs is a small attribute list on the stack.
 type attrs struct {
-	buf [8]attribute.KeyValue
+	buf [12]attribute.KeyValue
 	n   int
 }
 
@@ -250,30 +257,64 @@ func (a *attrs) add(kv ...attribute.KeyValue) {
 
 func (a *attrs) list() []attribute.KeyValue { return a.buf[:a.n] }
 
-func (o *observer) base(name string) *attrs {
-	a := &attrs{}
-	if kv, ok := o.secret(name); ok {
-		a.add(kv)
+// origin adds the gateway, region or endpoint and request id of a fetch.
+func (a *attrs) origin(g secretsource.Origin) {
+	if g.Source != "" {
+		a.add(keyGateway.String(g.Source))
 	}
-	return a
+	if g.Region != "" {
+		a.add(keyRegion.String(g.Region))
+	}
+	if g.RequestID != "" {
+		a.add(keyRequestID.String(g.RequestID))
+	}
 }
 
-func (o *observer) refreshed(e cache.RefreshedEvent) {
-	ctx := context.Background()
-	now := time.Now()
-	a := o.base(e.Name)
-	set := metric.WithAttributes(append(a.list(), keyReason.String(string(e.Reason)), resultSuccess)...)
-	o.refreshes.Add(ctx, 1, set)
-	o.kmsCalls.Add(ctx, 1, metric.WithAttributes(append(a.list(), resultSuccess)...))
-	o.kmsDuration.Record(ctx, e.Took.Seconds(), metric.WithAttributes(append(a.list(), resultSuccess)...))
-	o.staleAge.Record(ctx, 0, metric.WithAttributes(a.list()...))
+// versionRef adds the stage and version id GetSecretVersion asked for.
+func (a *attrs) versionRef(ref secretsource.VersionRef) {
+	if ref.Stage != "" {
+		a.add(keyStage.String(ref.Stage))
+	}
+	if ref.VersionID != "" {
+		a.add(keyVersionRef.String(ref.VersionID))
+	}
+}
 
+// fetchSpan records a fetch of the cache that ended now and took took as a
+// span: a child of the span in ctx (the caller whose GetSecret started it),
+// a root span for the cache's own refreshes. kvs are its attributes.
+func (o *observer) fetchSpan(ctx context.Context, now time.Time, took time.Duration, kvs []attribute.KeyValue, err string) {
 	_, span := o.tracer.Start(ctx, "kmsdb.secret.fetch", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithTimestamp(now.Add(-e.Took)), trace.WithAttributes(a.list()...),
-		trace.WithAttributes(keyReason.String(string(e.Reason)), keyVersion.String(e.Version), resultSuccess))
+		trace.WithTimestamp(now.Add(-took)), trace.WithAttributes(kvs...))
+	if err != "" && span.IsRecording() {
+		span.SetStatus(codes.Error, err)
+	}
 	span.End(trace.WithTimestamp(now))
+}
+
+func (o *observer) refreshed(ctx context.Context, e cache.RefreshedEvent) {
+	now := time.Now()
+	ls := o.loginSets(e.Name)
+	a := &attrs{}
+	a.add(ls.kvs...)
+	a.add(resultSuccess)
+	a.origin(e.Origin) // gateway, region, request id
+	n := len(ls.kvs) + 1
+	if e.Origin.Source != "" {
+		n++ // the gateway: the metrics' attributes end there
+	}
+	set := metric.WithAttributes(a.list()[:n]...)
+	o.kmsCalls.Add(ctx, 1, set)
+	o.kmsDuration.Record(ctx, e.Took.Seconds(), set)
+	o.refreshes.Add(ctx, 1, metric.WithAttributes(append(a.list()[:len(ls.kvs)+1:len(ls.kvs)+1], keyReason.String(string(e.Reason)))...))
+	if e.Reason != cache.ReasonVersion { // the value served is fresh again
+		o.staleAge.Record(ctx, 0, ls.gauge...)
+	}
+	a.add(keyReason.String(string(e.Reason)), keyVersion.String(e.Version))
+	a.versionRef(e.VersionRef)
+	o.fetchSpan(ctx, now, e.Took, a.list(), "")
 	if h := o.next.Cache.Refreshed; h != nil {
-		h(e)
+		h(ctx, e)
 	}
 }
 
@@ -299,56 +340,49 @@ func errorType(err error) string {
 	return "other"
 }
 
-func (o *observer) refreshFailed(e cache.RefreshFailedEvent) {
-	ctx := context.Background()
+func (o *observer) refreshFailed(ctx context.Context, e cache.RefreshFailedEvent) {
 	now := time.Now()
-	a := o.base(e.Name)
+	ls := o.loginSets(e.Name)
+	a := &attrs{}
+	a.add(ls.kvs...)
 	etype := keyErrorType.String(errorType(e.Err))
-	o.refreshes.Add(ctx, 1, metric.WithAttributes(append(a.list(), keyReason.String(string(e.Reason)), resultFailure)...))
+	a.add(resultFailure)
+	o.refreshes.Add(ctx, 1, metric.WithAttributes(append(a.list()[:a.n:a.n], keyReason.String(string(e.Reason)))...))
 	if !noCall(e) {
 		var se *secretsource.Error
-		if errors.As(e.Err, &se) && se.Source != "" {
+		errors.As(e.Err, &se)
+		if se != nil && se.Source != "" {
 			a.add(keyGateway.String(se.Source))
 		}
-		set := metric.WithAttributes(append(a.list(), resultFailure, etype)...)
+		a.add(etype)
+		set := metric.WithAttributes(a.list()...)
 		o.kmsCalls.Add(ctx, 1, set)
 		o.kmsDuration.Record(ctx, e.Took.Seconds(), set)
-
-		_, span := o.tracer.Start(ctx, "kmsdb.secret.fetch", trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithTimestamp(now.Add(-e.Took)), trace.WithAttributes(a.list()...),
-			trace.WithAttributes(keyReason.String(string(e.Reason)), resultFailure, etype))
+		a.add(keyReason.String(string(e.Reason)))
 		if se != nil {
-			if se.Region != "" {
-				span.SetAttributes(keyRegion.String(se.Region))
-			}
-			if se.RequestID != "" {
-				span.SetAttributes(keyRequestID.String(se.RequestID))
-			}
+			a.origin(secretsource.Origin{Region: se.Region, RequestID: se.RequestID})
 		}
-		span.SetStatus(codes.Error, etype.Value.AsString())
-		span.End(trace.WithTimestamp(now))
+		a.versionRef(e.VersionRef)
+		o.fetchSpan(ctx, now, e.Took, a.list(), etype.Value.AsString())
 	}
 	if h := o.next.Cache.RefreshFailed; h != nil {
-		h(e)
+		h(ctx, e)
 	}
 }
 
-func (o *observer) servingStale(e cache.StaleEvent) {
-	ctx := context.Background()
-	a := o.base(e.Name)
-	o.staleServed.Add(ctx, 1, metric.WithAttributes(a.list()...))
-	o.staleAge.Record(ctx, e.Age.Seconds(), metric.WithAttributes(a.list()...))
+func (o *observer) servingStale(ctx context.Context, e cache.StaleEvent) {
+	ls := o.loginSets(e.Name)
+	o.staleServed.Add(ctx, 1, ls.base...)
+	o.staleAge.Record(ctx, e.Age.Seconds(), ls.gauge...)
 	if h := o.next.Cache.ServingStale; h != nil {
-		h(e)
+		h(ctx, e)
 	}
 }
 
-func (o *observer) evicted(e cache.EvictedEvent) {
-	ctx := context.Background()
-	a := o.base(e.Name)
-	o.evictions.Add(ctx, 1, metric.WithAttributes(a.list()...))
+func (o *observer) evicted(ctx context.Context, e cache.EvictedEvent) {
+	o.evictions.Add(ctx, 1, o.loginSets(e.Name).base...)
 	if h := o.next.Cache.Evicted; h != nil {
-		h(e)
+		h(ctx, e)
 	}
 }
 
@@ -387,14 +421,20 @@ func afterGrace(e connector.LoginEvent) bool {
 		!errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
 }
 
-// loginSets are the precomputed attribute sets of the login metrics of one
-// secret: a login records without building a set.
+// nClass is the number of failure classes (connector.Class values).
+const nClass = 4
+
+// loginSets are the precomputed attributes of one secret: a login records
+// its metrics and its span without building an attribute set or an option
+// slice (each is a one-element slice, passed on with ...).
 type loginSets struct {
-	kvs     []attribute.KeyValue        // the secret's attribute (none when names are off)
-	base    metric.MeasurementOption    // the secret
-	success metric.MeasurementOption    // the secret, result success
-	failure [4]metric.MeasurementOption // the secret, result failure, by class
-	failKVs [4][]attribute.KeyValue     // the same, for spans
+	kvs     []attribute.KeyValue              // the secret's attribute (none when names are off)
+	base    []metric.AddOption                // the secret
+	success []metric.AddOption                // the secret, result success
+	failure [nClass][]metric.AddOption        // the secret, result failure, by class
+	hist    [nClass + 1][]metric.RecordOption // success (index nClass), then failure by class, for histograms
+	gauge   []metric.RecordOption             // the secret, for the stale age gauge
+	spanKVs [nClass + 1][]attribute.KeyValue  // the kmsdb.rotation span's: success (index nClass), failure by class
 }
 
 // maxSecretSets bounds the precomputed sets (one per secret name): past it,
@@ -412,11 +452,15 @@ func (o *observer) loginSets(name string) *loginSets {
 	with := func(extra ...attribute.KeyValue) []attribute.KeyValue {
 		return append(append([]attribute.KeyValue{}, ls.kvs...), extra...)
 	}
-	ls.base = metric.WithAttributeSet(attribute.NewSet(ls.kvs...))
-	ls.success = metric.WithAttributeSet(attribute.NewSet(with(resultSuccess)...))
+	base := metric.WithAttributeSet(attribute.NewSet(ls.kvs...))
+	ls.base, ls.gauge = []metric.AddOption{base}, []metric.RecordOption{base}
+	ls.spanKVs[nClass] = with(resultSuccess)
+	success := metric.WithAttributeSet(attribute.NewSet(ls.spanKVs[nClass]...))
+	ls.success, ls.hist[nClass] = []metric.AddOption{success}, []metric.RecordOption{success}
 	for c := range ls.failure {
-		ls.failKVs[c] = with(resultFailure, keyClass.String(className(connector.Class(c))))
-		ls.failure[c] = metric.WithAttributeSet(attribute.NewSet(ls.failKVs[c]...))
+		ls.spanKVs[c] = with(resultFailure, keyClass.String(className(connector.Class(c))))
+		set := metric.WithAttributeSet(attribute.NewSet(ls.spanKVs[c]...))
+		ls.failure[c], ls.hist[c] = []metric.AddOption{set}, []metric.RecordOption{set}
 	}
 	if o.nsets.Load() < maxSecretSets {
 		if v, loaded := o.sets.LoadOrStore(name, ls); loaded {
@@ -427,47 +471,64 @@ func (o *observer) loginSets(name string) *loginSets {
 	return ls
 }
 
-func (o *observer) login(e connector.LoginEvent) {
-	ctx := context.Background()
+func (o *observer) login(ctx context.Context, e connector.LoginEvent) {
 	ls := o.loginSets(e.Secret)
 	if e.Attempts > 0 {
-		o.attempts.Add(ctx, int64(e.Attempts), ls.base)
+		o.attempts.Add(ctx, int64(e.Attempts), ls.base...)
 	}
 	fails := authFailures(e)
 	if fails > 0 {
-		o.authFailures.Add(ctx, int64(fails), ls.base)
+		o.authFailures.Add(ctx, int64(fails), ls.base...)
 	}
 	if e.PreviousUsed {
-		o.previousUsed.Add(ctx, 1, ls.base)
+		o.previousUsed.Add(ctx, 1, ls.base...)
 	}
-	set := ls.success
-	var kvs []attribute.KeyValue // for the span, built only if there is one
+	set, c := ls.success, nClass
 	if e.Err != nil {
-		c := int(e.Class)
-		if c < 0 || c >= len(ls.failure) {
+		c = int(e.Class)
+		if c < 0 || c >= nClass {
 			c = int(connector.Other)
 		}
-		set, kvs = ls.failure[c], ls.failKVs[c]
+		set = ls.failure[c]
 		if afterGrace(e) {
-			o.failedGrace.Add(ctx, 1, ls.base)
+			o.failedGrace.Add(ctx, 1, ls.base...)
 		}
 	}
-	o.logins.Add(ctx, 1, set)
+	o.logins.Add(ctx, 1, set...)
 	if fails > 0 || (e.Err != nil && e.Class == connector.AuthFailure) {
-		o.rotationWait.Record(ctx, e.Waited.Seconds(), set)
-		if kvs == nil {
-			kvs = append(ls.kvs[:len(ls.kvs):len(ls.kvs)], resultSuccess)
-		}
-		now := time.Now()
-		_, span := o.tracer.Start(ctx, "kmsdb.rotation", trace.WithTimestamp(now.Add(-e.Waited)),
-			trace.WithAttributes(kvs...),
-			trace.WithAttributes(keyVersion.String(e.Version), keyAttempts.Int(e.Attempts), keyPrevious.Bool(e.PreviousUsed)))
-		if e.Err != nil {
-			span.SetStatus(codes.Error, className(e.Class))
-		}
-		span.End(trace.WithTimestamp(now))
+		o.rotationWait.Record(ctx, e.Waited.Seconds(), ls.hist[c]...)
+		o.rotationSpan(ctx, e, ls.spanKVs[c])
 	}
 	if h := o.next.Login; h != nil {
-		h(e)
+		h(ctx, e)
 	}
+}
+
+// spanAttrs holds the attribute buffers of rotationSpan.
+var spanAttrs = sync.Pool{New: func() any { b := make([]attribute.KeyValue, 0, 8); return &b }}
+
+// rotationSpan records a sequence that met a rejection as a span
+// "kmsdb.rotation" that ends now and covers its wait: a child of the span
+// in ctx (the caller's connect or query span). The attributes are set once
+// the span is known to record (a sampler does not see them): a span not
+// sampled costs its start and nothing more.
+func (o *observer) rotationSpan(ctx context.Context, e connector.LoginEvent, kvs []attribute.KeyValue) {
+	now := time.Now()
+	_, span := o.tracer.Start(ctx, "kmsdb.rotation", trace.WithTimestamp(now.Add(-e.Waited)))
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	// One call, from a pooled buffer: the span copies what it is given.
+	bp := spanAttrs.Get().(*[]attribute.KeyValue)
+	buf := append(append((*bp)[:0], kvs...),
+		keyVersion.String(e.Version), keyAttempts.Int(e.Attempts), keyPrevious.Bool(e.PreviousUsed))
+	span.SetAttributes(buf...)
+	clear(buf) // no string of this event stays reachable from the pool
+	*bp = buf[:0]
+	spanAttrs.Put(bp)
+	if e.Err != nil {
+		span.SetStatus(codes.Error, className(e.Class))
+	}
+	span.End(trace.WithTimestamp(now))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/drivers/mysqlkms"
@@ -81,7 +82,6 @@ func setPassword(ctx context.Context, admin *sql.DB, user, password string, crea
 type countingSource struct {
 	*kms.Source
 	current, versions atomic.Int64
-	versionsFailed    atomic.Int64
 }
 
 func (s *countingSource) GetSecret(ctx context.Context, name string) (*secretsource.Secret, error) {
@@ -91,11 +91,7 @@ func (s *countingSource) GetSecret(ctx context.Context, name string) (*secretsou
 
 func (s *countingSource) GetSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
 	s.versions.Add(1)
-	sec, err := s.Source.GetSecretVersion(ctx, name, ref)
-	if err != nil {
-		s.versionsFailed.Add(1)
-	}
-	return sec, err
+	return s.Source.GetSecretVersion(ctx, name, ref)
 }
 
 func randomHex(n int) string {
@@ -142,7 +138,7 @@ func TestRotationUnderLoadMatchesStats(t *testing.T) {
 
 	tm := newTelemetry(t)
 	var events, retried, previous atomic.Int64
-	o := tm.observer(kmsdbotel.WithNext(connector.Observer{Login: func(e connector.LoginEvent) {
+	o := tm.observer(kmsdbotel.WithNext(connector.Observer{Login: func(_ context.Context, e connector.LoginEvent) {
 		events.Add(1)
 		if e.Attempts > 1 {
 			retried.Add(1)
@@ -165,6 +161,7 @@ func TestRotationUnderLoadMatchesStats(t *testing.T) {
 	db.SetMaxIdleConns(0) // every use logs in
 	defer db.Close()
 
+	app := tm.tp.Tracer("app")
 	const workers, each = 6, 15
 	var done atomic.Int64
 	rotated := make(chan struct{})
@@ -173,7 +170,9 @@ func TestRotationUnderLoadMatchesStats(t *testing.T) {
 		wg.Go(func() {
 			for range each {
 				cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+				cctx, span := app.Start(cctx, "ping") // the application's span around the query
 				err := db.PingContext(cctx)
+				span.End()
 				cancel()
 				if err != nil {
 					t.Errorf("ping: %v", err)
@@ -203,10 +202,9 @@ func TestRotationUnderLoadMatchesStats(t *testing.T) {
 	}
 	name := attribute.String("kmsdb.secret.name", secret)
 	// A refresh the rotation loop kicked may still be on its way back from
-	// the emulator: wait for its event. Successful fetches of another
-	// version (GetSecretVersion: ACSPrevious) have no event
-	// (docs/observability.md); failed ones do.
-	calls := func() int64 { return counted.current.Load() + counted.versionsFailed.Load() }
+	// the emulator: wait for its event. Every fetch has one, of the
+	// current version or of another (GetSecretVersion: ACSPrevious).
+	calls := func() int64 { return counted.current.Load() + counted.versions.Load() }
 	if got, want := counted.current.Load()+counted.versions.Load(), int64(srv.Calls("GetSecretValue", secret)); got != want {
 		t.Errorf("the source made %d calls, the emulator saw %d", got, want)
 	}
@@ -237,14 +235,48 @@ func TestRotationUnderLoadMatchesStats(t *testing.T) {
 	if retried.Load() == 0 {
 		t.Error("no connection retried during the rotation")
 	}
-	var rotationSpans int64
+	// The spans nest: a rotation in the ping that met it, the cold fetch
+	// in the ping that started it; the refreshes the rotation loop asks for
+	// run in the background, as root spans.
+	pings := map[trace.SpanID]bool{}
 	for _, s := range tm.spans.Ended() {
-		if s.Name() == "kmsdb.rotation" {
+		if s.Name() == "ping" {
+			pings[s.SpanContext().SpanID()] = true
+		}
+	}
+	var rotationSpans, coldSpans int64
+	for _, s := range tm.spans.Ended() {
+		set := attribute.NewSet(s.Attributes()...)
+		switch s.Name() {
+		case "kmsdb.rotation":
 			rotationSpans++
 			if !s.StartTime().Before(s.EndTime()) {
 				t.Errorf("rotation span from %v to %v", s.StartTime(), s.EndTime())
 			}
+			if !pings[s.Parent().SpanID()] {
+				t.Errorf("rotation span's parent %v is not a ping span", s.Parent().SpanID())
+			}
+		case "kmsdb.secret.fetch":
+			reason, _ := set.Value("kmsdb.cache.reason")
+			if reason.AsString() == "cold" {
+				coldSpans++
+				if !pings[s.Parent().SpanID()] {
+					t.Errorf("cold fetch span's parent %v is not a ping span", s.Parent().SpanID())
+				}
+			} else if s.Parent().IsValid() {
+				t.Errorf("%s fetch span (a background refresh) has a parent", reason.AsString())
+			}
+			if result, _ := set.Value("kmsdb.result"); result.AsString() == "success" {
+				for _, k := range []attribute.Key{"kmsdb.kms.gateway", "cloud.region", "kmsdb.kms.request_id"} {
+					if v, _ := set.Value(k); v.AsString() == "" {
+						t.Errorf("successful %s fetch span lacks %s", reason.AsString(), k)
+					}
+				}
+			}
 		}
+	}
+	if coldSpans != 1 {
+		t.Errorf("%d cold fetch spans, want 1", coldSpans)
 	}
 	if rotationSpans != retried.Load() {
 		t.Errorf("%d kmsdb.rotation spans, want %d (the sequences that retried)", rotationSpans, retried.Load())

@@ -36,7 +36,7 @@ func TestRotationUnderLoad(t *testing.T) {
 	var pickMu sync.Mutex
 	picked := map[string]time.Time{} // version -> when the cache first served it
 	reasons := map[cache.Reason]int{}
-	hooks := cache.Hooks{Refreshed: func(ev cache.RefreshedEvent) {
+	hooks := cache.Hooks{Refreshed: func(_ context.Context, ev cache.RefreshedEvent) {
 		pickMu.Lock()
 		defer pickMu.Unlock()
 		reasons[ev.Reason]++

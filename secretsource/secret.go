@@ -50,6 +50,15 @@ type Fields struct {
 	NextRotationDate  time.Time
 	LastRotationDate  time.Time
 	ExtendedConfig    string // raw JSON as KMS returns it; empty when not fetched
+	Origin            Origin // the call that fetched this version
+}
+
+// Origin says where a version of a secret was fetched from: what a trace or
+// a log line of the fetch shows. It never holds a secret value or a credential.
+type Origin struct {
+	Source    string // which source answered, e.g. "kms", "dkms", "local" (as in Error.Source)
+	Region    string // the region or endpoint that answered, when known
+	RequestID string // the service's request id of the call, when it gave one
 }
 
 // String shows the name and version of f, never its value.
@@ -139,6 +148,10 @@ func (s *Secret) LastRotationDate() time.Time { return s.fields().LastRotationDa
 
 // ExtendedConfig is the raw JSON extended configuration, empty when not fetched.
 func (s *Secret) ExtendedConfig() string { return s.fields().ExtendedConfig }
+
+// Origin says which source, region or endpoint and request fetched this
+// version; zero when the source does not say.
+func (s *Secret) Origin() Origin { return s.fields().Origin }
 
 // Fields returns a copy of everything the secret holds, value included.
 func (s *Secret) Fields() Fields {

@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/kmsdb/kmsdb/connector"
 	"github.com/kmsdb/kmsdb/drivers/mysqlkms"
 	"github.com/kmsdb/kmsdb/drivers/pgkms"
-	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/secretsource"
+	"github.com/kmsdb/kmsdb/secretsource/cache"
 	"github.com/kmsdb/kmsdb/secretsource/config"
 )
 
@@ -84,9 +86,30 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("secret source: %w", err)
 	}
-	defer src.Close() // the connectors' caches close it too: Close is idempotent
-	c, q := pingConnector(kind, name, *dsn, src, *grace)
-	db := sql.OpenDB(c) // closes the connector (and its cache) on Close
+	defer src.Close() // the cache closes it too: Close is idempotent
+	secrets, err := cache.New(src)
+	if err != nil {
+		return fmt.Errorf("secret cache: %w", err)
+	}
+	defer secrets.Close()
+	// The connector reports its login (which version, whether ACSPrevious
+	// stood in) to the process's Observer: ping reads it there.
+	var event atomic.Pointer[connector.LoginEvent]
+	prev := connector.DefaultObserver()
+	obs := prev
+	obs.Login = func(ctx context.Context, e connector.LoginEvent) {
+		if e.Secret == name {
+			event.Store(&e)
+		}
+		if prev.Login != nil {
+			prev.Login(ctx, e)
+		}
+	}
+	connector.SetDefaultObserver(obs)
+	defer connector.SetDefaultObserver(prev)
+
+	c, q := pingConnector(kind, name, *dsn, secrets, *grace)
+	db := sql.OpenDB(c)
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	start := time.Now()
@@ -96,7 +119,17 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	took := time.Since(start).Round(time.Millisecond)
 	stopNotice()
-	return pingResult(ctx, stdout, c, src, pingLogin{kind: kind, secret: name, version: version, user: user, took: took})
+	l := pingLogin{kind: kind, secret: name, version: version, user: user, took: took, secretVersion: "-", current: "-"}
+	if e := event.Load(); e != nil {
+		l.previousUsed = e.PreviousUsed
+		if e.Version != "" {
+			l.secretVersion = e.Version
+		}
+	}
+	if cur, err := secrets.GetSecret(ctx, name); err == nil { // cached: no KMS call
+		l.current = cur.VersionID()
+	}
+	return pingResult(stdout, l)
 }
 
 // pingQueries are the statements that read the server version and the user.
@@ -134,30 +167,24 @@ func (q pingQueries) run(ctx context.Context, db *sql.DB, name string) (version,
 	return version, user, nil
 }
 
-// pingLogin is what a successful ping saw.
+// pingLogin is what a successful ping saw: the server version and user, the
+// secret version that logged in (from the connector's LoginEvent), whether
+// it stood in for the current one, and the current (cached) version.
 type pingLogin struct {
 	kind, secret, version, user string
 	took                        time.Duration
+	secretVersion, current      string
+	previousUsed                bool
 }
 
 // pingResult prints the outcome: "ok", or "previous" (exit 3) when
 // ACSPrevious stood in for a rejected ACSCurrent.
-func pingResult(ctx context.Context, stdout io.Writer, c driver.Connector, src secretsource.Source, l pingLogin) error {
-	secretVersion, previousUsed := "-", false
-	if kc := rotation.Unwrap(c); kc != nil {
-		if acct, err := kc.Login().Account(ctx); err == nil && acct.VersionID != "" {
-			secretVersion = acct.VersionID
-		}
-		previousUsed = kc.Stats().PreviousUsed > 0
-	}
-	if !previousUsed {
+func pingResult(stdout io.Writer, l pingLogin) error {
+	secretVersion, current := l.secretVersion, l.current
+	if !l.previousUsed {
 		fmt.Fprintf(stdout, "ok: %s %s, logged in as %s with secret %s (version %s) in %s\n",
 			l.kind, l.version, l.user, l.secret, secretVersion, l.took)
 		return nil
-	}
-	current := "-"
-	if s, err := src.GetSecret(ctx, l.secret); err == nil {
-		current = s.VersionID()
 	}
 	fmt.Fprintf(stdout, "previous: %s %s, logged in as %s with secret %s's ACSPrevious version %s in %s; ACSCurrent (version %s) is rejected\n",
 		l.kind, l.version, l.user, l.secret, secretVersion, l.took, current)

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/internal/testdb"
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
@@ -129,5 +130,24 @@ func BenchmarkPool(b *testing.B) {
 			b.ReportMetric(testing.AllocsPerRun(1000, func() { op.pool(b) }), "pool-allocs/op")
 			b.ReportMetric(float64(tr)/float64(tk), "throughput-ratio")
 		})
+	}
+}
+
+// BenchmarkScrubLoginError measures what rotation.Scrub costs on the error
+// of a real rejected login (pgx's *pgconn.ConnectError over a PgError
+// 28P01): the price of rebuilding it without the password, paid once per
+// failed login.
+func BenchmarkScrubLoginError(b *testing.B) {
+	srv := testdb.Postgres(b)
+	user := srv.CreateUser(b, "benchscrub", "bench-scrub-right")
+	_, err := pgx.Connect(context.Background(), srv.DSN(user, "bench-scrub-wrong"))
+	if err == nil {
+		b.Fatal("a wrong password logged in")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if rotation.Scrub(err, "bench-scrub-wrong") == err { //nolint:errorlint // identity: the ConnectError must be replaced
+			b.Fatal("the ConnectError was kept")
+		}
 	}
 }

@@ -70,6 +70,12 @@
 // Errors from parsing a connection string never show it, nor any spelling
 // of a password in it (keyword/value with any spacing or quoting, URL
 // userinfo or query, percent-encoded): pgx's own masking is best-effort.
+// Errors of a failed login hold no password anywhere a caller can reach:
+// pgx keeps the configuration of the attempt, password included, in
+// *pgconn.ConnectError; the connectors and the Pool's methods return a copy
+// whose Config holds the host, port, database and user only, with the
+// *pgconn.PgError (its SQLSTATE) reachable below it. Errors of the embedded
+// *pgxpool.Pool and of a ConfigurePool pool are pgx's own, password included.
 //
 // # Errors the connector classifies
 //
@@ -85,6 +91,10 @@
 // database, 42501 no CONNECT privilege, and unreachable networks or hosts
 // that do not resolve. Everything else (connection refused, 53300 too many
 // connections, 57P03 server starting, timeouts) is returned at once as it is.
+// A Pool counts as logins (Stats, connector.LoginEvent) only the logins the
+// database refused: a closed pool, an acquisition that timed out or whose
+// context ended, too many connections or a network error is returned as
+// pgxpool returned it, scrubbed, and counts as nothing.
 //
 // # Opening by driver name
 //
@@ -133,6 +143,8 @@ const DriverName = "pgkms"
 func init() {
 	sql.Register(DriverName, rotation.NewNamedDriver((&options{Options: rotation.Options{Pkg: pkg}}).open))
 	rotation.RegisterUnwrap(func(c *Connector) *rotation.Connector { return c.rc })
+	rotation.RegisterRedactor(redactConnectError)
+	rotation.RegisterRedactor(redactParseConfigError)
 }
 
 const pkg = "pgkms" // the prefix of errors

@@ -141,20 +141,25 @@ func (p *Pool) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	return p.acquireAfter(ctx, err)
 }
 
-// acquireAfter handles a failed acquisition: a rejected login goes on in the
-// rotation loop; other errors come back as pgxpool returns them.
+// acquireAfter handles a failed acquisition. Only a login the database
+// refused enters the rotation loop (and counts as a login, with a
+// connector.LoginEvent): a rejected password, retried under the rotation
+// algorithm, a refusal retrying cannot heal, and the answers the connector
+// itself gave BeforeConnect (a secret that cannot be read, a rejection being
+// waited out). Every other error (a closed pool, an acquisition that timed
+// out or whose context ended, too many connections, a network error) comes
+// back as pgxpool returned it, scrubbed, without counting as a login.
 func (p *Pool) acquireAfter(ctx context.Context, err error) (*pgxpool.Conn, error) {
-	var acct secretsource.DBAccount
-	var pe *pgconn.ConnectError
-	if errors.As(err, &pe) && pe.Config != nil {
-		acct, _ = p.login.Match(pe.Config.User, pe.Config.Password)
+	acct := p.triedAccount(err)
+	if !loginRefused(err) {
+		return nil, p.login.Scrub(err, acct)
 	}
 	c, err := rotation.Continue(ctx, p.login, acct, err, func(ctx context.Context, acct secretsource.DBAccount) (*pgxpool.Conn, error) {
 		return p.Pool.Acquire(withAccount(ctx, acct))
 	})
 	if err != nil {
-		// Errors that are not about the login (a cancelled wait, a full
-		// pool, a refused connection) come back as pgxpool returns them.
+		// A retry that failed for a reason that is not about the login
+		// comes back as pgxpool returned it (scrubbed), as above.
 		var ce *connector.Error
 		if errors.As(err, &ce) && ce.Class == connector.Other {
 			return nil, ce.Err
@@ -162,6 +167,32 @@ func (p *Pool) acquireAfter(ctx context.Context, err error) (*pgxpool.Conn, erro
 		return nil, err
 	}
 	return c, nil
+}
+
+// triedAccount is the account of the login that failed with err, the error
+// pgxpool returned (zero when unknown). pgx keeps the configuration of the
+// attempt in its *pgconn.ConnectError, the password included: it is read
+// here, from the error pgxpool handed the Pool, and never reaches a caller
+// (rotation.Scrub replaces the ConnectError by a copy without it).
+func (p *Pool) triedAccount(err error) secretsource.DBAccount {
+	var pe *pgconn.ConnectError
+	if errors.As(err, &pe) && pe.Config != nil {
+		acct, _ := p.login.Match(pe.Config.User, pe.Config.Password)
+		return acct
+	}
+	return secretsource.DBAccount{}
+}
+
+// loginRefused reports whether err, from a failed acquisition, is the
+// database's answer to a login (an error classify does not call Other) or
+// the connector's own, from BeforeConnect.
+func loginRefused(err error) bool {
+	var ce *connector.Error
+	if errors.As(err, &ce) {
+		return true
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && classify(err) != connector.Other
 }
 
 // AcquireFunc acquires a connection, calls f with it and releases it.

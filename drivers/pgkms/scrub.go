@@ -1,18 +1,16 @@
 package pgkms
 
 import (
-	"cmp"
 	"errors"
-	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/kmsdb/kmsdb/internal/rotation"
 )
 
 // redactedText replaces a password in an error message.
-const redactedText = "xxxxx"
+const redactedText = rotation.Redacted
 
 // scrubParseError returns what pgx said about a connection string it could
 // not parse, without the string itself and without any spelling of a
@@ -32,20 +30,10 @@ func scrubParseError(err error, connString string) error {
 }
 
 // scrubPasswords removes from msg every password that connString holds, in
-// every form an error message may show it.
+// every spelling an error message may show it (rotation.ScrubText), however
+// short.
 func scrubPasswords(msg, connString string) string {
-	var forms []string
-	for _, p := range passwordCandidates(connString) {
-		forms = append(forms, passwordForms(p)...)
-	}
-	// Longest first, so a shorter form does not break a longer one apart.
-	slices.SortFunc(forms, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
-	for _, f := range forms {
-		if f != "" {
-			msg = strings.ReplaceAll(msg, f, redactedText)
-		}
-	}
-	return msg
+	return rotation.ScrubText(msg, 1, passwordCandidates(connString)...)
 }
 
 // passwordCandidates lists everything in s that is, or may have been meant
@@ -91,16 +79,23 @@ func passwordCandidates(s string) []string {
 	return out
 }
 
-// passwordForms lists p as an error message may show it: raw, percent-,
-// query- and userinfo-encoded, Go-quoted and keyword/value-quoted.
-func passwordForms(p string) []string {
-	forms := []string{p, url.QueryEscape(p), url.PathEscape(p), percentEncode(p),
-		strings.ToLower(percentEncode(p)), quoteValue(p)}
-	u := (&url.URL{User: url.UserPassword("u", p)}).String() // "//u:ENC@"
-	if i, j := strings.Index(u, ":"), strings.LastIndex(u, "@"); i >= 0 && j > i {
-		forms = append(forms, u[i+1:j])
+// redactConnectError is the copy of a *pgconn.ConnectError that errors
+// kmsdb returns: pgx puts the whole configuration of the attempt in it, the
+// password that was tried included; the copy keeps the host, port,
+// database and user only (what its text shows), and the chain it wraps.
+func redactConnectError(e *pgconn.ConnectError) *pgconn.ConnectError {
+	c := *e
+	c.Config = &pgconn.Config{}
+	if e.Config != nil {
+		c.Config.Host, c.Config.Port, c.Config.Database, c.Config.User = e.Config.Host, e.Config.Port, e.Config.Database, e.Config.User
 	}
-	q := strconv.Quote(p)
-	forms = append(forms, q[1:len(q)-1], strings.Trim(quoteValue(p), "'"))
-	return forms
+	return &c
+}
+
+// redactParseConfigError is the copy of a *pgconn.ParseConfigError that
+// errors kmsdb return: without the connection string pgx keeps unmasked.
+func redactParseConfigError(e *pgconn.ParseConfigError) *pgconn.ParseConfigError {
+	c := *e
+	c.ConnString = ""
+	return &c
 }

@@ -45,7 +45,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c.Close()
-	o.Login(connector.LoginEvent{Secret: "shop-db", Version: "v2", User: "shop", Attempts: 2, Waited: 300 * time.Millisecond})
+	o.Login(context.Background(), connector.LoginEvent{Secret: "shop-db", Version: "v2", User: "shop", Attempts: 2, Waited: 300 * time.Millisecond})
 
 	rec := httptest.NewRecorder()
 	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))

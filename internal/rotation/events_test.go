@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,13 +14,22 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource/cache"
 )
 
-// events collects the LoginEvents of a Login.
+// events collects the LoginEvents of a Login, and the callerKey value of
+// the context each came with.
 type events struct {
-	mu  sync.Mutex
-	got []connector.LoginEvent
+	mu      sync.Mutex
+	got     []connector.LoginEvent
+	callers []any
 }
 
-func (e *events) add(ev connector.LoginEvent) { e.mu.Lock(); e.got = append(e.got, ev); e.mu.Unlock() }
+// callerKey marks the context a test connects with.
+type callerKey struct{}
+
+func (e *events) add(ctx context.Context, ev connector.LoginEvent) {
+	e.mu.Lock()
+	e.got, e.callers = append(e.got, ev), append(e.callers, ctx.Value(callerKey{}))
+	e.mu.Unlock()
+}
 
 func (e *events) last(t *testing.T, n int) connector.LoginEvent {
 	t.Helper()
@@ -40,7 +50,7 @@ func TestLoginEvents(t *testing.T) {
 	l, c, _ := newTestLogin(t, src, 0)
 	var ev events
 	l.onLogin = ev.add
-	ctx := context.Background()
+	ctx := context.WithValue(context.Background(), callerKey{}, "caller") // the hook gets it: the caller's span
 
 	mustRun(t, l, db, "v1")
 	if e := ev.last(t, 1); e.Secret != "db" || e.Version != "v1" || e.User != "app" || e.Attempts != 1 ||
@@ -89,6 +99,9 @@ func TestLoginEvents(t *testing.T) {
 		t.Errorf("secret unavailable: %+v", e)
 	}
 
+	if want := []any{nil, nil, "caller", "caller", "caller"}; !slices.Equal(ev.callers, want) {
+		t.Errorf("the events' contexts carry %v, want the caller's (%v)", ev.callers, want)
+	}
 	for _, e := range ev.got {
 		for _, f := range []string{"%v", "%+v", "%#v"} {
 			if s := fmt.Sprintf(f, e); strings.Contains(s, "pw-") {
@@ -110,8 +123,8 @@ func BenchmarkRunEvent(b *testing.B) {
 	attempt := func(ctx context.Context, acct secretsource.DBAccount) (string, error) { return acct.VersionID, nil }
 	for _, bc := range []struct {
 		name    string
-		onLogin func(connector.LoginEvent)
-	}{{"none", nil}, {"observer", func(connector.LoginEvent) {}}} {
+		onLogin func(context.Context, connector.LoginEvent)
+	}{{"none", nil}, {"observer", func(context.Context, connector.LoginEvent) {}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			l, err := NewLogin(Config{SecretName: "db", Source: c, Classify: classifyFake, OnLogin: bc.onLogin})
 			if err != nil {

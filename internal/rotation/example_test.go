@@ -52,10 +52,11 @@ func ExampleRun() {
 }
 
 // Scrub removes a password from an error's text, also in the escaped forms
-// DSNs use, and keeps the original reachable with errors.Is / errors.As.
+// DSNs use; the errors below the one that held it stay reachable with
+// errors.Is / errors.As, that one does not.
 func ExampleScrub() {
-	base := errors.New("cannot parse user:p%40ss%2Fw0rd@tcp(db:3306)/app")
+	base := fmt.Errorf("cannot parse user:p%%40ss%%2Fw0rd@tcp(db:3306)/app: %w", context.DeadlineExceeded)
 	err := rotation.Scrub(base, "p@ss/w0rd")
-	fmt.Println(err, errors.Is(err, base))
-	// Output: cannot parse user:REDACTED@tcp(db:3306)/app true
+	fmt.Println(err, errors.Is(err, base), errors.Is(err, context.DeadlineExceeded))
+	// Output: cannot parse user:REDACTED@tcp(db:3306)/app: context deadline exceeded false true
 }

@@ -68,14 +68,14 @@ func (l *Login) secretError(err error, s *secretsource.Secret) error {
 	return e
 }
 
-// Scrub removes the Login's redacted strings and acct's password from err's text.
+// Scrub is Scrub with the Login's redacted strings and acct's password.
 func (l *Login) Scrub(err error, acct secretsource.DBAccount) error {
 	return Scrub(err, l.scrubList(acct)...)
 }
 
 // done ends a connection attempt sequence: it counts a failure and reports
 // the connector.LoginEvent to the Login's hook, else the default Observer's.
-func (r *run) done(err error) {
+func (r *run) done(ctx context.Context, err error) {
 	l := r.l
 	if err != nil {
 		l.stats.failed.Add(1)
@@ -86,7 +86,7 @@ func (r *run) done(err error) {
 			return
 		}
 	}
-	h(r.event(err))
+	h(ctx, r.event(err))
 }
 
 // event describes the sequence that ended with err. A failure is described

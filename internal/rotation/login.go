@@ -28,13 +28,23 @@ const (
 	// quarter of the time since the rejection, within these bounds.
 	retryMin = 25 * time.Millisecond
 	retryMax = 250 * time.Millisecond
-	// refreshFirstGap and refreshGap space the KMS refreshes the Login asks
-	// for while every password it holds is rejected: the second comes
-	// refreshFirstGap after the first, the next ones refreshGap apart. An
-	// episode ends after refreshQuiet without a refresh.
-	refreshFirstGap = 500 * time.Millisecond
-	refreshGap      = time.Second
-	refreshQuiet    = 2 * time.Second
+	// refreshSecondGap, refreshThirdGap and refreshGap space the KMS
+	// refreshes the Login asks for while every password it holds is
+	// rejected (an episode): the first at once, the second refreshSecondGap
+	// after the episode began (the refusal; see kickRefresh), the third
+	// refreshThirdGap after that (0.65 s after the start), the next ones
+	// refreshGap apart, none closer than refreshMinGap. So a secret that
+	// follows the database by up to 0.65 s is picked up within about 0.35 s
+	// of its change at 3 KMS calls, and a broken secret costs one call a
+	// second. An episode ends after refreshQuiet without a refresh. The
+	// cache's per-secret rate limit (burst cache.DefaultRefreshBurst, 3) lets
+	// the first three through at once, and has refilled them when the next
+	// episode starts.
+	refreshSecondGap = 300 * time.Millisecond
+	refreshThirdGap  = 350 * time.Millisecond
+	refreshGap       = time.Second
+	refreshMinGap    = 100 * time.Millisecond
+	refreshQuiet     = 2 * time.Second
 	// refreshTimeout bounds one background refresh.
 	refreshTimeout = 10 * time.Second
 	// maxRejections bounds the rejected versions a Login remembers.
@@ -70,7 +80,7 @@ type Config struct {
 	// OnLogin receives the connector.LoginEvent that ends each connection
 	// attempt sequence. Nil: the Login hook of connector.DefaultObserver at
 	// the time of the event.
-	OnLogin func(connector.LoginEvent)
+	OnLogin func(context.Context, connector.LoginEvent)
 }
 
 // String describes c without the strings of Redact (they are passwords).
@@ -95,8 +105,8 @@ type Login struct {
 	grace      time.Duration
 	probeEvery time.Duration
 	redact     []string
-	log        *slog.Logger               // nil: the default Observer's
-	onLogin    func(connector.LoginEvent) // nil: the default Observer's
+	log        *slog.Logger                                // nil: the default Observer's
+	onLogin    func(context.Context, connector.LoginEvent) // nil: the default Observer's
 
 	fixed  secretsource.Cache // given cache, or nil for the default
 	closer io.Closer          // cache owned by this Login
@@ -114,15 +124,17 @@ type Login struct {
 	// the provider holds no version it replaced.
 	prev atomic.Pointer[heldPrevious]
 
-	mu          sync.Mutex    // serializes trouble updates; guards the fields below
-	changed     chan struct{} // closed when trouble or the cached secret may have changed
-	refreshing  bool          // a background refresh runs
-	lastRefresh time.Time     // start of the last background refresh
-	nextRefresh time.Time     // no background refresh starts before
-	closed      bool
-	bg          sync.WaitGroup
-	bgCtx       context.Context
-	bgCancel    context.CancelFunc
+	mu           sync.Mutex    // serializes trouble updates; guards the fields below
+	changed      chan struct{} // closed when trouble or the cached secret may have changed
+	refreshing   bool          // a background refresh runs
+	lastRefresh  time.Time     // start of the last background refresh
+	nextRefresh  time.Time     // no background refresh starts before
+	episodeN     int           // background refreshes started in this episode
+	episodeStart time.Time     // the schedule of this episode counts from
+	closed       bool
+	bg           sync.WaitGroup
+	bgCtx        context.Context
+	bgCancel     context.CancelFunc
 
 	stats loginStats
 

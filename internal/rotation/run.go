@@ -19,7 +19,7 @@ import (
 func Run[T any](ctx context.Context, l *Login, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
 	r := &run{l: l}
 	res, err := runFirst(ctx, r, attempt)
-	r.done(err)
+	r.done(ctx, err)
 	return res, err
 }
 
@@ -60,13 +60,12 @@ func (r *run) begin(ctx context.Context) error {
 func Continue[T any](ctx context.Context, l *Login, acct secretsource.DBAccount, err error, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
 	r := &run{l: l}
 	res, err := runAfter(ctx, r, acct, err, attempt)
-	r.done(err)
+	r.done(ctx, err)
 	return res, err
 }
 
 func runAfter[T any](ctx context.Context, r *run, acct secretsource.DBAccount, err error, attempt func(ctx context.Context, acct secretsource.DBAccount) (T, error)) (T, error) {
 	var zero T
-	l := r.l
 	var ce *connector.Error
 	if errors.As(err, &ce) {
 		var we *waitErr
@@ -80,22 +79,13 @@ func runAfter[T any](ctx context.Context, r *run, acct secretsource.DBAccount, e
 	if ce != nil { // Account found nothing to try: wait for the rotation
 		return loop(ctx, r, nil, attempt)
 	}
-	l.stats.logins.Add(1)
+	r.l.stats.logins.Add(1)
 	r.attempts, r.acct = 1, acct
-	class := l.classify(err)
-	if class != connector.AuthFailure {
-		return zero, r.fail(ctx, class, acct, err)
+	cand, e := r.refused(ctx, acct, err, acct.VersionID != "")
+	if e != nil {
+		return zero, e
 	}
-	l.stats.authFailures.Add(1)
-	r.lastAcct, r.lastErr = acct, err
-	if ctx.Err() != nil {
-		return zero, r.fail(ctx, connector.AuthFailure, acct, err)
-	}
-	if acct.VersionID == "" {
-		return loop(ctx, r, r.first(ctx), attempt)
-	}
-	r.rejected(acct, err)
-	return loop(ctx, r, r.next(ctx), attempt)
+	return loop(ctx, r, cand, attempt)
 }
 
 // loop tries cand, then the next candidate after each rejection, waiting
@@ -125,30 +115,47 @@ func loop[T any](ctx context.Context, r *run, cand *secretsource.Secret, attempt
 			r.succeeded(cand)
 			return res, nil
 		}
-		class := l.classify(err)
-		if class != connector.AuthFailure {
-			if ctx.Err() != nil {
-				if rej := r.rejectedBefore(acct); rej != nil {
-					// The caller stopped waiting for the rotation and this
-					// attempt died with it (a dial cut short by the
-					// deadline): what went wrong is the rejection.
-					return zero, r.failRejected(ctx, rej)
-				}
-			}
-			return zero, r.fail(ctx, class, acct, err)
-		}
-		l.stats.authFailures.Add(1)
-		r.lastAcct, r.lastErr = acct, err
-		if ctx.Err() != nil {
-			return zero, r.fail(ctx, connector.AuthFailure, acct, err)
-		}
-		r.rejected(acct, err)
-		cand = r.next(ctx)
-		if cand != nil {
-			l.logger().LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: credentials rejected; trying another version",
-				slog.String("secret", l.name), slog.String("rejected", acct.VersionID), slog.String("version", cand.VersionID()))
+		var e *connector.Error
+		if cand, e = r.refused(ctx, acct, err, true); e != nil {
+			return zero, e
 		}
 	}
+}
+
+// refused handles the failed login of an attempt with acct: it returns the
+// error the connection ends with, or the version to try next (nil: wait for
+// one). An attempt whose account is not known (a login made outside Run
+// that Match could not place) records no rejection and goes on with the
+// version first would choose.
+func (r *run) refused(ctx context.Context, acct secretsource.DBAccount, err error, known bool) (*secretsource.Secret, *connector.Error) {
+	l := r.l
+	class := l.classify(err)
+	if class != connector.AuthFailure {
+		if ctx.Err() != nil {
+			if rej := r.rejectedBefore(acct); rej != nil {
+				// The caller stopped waiting for the rotation and this
+				// attempt died with it (a dial cut short by the
+				// deadline): what went wrong is the rejection.
+				return nil, r.failRejected(ctx, rej)
+			}
+		}
+		return nil, r.fail(ctx, class, acct, err)
+	}
+	l.stats.authFailures.Add(1)
+	r.lastAcct, r.lastErr = acct, err
+	if ctx.Err() != nil {
+		return nil, r.fail(ctx, connector.AuthFailure, acct, err)
+	}
+	if !known {
+		return r.first(ctx), nil
+	}
+	r.rejected(acct, err)
+	cand := r.next(ctx)
+	if cand != nil {
+		l.logger().LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: credentials rejected; trying another version",
+			slog.String("secret", l.name), slog.String("rejected", acct.VersionID), slog.String("version", cand.VersionID()))
+	}
+	return cand, nil
 }
 
 // rejectedBefore returns the rejection an attempt with acct was waiting out:
@@ -162,10 +169,7 @@ func (r *run) rejectedBefore(acct secretsource.DBAccount) *rejection {
 	if rej := t.rejection(acct.VersionID); rej != nil {
 		return rej
 	}
-	if r.cur != nil {
-		return t.rejection(r.cur.VersionID())
-	}
-	return nil
+	return t.rejection(r.cur.VersionID()) // r.cur: begin read it
 }
 
 // run is the state of one connection's login.
@@ -259,7 +263,7 @@ func (r *run) await(ctx context.Context, block bool) (*secretsource.Secret, erro
 		if rej == nil {
 			return r.cur, nil
 		}
-		l.kickRefresh(r.p)
+		l.kickRefresh(r.p, rej.since)
 		now := l.now()
 		deadline := rej.since.Add(l.grace)
 		if !now.Before(deadline) {
@@ -278,7 +282,7 @@ func (r *run) await(ctx context.Context, block bool) (*secretsource.Secret, erro
 		}
 		r.wait = min(max(2*r.wait, waitMin), waitMax)
 		d := time.Duration(float64(r.wait) * (0.5 + 0.5*l.rand()))
-		d = min(d, deadline.Sub(now))
+		d = min(d, deadline.Sub(now), l.untilRefresh(now, d))
 		if err := l.sleep(ctx, d, ch); err != nil {
 			return nil, r.failRejected(ctx, rej)
 		}

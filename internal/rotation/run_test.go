@@ -129,17 +129,130 @@ func TestRunRotation(t *testing.T) {
 				t.Errorf("wait %d = %v, outside [%v, %v]", i, d, waitMin/2, waitMax)
 			}
 		}
-		// Refreshes are spaced (0.5 s, then 1 s) on the Login's clock: a
-		// few over the waits, not one per wait (plus one ACSPrevious: the
-		// cache holds no older version).
+		// Refreshes are spaced (0.3 s, 0.35 s, then 1 s) on the Login's
+		// clock: a few over the waits, not one per wait (plus one
+		// ACSPrevious: the cache holds no older version).
 		var total time.Duration
 		for _, d := range ft.slept {
 			total += d
 		}
-		if got, limit := src.calls.Load()-before, int64(3+total/refreshGap); got > limit {
+		dense := refreshSecondGap + refreshThirdGap
+		if got, limit := src.calls.Load()-before, 1+3+int64(max(total-dense, 0)/refreshGap); got > limit {
 			t.Errorf("%d source calls over %v of waiting, want at most %d", got, total, limit)
 		}
 	})
+}
+
+// TestRefreshSchedule: the background refreshes of an episode start at once,
+// refreshSecondGap later, refreshThirdGap after that, then refreshGap apart,
+// whoever asks in between; after refreshQuiet without one the next episode
+// starts dense again. When the first comes soon after the refusal, the
+// schedule counts from the refusal. On the Login's fake clock, so the times
+// are exact.
+func TestRefreshSchedule(t *testing.T) {
+	src := newRotating("v1", "pw-one-1111")
+	l, c, ft := newTestLogin(t, src, 0)
+	start := ft.now()
+	second := refreshSecondGap
+	third := second + refreshThirdGap
+	quietEnd := third + 2*refreshGap + refreshQuiet + time.Millisecond
+	steps := []struct {
+		at      time.Duration // since start
+		refresh bool          // a refresh starts
+	}{
+		{0, true}, {time.Millisecond, false}, {second - time.Millisecond, false}, {second, true},
+		{third - time.Millisecond, false}, {third, true},
+		{third + refreshGap - time.Millisecond, false}, {third + refreshGap, true},
+		{third + 2*refreshGap, true},
+		// quiet: a new episode, dense again
+		{quietEnd, true}, {quietEnd + second, true}, {quietEnd + third, true}, {quietEnd + third + refreshGap/2, false},
+	}
+	// Another quiet period; the current version was refused 0.2 s before the
+	// first refresh: the second comes at the refusal + refreshSecondGap (but
+	// refreshMinGap after the first at least), the third at the refusal +
+	// third.
+	refused := quietEnd + third + refreshQuiet + 2*time.Millisecond
+	steps = append(steps, []struct {
+		at      time.Duration
+		refresh bool
+	}{
+		{refused + 200*time.Millisecond, true},
+		{refused + 200*time.Millisecond + refreshMinGap - time.Millisecond, false},
+		{refused + max(second, 200*time.Millisecond+refreshMinGap), true},
+		{refused + third - time.Millisecond, false},
+		{refused + third, true},
+	}...)
+	for _, st := range steps {
+		ft.advance(start.Add(st.at).Sub(ft.now()))
+		before := src.calls.Load()
+		var since time.Time
+		if st.at > refused {
+			since = start.Add(refused)
+		}
+		l.kickRefresh(c, since)
+		ft.settle()
+		if got := src.calls.Load() - before; got != map[bool]int64{true: 1, false: 0}[st.refresh] {
+			t.Errorf("at +%v: %d refreshes, want refresh=%v", st.at, got, st.refresh)
+		}
+	}
+	// Three refreshes within refreshSecondGap+refreshThirdGap (under a
+	// second): the cache's default rate limit must let them through at once.
+	if cache.DefaultRefreshBurst < 3 {
+		t.Errorf("the cache's default burst %d (1 per %v) does not let 3 refreshes through within %v",
+			cache.DefaultRefreshBurst, cache.DefaultRefreshEvery, third)
+	}
+}
+
+// timedSource records, on the Login's fake clock, when ACSCurrent is fetched.
+type timedSource struct {
+	*rotatingSource
+	ft    *fakeTime
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (s *timedSource) GetSecret(ctx context.Context, name string) (*secretsource.Secret, error) {
+	s.mu.Lock()
+	s.times = append(s.times, s.ft.now())
+	s.mu.Unlock()
+	return s.rotatingSource.GetSecret(ctx, name)
+}
+
+// TestRefreshScheduleLoneWaiter: a single connection waiting for a secret
+// that follows the database by 0.5 s wakes for each refresh of the episode
+// (its own waits grow to waitMax), so the third, 0.65 s after the rejection,
+// brings the new version.
+func TestRefreshScheduleLoneWaiter(t *testing.T) {
+	src := &timedSource{rotatingSource: newRotating("v1", "pw-one-1111")}
+	db := &fakeDB{password: "pw-one-1111"}
+	l, _, ft := newTestLogin(t, src, 0)
+	src.ft = ft
+	mustRun(t, l, db, "v1")
+	db.set("pw-two-2222")
+	start := ft.now()
+	const lag = 500 * time.Millisecond
+	added := false
+	ft.onWait = func(int) {
+		if !added && !ft.now().Before(start.Add(lag)) {
+			src.add("v2", "pw-two-2222")
+			added = true
+		}
+	}
+	src.mu.Lock()
+	src.times = nil
+	src.mu.Unlock()
+	mustRun(t, l, db, "v2")
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	want := []time.Duration{0, refreshSecondGap, refreshSecondGap + refreshThirdGap}
+	if len(src.times) != len(want) {
+		t.Fatalf("%d fetches of ACSCurrent at %v, want %d", len(src.times), src.times, len(want))
+	}
+	for i, w := range want {
+		if got := src.times[i].Sub(start); got != w {
+			t.Errorf("fetch %d at +%v, want +%v", i+1, got, w)
+		}
+	}
 }
 
 func TestRunGracePeriod(t *testing.T) {
@@ -250,7 +363,7 @@ func TestRunStopsWithContext(t *testing.T) {
 func TestRunConcurrentRejections(t *testing.T) {
 	src := newRotating("v1", "pw-one-1111")
 	db := &fakeDB{password: "pw-one-1111"}
-	c, err := cache.New(src) // default rate limit: 1 fetch/s, burst 2
+	c, err := cache.New(src) // default rate limit: 1 fetch/s, burst 3
 	if err != nil {
 		t.Fatal(err)
 	}

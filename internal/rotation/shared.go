@@ -171,23 +171,57 @@ func (l *Login) wakeLocked() {
 }
 
 // kickRefresh starts a background refresh of the secret unless one runs or
-// the last one started too recently (the second of an episode
-// refreshFirstGap after the first, later ones refreshGap apart). The cache
+// the last one started too recently; since is when the current version was
+// first refused (zero: unknown). The refreshes of an episode start at once,
+// then refreshSecondGap and refreshSecondGap+refreshThirdGap after the
+// episode began: the refusal, when the first refresh came less than
+// refreshSecondGap after it (a connection first tries the older versions it
+// holds, a login each), else the first refresh. Later ones come refreshGap
+// apart, and none less than refreshMinGap after the one before. The cache
 // adds its own per-secret rate limit; nobody waits for it.
-func (l *Login) kickRefresh(p secretsource.Cache) {
+func (l *Login) kickRefresh(p secretsource.Cache, since time.Time) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed || l.refreshing || now.Before(l.nextRefresh) {
 		return
 	}
-	gap := refreshGap
 	if l.lastRefresh.IsZero() || now.Sub(l.lastRefresh) > refreshQuiet {
-		gap = refreshFirstGap
+		l.episodeN, l.episodeStart = 0, now // a new episode
+		if age := now.Sub(since); !since.IsZero() && age >= 0 && age < refreshSecondGap {
+			l.episodeStart = since
+		}
 	}
-	l.refreshing, l.lastRefresh, l.nextRefresh = true, now, now.Add(gap)
+	l.episodeN++
+	var next time.Time
+	switch l.episodeN {
+	case 1:
+		next = l.episodeStart.Add(refreshSecondGap)
+	case 2:
+		next = l.episodeStart.Add(refreshSecondGap + refreshThirdGap)
+	default:
+		next = now.Add(refreshGap)
+	}
+	if soonest := now.Add(refreshMinGap); next.Before(soonest) {
+		next = soonest
+	}
+	l.refreshing, l.lastRefresh, l.nextRefresh = true, now, next
 	l.bg.Add(1)
 	go l.refresh(p)
+}
+
+// untilRefresh bounds a wait of d starting at now so that the waiter wakes
+// when the next background refresh of the episode is due (and kicks it),
+// but not earlier than waitMin/2: a lone waiter, whose waits grow to
+// waitMax, would otherwise start the dense refreshes late.
+func (l *Login) untilRefresh(now time.Time, d time.Duration) time.Duration {
+	l.mu.Lock()
+	next, busy := l.nextRefresh, l.refreshing
+	l.mu.Unlock()
+	if busy || !next.After(now) {
+		return d // a refresh runs (its end wakes the waiters) or may start now
+	}
+	return max(next.Sub(now), waitMin/2)
 }
 
 func (l *Login) refresh(p secretsource.Cache) {

@@ -87,7 +87,7 @@ func TestWarmStartFromStore(t *testing.T) {
 		src := newFakeSource(fc)
 		src.setErr(errUnavailable)
 		var stale []StaleEvent
-		c := newTestCache(t, src, withClock(fc), WithStore(store), WithHooks(Hooks{ServingStale: func(e StaleEvent) { stale = append(stale, e) }}))
+		c := newTestCache(t, src, withClock(fc), WithStore(store), WithHooks(Hooks{ServingStale: func(_ context.Context, e StaleEvent) { stale = append(stale, e) }}))
 		s := mustGet(t, c, "db")
 		if s.VersionID() != "v0" {
 			t.Fatalf("got %v", s)
@@ -179,7 +179,7 @@ func TestRaceEverything(t *testing.T) {
 	store := newMemStore()
 	c := newTestCache(t, src, WithTTL(time.Millisecond), WithRefreshLimit(time.Microsecond, 100), WithStore(store),
 		WithMaxStaleness(time.Hour), WithBackoff(ExponentialBackoff{Base: time.Microsecond, Max: time.Millisecond}),
-		WithHooks(Hooks{Refreshed: func(RefreshedEvent) {}, RefreshFailed: func(RefreshFailedEvent) {}, ServingStale: func(StaleEvent) {}}))
+		WithHooks(Hooks{Refreshed: func(context.Context, RefreshedEvent) {}, RefreshFailed: func(context.Context, RefreshFailedEvent) {}, ServingStale: func(context.Context, StaleEvent) {}}))
 	var wg sync.WaitGroup
 	for i := range 100 {
 		wg.Go(func() {

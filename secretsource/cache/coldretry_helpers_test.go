@@ -140,8 +140,8 @@ func waiters(c *Cache, name string) int {
 }
 
 // checkGaps asserts that consecutive calls are no closer than the backoff
-// delays drawn before them, and that no three calls fall within one rate-limit
-// period (burst 2, one token per every). The check allows 1 µs of rounding
+// delays drawn before them, and that no DefaultRefreshBurst+1 calls fall
+// within one rate-limit period (one token per every). The check allows 1 µs of rounding
 // (x/time/rate, which the cache used before its tokenBucket, kept tokens in a
 // float64 and could come due a few nanoseconds early).
 func checkGaps(t *testing.T, times []time.Time, delays []time.Duration, every time.Duration) {
@@ -153,8 +153,8 @@ func checkGaps(t *testing.T, times []time.Time, delays []time.Duration, every ti
 		if gap < delays[i-1] {
 			t.Errorf("attempt %d came %v after the previous one, the backoff drew %v", i+1, gap, delays[i-1])
 		}
-		if i >= 2 && times[i].Sub(times[i-2]) < every-rounding {
-			t.Errorf("attempts %d..%d within %v: the rate limit (burst 2, 1 per %v) allows 2", i-1, i+1, times[i].Sub(times[i-2]), every)
+		if b := DefaultRefreshBurst; i >= b && times[i].Sub(times[i-b]) < every-rounding {
+			t.Errorf("attempts %d..%d within %v: the rate limit (burst %d, 1 per %v) allows %d", i-b+1, i+1, times[i].Sub(times[i-b]), b, every, b)
 		}
 	}
 }

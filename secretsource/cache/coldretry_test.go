@@ -42,8 +42,8 @@ func TestColdRetryRidesOutTransientErrors(t *testing.T) {
 			var failed []RefreshFailedEvent
 			var refreshed []RefreshedEvent
 			c := newTestCache(t, src, withClock(fc), withRand(seqRand(3)), WithBackoff(bo), WithHooks(Hooks{
-				RefreshFailed: func(e RefreshFailedEvent) { mu.Lock(); failed = append(failed, e); mu.Unlock() },
-				Refreshed:     func(e RefreshedEvent) { mu.Lock(); refreshed = append(refreshed, e); mu.Unlock() },
+				RefreshFailed: func(_ context.Context, e RefreshFailedEvent) { mu.Lock(); failed = append(failed, e); mu.Unlock() },
+				Refreshed:     func(_ context.Context, e RefreshedEvent) { mu.Lock(); refreshed = append(refreshed, e); mu.Unlock() },
 			}))
 			r, moved := driveUntil(t, fc, c, "db", goGet(context.Background(), c, "db"), time.Minute)
 			if r.err != nil || r.s.VersionID() != "v1" {
@@ -99,7 +99,7 @@ func TestColdPermanentErrorNotRetried(t *testing.T) {
 			src.setErr(tt.err)
 			var failed []RefreshFailedEvent
 			c := newTestCache(t, src, withClock(fc),
-				WithHooks(Hooks{RefreshFailed: func(e RefreshFailedEvent) { failed = append(failed, e) }}))
+				WithHooks(Hooks{RefreshFailed: func(_ context.Context, e RefreshFailedEvent) { failed = append(failed, e) }}))
 			r := waitResult(t, goGet(context.Background(), c, "db"))
 			if !errors.Is(r.err, tt.err) {
 				t.Fatalf("err = %v, want %v", r.err, tt.err)
@@ -173,7 +173,7 @@ func TestColdRetryStopsWhenNobodyWaits(t *testing.T) {
 	failures := make(chan RefreshFailedEvent, 10)
 	c := newTestCache(t, src, withClock(fc),
 		WithBackoff(backoffFunc(func(int, func() float64) time.Duration { return 10 * time.Second })),
-		WithHooks(Hooks{RefreshFailed: func(e RefreshFailedEvent) { failures <- e }}))
+		WithHooks(Hooks{RefreshFailed: func(_ context.Context, e RefreshFailedEvent) { failures <- e }}))
 
 	// Two callers; the impatient one leaves, the retries go on for the other.
 	ctx1, cancel1 := context.WithCancel(context.Background())
@@ -246,7 +246,7 @@ func TestColdRetryHerd(t *testing.T) {
 	src := &flakySource{clk: fc, n: 2, err: errUnavailable, next: newFakeSource(nil)}
 	failures := make(chan struct{}, 10)
 	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)),
-		WithHooks(Hooks{RefreshFailed: func(RefreshFailedEvent) { failures <- struct{}{} }}))
+		WithHooks(Hooks{RefreshFailed: func(context.Context, RefreshFailedEvent) { failures <- struct{}{} }}))
 	first := goGet(context.Background(), c, "db")
 	<-failures
 	var wg sync.WaitGroup
@@ -279,7 +279,7 @@ func TestCloseDuringColdRetry(t *testing.T) {
 		failures := make(chan struct{}, 10)
 		c, err := New(src, WithBackoff(backoffFunc(func(int, func() float64) time.Duration { return time.Hour })),
 			WithFetchTimeout(2*time.Hour),
-			WithHooks(Hooks{RefreshFailed: func(RefreshFailedEvent) { failures <- struct{}{} }}))
+			WithHooks(Hooks{RefreshFailed: func(context.Context, RefreshFailedEvent) { failures <- struct{}{} }}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -304,7 +304,7 @@ func TestCloseDuringColdRetry(t *testing.T) {
 		c, err := New(src, withClock(fc), WithRefreshLimit(time.Hour, 1),
 			WithBackoff(backoffFunc(func(int, func() float64) time.Duration { return 0 })),
 			WithFetchTimeout(2*time.Hour),
-			WithHooks(Hooks{RefreshFailed: func(RefreshFailedEvent) { failures <- struct{}{} }}))
+			WithHooks(Hooks{RefreshFailed: func(context.Context, RefreshFailedEvent) { failures <- struct{}{} }}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -330,8 +330,8 @@ func TestCloseDuringColdRetry(t *testing.T) {
 }
 
 // TestColdRetryRateLimitFloor: when the backoff draws zero every time, the
-// per-secret rate limit alone spaces the retries: a burst of 2, then one per
-// second.
+// per-secret rate limit alone spaces the retries: the burst
+// (DefaultRefreshBurst), then one per second.
 func TestColdRetryRateLimitFloor(t *testing.T) {
 	fc := clock.NewFake(t0)
 	src := &flakySource{clk: fc, n: 4, err: errUnavailable, next: newFakeSource(nil)}
@@ -342,7 +342,11 @@ func TestColdRetryRateLimitFloor(t *testing.T) {
 	}
 	times := src.Times()
 	checkGaps(t, times, make([]time.Duration, len(times)), DefaultRefreshEvery)
-	want := []time.Duration{0, 0, time.Second, 2 * time.Second, 3 * time.Second}
+	// The burst at once, then one a second.
+	var want []time.Duration
+	for i := range 5 {
+		want = append(want, time.Duration(max(0, i-DefaultRefreshBurst+1))*DefaultRefreshEvery)
+	}
 	if len(times) != len(want) {
 		t.Fatalf("%d calls, want %d", len(times), len(want))
 	}
@@ -371,10 +375,10 @@ func TestNoSecretInColdRetryOutput(t *testing.T) {
 		out = append(out, fmt.Sprintf("%v|%+v|%#v|%s", v, v, v, v))
 	}
 	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)), WithLogger(slog.New(h)), WithHooks(Hooks{
-		Refreshed:     func(e RefreshedEvent) { record(e) },
-		RefreshFailed: func(e RefreshFailedEvent) { record(e) },
-		ServingStale:  func(e StaleEvent) { record(e) },
-		Evicted:       func(e EvictedEvent) { record(e) },
+		Refreshed:     func(_ context.Context, e RefreshedEvent) { record(e) },
+		RefreshFailed: func(_ context.Context, e RefreshFailedEvent) { record(e) },
+		ServingStale:  func(_ context.Context, e StaleEvent) { record(e) },
+		Evicted:       func(_ context.Context, e EvictedEvent) { record(e) },
 	}))
 	// A caller that gives up during the retries, then one that waits.
 	ctx, cancel := context.WithCancel(context.Background())

@@ -240,7 +240,7 @@ func TestEmulatorThrottling(t *testing.T) {
 	bo := &recBackoff{}
 	var failures []RefreshFailedEvent
 	c := newTestCache(t, src, withClock(fc), withRand(seqRand(99)), WithBackoff(bo),
-		WithHooks(Hooks{RefreshFailed: func(e RefreshFailedEvent) { failures = append(failures, e) }}))
+		WithHooks(Hooks{RefreshFailed: func(_ context.Context, e RefreshFailedEvent) { failures = append(failures, e) }}))
 	v1 := mustGet(t, c, emuName).VersionID()
 	srv.ResetCalls()
 	const throttled = 8
@@ -278,9 +278,9 @@ func TestEmulatorThrottling(t *testing.T) {
 		if gap < delays[i-1] {
 			t.Errorf("retry %d only %v after the previous call: backoff %v", i, gap, delays[i-1])
 		}
-		// The rate limit (burst 2, 1 a second): no three calls within a second.
-		if i >= 2 && times[i].Sub(times[i-2]) < DefaultRefreshEvery {
-			t.Errorf("retries %d and %d within %v of call %d: the rate limit allows 2 a second", i-1, i, times[i].Sub(times[i-2]), i-2)
+		// The rate limit (a burst, then 1 a second): no burst+1 calls within a second.
+		if b := DefaultRefreshBurst; i >= b && times[i].Sub(times[i-b]) < DefaultRefreshEvery {
+			t.Errorf("calls %d..%d within %v: the rate limit allows %d a second", i-b, i, times[i].Sub(times[i-b]), b)
 		}
 		distinct[delays[i-1]] = true
 	}
@@ -310,7 +310,7 @@ func TestEmulatorColdThrottling(t *testing.T) {
 	bo := &recBackoff{}
 	var failures []RefreshFailedEvent
 	c := newTestCache(t, src, withClock(fc), withRand(seqRand(5)), WithBackoff(bo),
-		WithHooks(Hooks{RefreshFailed: func(e RefreshFailedEvent) { mu.Lock(); failures = append(failures, e); mu.Unlock() }}))
+		WithHooks(Hooks{RefreshFailed: func(_ context.Context, e RefreshFailedEvent) { mu.Lock(); failures = append(failures, e); mu.Unlock() }}))
 	const throttled = 3
 	srv.InjectFault(kmstest.Fault{Action: getAction, Code: "Rejected.Throttling", Times: throttled})
 

@@ -57,7 +57,7 @@ func ExampleNew_options() {
 		cache.WithMaxStaleness(6*time.Hour),
 		cache.WithRefreshLimit(2*time.Second, 3),
 		cache.WithHooks(cache.Hooks{
-			ServingStale: func(e cache.StaleEvent) { fmt.Println("stale:", e.Name, e.Age) },
+			ServingStale: func(_ context.Context, e cache.StaleEvent) { fmt.Println("stale:", e.Name, e.Age) },
 		}),
 	)
 	if err != nil {

@@ -199,7 +199,7 @@ func (c *Cache) fetchRetrying(ctx context.Context, s *slot, f fetch) (*secretsou
 			}
 			err = &secretsource.Error{Kind: secretsource.KindTimeout, Secret: s.name, Source: "cache",
 				Message: "fetch timed out waiting for the secret's refresh rate limit", Err: err}
-			c.onFailure(s, f.reason, err, c.cfg.clock.Now(), time.Time{}, 0, 0) // no fetch made; a rejected or persisted value is served stale
+			c.onFailure(ctx, s, f.reason, err, c.cfg.clock.Now(), time.Time{}, 0, 0) // no fetch made; a rejected or persisted value is served stale
 			return nil, err
 		}
 	}
@@ -216,13 +216,13 @@ func (c *Cache) fetchRetrying(ctx context.Context, s *slot, f fetch) (*secretsou
 			return nil, ErrClosed
 		}
 		if err == nil {
-			c.onSuccess(s, f.reason, sec, now, now.Sub(start))
+			c.onSuccess(ctx, s, f.reason, sec, now, now.Sub(start))
 			return sec, nil
 		}
 		if ctx.Err() != nil { // the fetch timeout passed: no time left to retry
 			deadline = time.Time{}
 		}
-		retry := c.onFailure(s, f.reason, err, now, deadline, attempt, now.Sub(start))
+		retry := c.onFailure(ctx, s, f.reason, err, now, deadline, attempt, now.Sub(start))
 		if retry == nil {
 			return nil, err
 		}
@@ -259,7 +259,7 @@ func checkFetched(sec *secretsource.Secret, name string) error {
 
 // onSuccess stores sec as the value of s, keeps the version it replaced
 // (Replaced), schedules the next refresh and reports it.
-func (c *Cache) onSuccess(s *slot, reason Reason, sec *secretsource.Secret, now time.Time, took time.Duration) {
+func (c *Cache) onSuccess(ctx context.Context, s *slot, reason Reason, sec *secretsource.Secret, now time.Time, took time.Duration) {
 	e := &entry{secret: sec, fetchedAt: now, serve: true, state: stateFresh}
 	next := c.cfg.policy.NextRefresh(sec, now, c.cfg.rnd)
 	if next < 0 {
@@ -313,8 +313,8 @@ func (c *Cache) onSuccess(s *slot, reason Reason, sec *secretsource.Secret, now 
 		slog.String("version", sec.VersionID()), slog.Bool("changed", changed), slog.String("reason", string(reason)),
 		slog.Duration("took", took), slog.Duration("next_refresh", next))
 	if h := c.cfg.hooks.Refreshed; h != nil {
-		h(RefreshedEvent{Name: s.name, Version: sec.VersionID(), Previous: prevVersion, Changed: changed,
-			Took: took, NextRefresh: next, Reason: reason})
+		h(ctx, RefreshedEvent{Name: s.name, Version: sec.VersionID(), Previous: prevVersion, Changed: changed,
+			Took: took, NextRefresh: next, Reason: reason, Origin: sec.Origin()})
 	}
 }
 
@@ -328,7 +328,7 @@ func (c *Cache) onSuccess(s *slot, reason Reason, sec *secretsource.Secret, now 
 // It then returns the plan; otherwise it holds the error (callers get it
 // without the source being asked) for WithErrorHold after a permanent error,
 // and for the backoff delay, at most WithErrorHold, after a retryable one.
-func (c *Cache) onFailure(s *slot, reason Reason, err error, now, deadline time.Time, flightAttempt int, took time.Duration) *coldRetry {
+func (c *Cache) onFailure(ctx context.Context, s *slot, reason Reason, err error, now, deadline time.Time, flightAttempt int, took time.Duration) *coldRetry {
 	retryable := secretsource.IsRetryable(err)
 	var retry *coldRetry
 	s.mu.Lock()
@@ -361,14 +361,14 @@ func (c *Cache) onFailure(s *slot, reason Reason, err error, now, deadline time.
 		slog.String("reason", string(reason)), slog.Int("attempt", attempt), slog.Bool("retryable", retryable),
 		slog.Duration("retry_in", delay), slog.Any("error", err))
 	if h := c.cfg.hooks.RefreshFailed; h != nil {
-		h(RefreshFailedEvent{Name: s.name, Err: err, Retryable: retryable, Attempt: attempt, RetryIn: delay, Reason: reason,
+		h(ctx, RefreshFailedEvent{Name: s.name, Err: err, Retryable: retryable, Attempt: attempt, RetryIn: delay, Reason: reason,
 			Took: took})
 	}
 	if stale != nil {
 		c.log.LogAttrs(c.ctx, level, "cache: serving stale secret", slog.String("secret", s.name),
 			slog.String("version", stale.Version), slog.Duration("age", stale.Age), slog.Duration("expires_in", stale.ExpiresIn))
 		if h := c.cfg.hooks.ServingStale; h != nil {
-			h(*stale)
+			h(ctx, *stale)
 		}
 	}
 	return retry

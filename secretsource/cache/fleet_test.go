@@ -81,7 +81,7 @@ func TestFleetSpreadsRefreshes(t *testing.T) {
 	caches := make([]*Cache, processes)
 	for p := range caches {
 		caches[p] = newTestCache(t, src, withClock(fc), withRand(seqRand(mix(uint64(p)))), WithTTL(ttl),
-			WithHooks(Hooks{Refreshed: func(e RefreshedEvent) {
+			WithHooks(Hooks{Refreshed: func(_ context.Context, e RefreshedEvent) {
 				if e.Version == "v2" && e.Changed {
 					var s int
 					fmt.Sscanf(e.Name, "secret-%d", &s)

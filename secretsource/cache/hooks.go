@@ -1,26 +1,36 @@
 package cache
 
 import (
+	"context"
 	"time"
 
 	"github.com/kmsdb/kmsdb/secretsource"
 )
 
-// Hooks are called by the cache from its background work (never from the hot
-// path of GetSecret). They run synchronously: keep them fast and do not call
-// back into the cache from them. Any field may be nil. Events carry names and
-// version ids, never secret values.
+// Hooks are called by the cache from its fetches and timers (never from the
+// hot path of GetSecret). They run synchronously: keep them fast and do not
+// call back into the cache from them. Any field may be nil. Events carry
+// names, version ids and where a fetch went, never secret values.
+//
+// ctx is the context of the fetch the event ends: for a fetch a caller
+// started (a GetSecret that found nothing to serve, Refresh,
+// GetSecretVersion) it carries the values of that caller's context, such as
+// its trace span, without its cancellation; for the cache's own refreshes,
+// retries and evictions it carries none. It may be done by the time of the
+// call: use it for its values, not to start work.
 type Hooks struct {
-	// Refreshed is called after every successful fetch.
-	Refreshed func(RefreshedEvent)
+	// Refreshed is called after every successful fetch, of the current
+	// version (GetSecret, Refresh, the refresh timer) or of another one
+	// (GetSecretVersion: Reason is ReasonVersion).
+	Refreshed func(ctx context.Context, e RefreshedEvent)
 	// RefreshFailed is called after every failed fetch.
-	RefreshFailed func(RefreshFailedEvent)
+	RefreshFailed func(ctx context.Context, e RefreshFailedEvent)
 	// ServingStale is called when a fetch failed and callers keep getting an
 	// older value; Age says how old it is.
-	ServingStale func(StaleEvent)
+	ServingStale func(ctx context.Context, e StaleEvent)
 	// Evicted is called when a value stops being served because it exceeded
 	// the maximum staleness (WithMaxStaleness) without a successful refresh.
-	Evicted func(EvictedEvent)
+	Evicted func(ctx context.Context, e EvictedEvent)
 }
 
 // Reason says what made the cache fetch a secret; hook events and log lines
@@ -35,10 +45,12 @@ const (
 	ReasonInvalidated Reason = "invalidated" // Invalidate named the served version
 	ReasonRetry       Reason = "retry"       // the background retry after a failed refresh of a served value
 	ReasonWarmStart   Reason = "warm-start"  // the first fetch of a value loaded from the Store
-	ReasonVersion     Reason = "version"     // GetSecretVersion (only in RefreshFailedEvent; see VersionRef)
+	ReasonVersion     Reason = "version"     // GetSecretVersion asked for a version other than the current one (see VersionRef)
 )
 
-// RefreshedEvent describes a successful fetch.
+// RefreshedEvent describes a successful fetch. A fetch of another version
+// than the current one (Reason ReasonVersion) leaves Previous, Changed and
+// NextRefresh zero: it replaces nothing and schedules nothing.
 type RefreshedEvent struct {
 	Name        string
 	Version     string
@@ -47,6 +59,12 @@ type RefreshedEvent struct {
 	Took        time.Duration // how long the fetch took
 	NextRefresh time.Duration // when the next background refresh is due
 	Reason      Reason        // what triggered the fetch
+	// VersionRef is the version GetSecretVersion asked for when Reason is
+	// ReasonVersion (zero otherwise).
+	VersionRef secretsource.VersionRef
+	// Origin is the source, region or endpoint and request id of the call
+	// that answered (Secret.Origin; zero when the source does not say).
+	Origin secretsource.Origin
 }
 
 // RefreshFailedEvent describes a failed fetch.

@@ -23,8 +23,8 @@ func TestHookReasons(t *testing.T) {
 	var ok, failed []Reason
 	var refs []secretsource.VersionRef
 	hooks := Hooks{
-		Refreshed: func(e RefreshedEvent) { mu.Lock(); ok = append(ok, e.Reason); mu.Unlock() },
-		RefreshFailed: func(e RefreshFailedEvent) {
+		Refreshed: func(_ context.Context, e RefreshedEvent) { mu.Lock(); ok = append(ok, e.Reason); mu.Unlock() },
+		RefreshFailed: func(_ context.Context, e RefreshFailedEvent) {
 			mu.Lock()
 			failed, refs = append(failed, e.Reason), append(refs, e.VersionRef)
 			mu.Unlock()
@@ -98,7 +98,7 @@ func TestRefreshFailedEventTook(t *testing.T) {
 	src.setErr(&secretsource.Error{Kind: secretsource.KindAccessDenied, Secret: "db", Source: "fake", Code: "Forbidden.NoPermission"})
 	var mu sync.Mutex
 	var took []time.Duration
-	c := newTestCache(t, slowFailing{src, pause}, WithHooks(Hooks{RefreshFailed: func(e RefreshFailedEvent) {
+	c := newTestCache(t, slowFailing{src, pause}, WithHooks(Hooks{RefreshFailed: func(_ context.Context, e RefreshFailedEvent) {
 		mu.Lock()
 		took = append(took, e.Took)
 		mu.Unlock()
@@ -118,5 +118,56 @@ func TestRefreshFailedEventTook(t *testing.T) {
 		if d < pause {
 			t.Errorf("event %d: Took = %v, want at least the source's %v", i, d, pause)
 		}
+	}
+}
+
+// hookKey marks the context of a caller.
+type hookKey struct{}
+
+// TestHookContext: a hook gets the context of the fetch it ends, with the
+// values of the caller that started it (GetSecret, GetSecretVersion), and
+// none for the cache's own refreshes; a successful GetSecretVersion fetch
+// is a RefreshedEvent with ReasonVersion, its VersionRef and the Origin the
+// source gave.
+func TestHookContext(t *testing.T) {
+	fc := clock.NewFake(t0)
+	src := newFakeSource(fc)
+	type seen struct {
+		e      RefreshedEvent
+		caller any
+	}
+	var mu sync.Mutex
+	var got []seen
+	hooks := Hooks{Refreshed: func(ctx context.Context, e RefreshedEvent) {
+		mu.Lock()
+		got = append(got, seen{e, ctx.Value(hookKey{})})
+		mu.Unlock()
+	}}
+	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)), WithRefreshLimit(time.Nanosecond, 100), WithHooks(hooks))
+	ctx := context.WithValue(context.Background(), hookKey{}, "caller")
+	if _, err := c.GetSecret(ctx, "db"); err != nil {
+		t.Fatal(err)
+	}
+	src.rotate("db")
+	ref := secretsource.VersionRef{Stage: secretsource.StagePrevious}
+	prev, err := c.GetSecretVersion(ctx, "db", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.Advance(10 * time.Minute) // the scheduled refresh falls due within one TTL
+	eventually(t, "the scheduled refresh", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 3 })
+
+	mu.Lock()
+	defer mu.Unlock()
+	if g := got[0]; g.e.Reason != ReasonCold || g.caller != "caller" {
+		t.Errorf("cold fetch: reason %q, caller's value %v", g.e.Reason, g.caller)
+	}
+	g := got[1]
+	if g.e.Reason != ReasonVersion || g.caller != "caller" || g.e.VersionRef != ref || g.e.Version != prev.VersionID() ||
+		g.e.Previous != "" || g.e.Changed || g.e.NextRefresh != 0 {
+		t.Errorf("version fetch: %+v, caller's value %v", g.e, g.caller)
+	}
+	if g := got[2]; g.e.Reason != ReasonScheduled || g.caller != nil {
+		t.Errorf("scheduled refresh: reason %q, caller's value %v (want none)", g.e.Reason, g.caller)
 	}
 }

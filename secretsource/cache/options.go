@@ -149,7 +149,7 @@ func WithCloseTimeout(d time.Duration) Option {
 
 // WithRefreshLimit sets the per-secret rate limit shared by every fetch of
 // that secret: scheduled refreshes, retries, Invalidate and Refresh. At most
-// burst fetches at once, then one per every (default one per second, burst 2).
+// burst fetches at once, then one per every (default one per second, burst 3).
 func WithRefreshLimit(every time.Duration, burst int) Option {
 	return func(c *config) {
 		if every <= 0 || burst < 1 {

@@ -20,7 +20,7 @@ func TestOutageServesStale(t *testing.T) {
 	var stale []StaleEvent
 	var failed int
 	c := newTestCache(t, src, withClock(fc), withRand(seqRand(42)), WithBackoff(bo),
-		WithHooks(Hooks{ServingStale: func(e StaleEvent) { stale = append(stale, e) }, RefreshFailed: func(RefreshFailedEvent) { failed++ }}))
+		WithHooks(Hooks{ServingStale: func(_ context.Context, e StaleEvent) { stale = append(stale, e) }, RefreshFailed: func(context.Context, RefreshFailedEvent) { failed++ }}))
 	mustGet(t, c, "db")
 	src.setErr(errUnavailable)
 	outageStart := fc.Now()
@@ -111,7 +111,7 @@ func TestOutageRateLimitFloor(t *testing.T) {
 		t.Errorf("calls = %d, more than the rate limit allows (%d)", calls, bound)
 	}
 	times := src.Times()
-	for i := 3; i < len(times); i++ {
+	for i := DefaultRefreshBurst + 1; i < len(times); i++ { // the first call and the burst aside
 		if gap := times[i].Sub(times[i-1]); gap < DefaultRefreshEvery {
 			t.Fatalf("calls %d and %d only %v apart", i-1, i, gap)
 		}
@@ -128,7 +128,7 @@ func TestPermanentErrorNotHammered(t *testing.T) {
 		src := newFakeSource(fc)
 		var ev []RefreshFailedEvent
 		c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)),
-			WithHooks(Hooks{RefreshFailed: func(e RefreshFailedEvent) { ev = append(ev, e) }}))
+			WithHooks(Hooks{RefreshFailed: func(_ context.Context, e RefreshFailedEvent) { ev = append(ev, e) }}))
 		mustGet(t, c, "db")
 		src.setErr(&secretsource.Error{Kind: secretsource.KindAccessDenied, Source: "fake", Code: "Forbidden.NoPermission"})
 		fc.Advance((4*time.Minute + 57*time.Second) / 2) // the first refresh, drawn in the TTL
@@ -184,7 +184,7 @@ func TestMaxStaleness(t *testing.T) {
 	store := newMemStore()
 	var evicted []EvictedEvent
 	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)), WithMaxStaleness(2*time.Hour), WithStore(store),
-		WithHooks(Hooks{Evicted: func(e EvictedEvent) { evicted = append(evicted, e) }}))
+		WithHooks(Hooks{Evicted: func(_ context.Context, e EvictedEvent) { evicted = append(evicted, e) }}))
 	mustGet(t, c, "db")
 	eventually(t, "the store save", func() bool { r, _ := store.Load(context.Background()); return len(r) == 1 })
 	src.setErr(errUnavailable)

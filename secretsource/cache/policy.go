@@ -18,7 +18,7 @@ const (
 	DefaultBackoffBase    = time.Second
 	DefaultBackoffMax     = 5 * time.Minute
 	DefaultRefreshEvery   = time.Second
-	DefaultRefreshBurst   = 2
+	DefaultRefreshBurst   = 3
 	DefaultErrorHold      = 30 * time.Second
 	DefaultFetchTimeout   = 30 * time.Second
 	DefaultCloseTimeout   = 5 * time.Second

@@ -16,7 +16,7 @@ func TestRefreshAhead(t *testing.T) {
 	src := newFakeSource(fc)
 	var events []RefreshedEvent
 	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)),
-		WithHooks(Hooks{Refreshed: func(e RefreshedEvent) { events = append(events, e) }}))
+		WithHooks(Hooks{Refreshed: func(_ context.Context, e RefreshedEvent) { events = append(events, e) }}))
 	mustGet(t, c, "db")
 	// TTL 5 min, jitter 0.02, draw 0.5: the policy says 5m - 0.01*5m = 4m57s;
 	// the first refresh after a cold fetch is drawn in (0, 4m57s]: 0.5 of it.
@@ -137,9 +137,12 @@ func TestRefreshRateLimit(t *testing.T) {
 	fc := clock.NewFake(t0)
 	src := newFakeSource(fc)
 	c := newTestCache(t, src, withClock(fc), withRand(constRand(0.5)))
-	mustGet(t, c, "db") // token 1 of the burst of 2
-	if _, err := c.Refresh(context.Background(), "db"); err != nil || src.Calls() != 2 {
-		t.Fatalf("first Refresh: %v, calls %d", err, src.Calls())
+	const burst = DefaultRefreshBurst
+	mustGet(t, c, "db") // token 1 of the burst
+	for i := 2; i <= burst; i++ {
+		if _, err := c.Refresh(context.Background(), "db"); err != nil || src.Calls() != i {
+			t.Fatalf("Refresh %d within the burst of %d: %v, calls %d", i-1, burst, err, src.Calls())
+		}
 	}
 	// The burst is spent: 100 impatient Refresh calls join one fetch waiting for a token.
 	for range 100 {
@@ -149,11 +152,11 @@ func TestRefreshRateLimit(t *testing.T) {
 		}
 		cancel()
 	}
-	if n := src.Calls(); n != 2 {
-		t.Fatalf("calls = %d while rate-limited, want 2", n)
+	if n := src.Calls(); n != burst {
+		t.Fatalf("calls = %d while rate-limited, want %d", n, burst)
 	}
 	fc.Advance(DefaultRefreshEvery)
-	eventually(t, "the waiting fetch", func() bool { return src.Calls() == 3 })
+	eventually(t, "the waiting fetch", func() bool { return src.Calls() == burst+1 })
 
 	// A Refresh loop over a simulated 20 s: no more than one call per second.
 	done := make(chan struct{})
@@ -173,13 +176,13 @@ func TestRefreshRateLimit(t *testing.T) {
 		eventually(t, "the Refresh loop to wait for the rate limit", func() bool { return fc.Pending() == 2 })
 		fc.Advance(DefaultRefreshEvery)
 	}
-	eventually(t, "the last loop fetch", func() bool { return src.Calls() >= 3+19 })
+	eventually(t, "the last loop fetch", func() bool { return src.Calls() >= burst+1+19 })
 	_ = c.Close()
 	<-done
-	if n := src.Calls(); n > 3+20 {
-		t.Errorf("calls = %d over 20 s of Refresh loop, rate limit allows %d", n, 3+20)
+	if n := src.Calls(); n > burst+1+20 {
+		t.Errorf("calls = %d over 20 s of Refresh loop, rate limit allows %d", n, burst+1+20)
 	}
-	t.Logf("Refresh loop: %d loops, %d source calls in 20 simulated seconds", loops.Load(), src.Calls()-3)
+	t.Logf("Refresh loop: %d loops, %d source calls in 20 simulated seconds", loops.Load(), src.Calls()-burst-1)
 }
 
 func TestRefreshJoinsInFlight(t *testing.T) {

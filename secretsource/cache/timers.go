@@ -129,6 +129,6 @@ func (c *Cache) onExpire(s *slot, sec *secretsource.Secret, fetchedAt time.Time)
 	c.log.LogAttrs(c.ctx, slog.LevelError, "cache: evicted secret", slog.String("secret", s.name),
 		slog.String("version", sec.VersionID()), slog.Duration("age", age), slog.String("reason", "max staleness exceeded"))
 	if h := c.cfg.hooks.Evicted; h != nil {
-		h(EvictedEvent{Name: s.name, Version: sec.VersionID(), Age: age})
+		h(c.ctx, EvictedEvent{Name: s.name, Version: sec.VersionID(), Age: age})
 	}
 }

@@ -98,12 +98,16 @@ func (c *Cache) versionFlight(parent context.Context, s *slot, ref secretsource.
 		}
 		if err != nil {
 			if h := c.cfg.hooks.RefreshFailed; h != nil {
-				h(RefreshFailedEvent{Name: name, Err: err, Retryable: secretsource.IsRetryable(err), Attempt: 1,
+				h(fctx, RefreshFailedEvent{Name: name, Err: err, Retryable: secretsource.IsRetryable(err), Attempt: 1,
 					Reason: ReasonVersion, VersionRef: ref, Took: took})
 			}
 			return nil, err
 		}
 		c.storeVersion(s, ref, sec)
+		if h := c.cfg.hooks.Refreshed; h != nil {
+			h(fctx, RefreshedEvent{Name: name, Version: sec.VersionID(), Took: took, Reason: ReasonVersion,
+				VersionRef: ref, Origin: sec.Origin()})
+		}
 		return sec, nil
 	}
 }

@@ -103,6 +103,9 @@ func TestGetSecret(t *testing.T) {
 	if !strings.Contains(s.ExtendedConfig(), "SingleUser") {
 		t.Errorf("ExtendedConfig = %q", s.ExtendedConfig())
 	}
+	if o := s.Origin(); o.Source != "dkms" || !strings.Contains(o.Region, "cn-hangzhou") || o.RequestID == "" {
+		t.Errorf("Origin = %+v, want dkms, the endpoint and a request id", o)
+	}
 	if _, err := in.srv.RotateSecret(secretName); err != nil {
 		t.Fatal(err)
 	}

@@ -83,6 +83,7 @@ func (s *Source) fetch(ctx context.Context, ep *endpoint, name string, ref secre
 		VersionID: r.VersionId, VersionStages: r.VersionStages, CreateTime: r.CreateTime,
 		AutomaticRotation: r.AutomaticRotation, RotationInterval: r.RotationInterval,
 		NextRotationDate: r.NextRotationDate, LastRotationDate: r.LastRotationDate, ExtendedConfig: r.ExtendedConfig,
+		Origin: secretsource.Origin{Source: "dkms", Region: where, RequestID: wire.Token(r.RequestId)},
 	}.Secret(name, ref)
 	if err != nil {
 		var e *secretsource.Error

@@ -195,7 +195,9 @@ func (s *Source) GetSecretVersion(ctx context.Context, name string, ref secretso
 		return nil, &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name, Source: "kms", Region: region,
 			Message: "the SDK reported success without an answer from KMS"}
 	}
-	sec, warnings, err := x.answer.response().Secret(name, ref)
+	resp := x.answer.response()
+	resp.Origin = secretsource.Origin{Source: "kms", Region: region, RequestID: wire.Token(x.answer.RequestID)}
+	sec, warnings, err := resp.Secret(name, ref)
 	if err != nil {
 		var e *secretsource.Error
 		if errors.As(err, &e) {

@@ -107,6 +107,9 @@ func TestGetSecretHTTPS(t *testing.T) {
 	if !strings.Contains(s.ExtendedConfig(), "SingleUser") {
 		t.Errorf("ExtendedConfig = %q", s.ExtendedConfig())
 	}
+	if o := s.Origin(); o.Source != "kms" || o.Region != region || o.RequestID == "" {
+		t.Errorf("Origin = %+v, want kms, %s and a request id", o, region)
+	}
 	assertNoLeak(t, logs.String())
 }
 

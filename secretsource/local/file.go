@@ -206,6 +206,7 @@ func localVersion(name string, m map[string]any, versionKey, stage string) (*sec
 	if err := localMetadata(&f, m, bad); err != nil {
 		return nil, err
 	}
+	f.Origin = secretsource.Origin{Source: "local"}
 	return secretsource.NewSecret(f), nil
 }
 

@@ -106,7 +106,8 @@ func FromMap(secrets map[string]string) Option {
 
 func localText(name, value string) *secretsource.Secret {
 	return secretsource.NewSecret(secretsource.Fields{Name: name, VersionID: "local", VersionStages: []string{secretsource.StageCurrent},
-		SecretType: secretsource.TypeGeneric, DataType: secretsource.DataText, Value: []byte(value)})
+		SecretType: secretsource.TypeGeneric, DataType: secretsource.DataText, Value: []byte(value),
+		Origin: secretsource.Origin{Source: "local"}})
 }
 
 // GetSecret returns the ACSCurrent version of name, or an *secretsource.Error of

@@ -32,6 +32,7 @@ type Response struct {
 	NextRotationDate  string
 	LastRotationDate  string
 	ExtendedConfig    string
+	Origin            secretsource.Origin // the call that brought the answer
 }
 
 // String shows the metadata of r, never SecretData.
@@ -75,6 +76,7 @@ func (r Response) Secret(name string, ref secretsource.VersionRef) (*secretsourc
 		DataType:          strings.ToLower(r.SecretDataType),
 		AutomaticRotation: strings.EqualFold(r.AutomaticRotation, "Enabled"),
 		ExtendedConfig:    r.ExtendedConfig,
+		Origin:            r.Origin,
 	}
 	if err := CheckAnswer(secretsource.NewSecret(f), name, ref); err != nil {
 		return nil, nil, err

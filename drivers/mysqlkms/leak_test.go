@@ -1,0 +1,98 @@
+package mysqlkms
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/internal/testdb"
+)
+
+// TestFailedLoginErrorsHoldNoPassword is an attacker's test: for real logins
+// MariaDB rejects (the secret's password is wrong), failing at once, past
+// the grace period and at the caller's deadline within it, nothing reachable
+// from the error or from the LoginEvent's Err (errors.Unwrap trees,
+// errors.As to every exported error type of the MySQL driver, pgx, net,
+// url, os, and a reflection walk of every field, exported or not) holds the
+// password that was tried, nor the one of the base DSN. The driver's
+// *mysql.MySQLError stays reachable.
+func TestFailedLoginErrorsHoldNoPassword(t *testing.T) {
+	const (
+		tried  = "Tried-Pw-Leak-5501"
+		basePw = "Base-Dsn-Pw-7702"
+	)
+	e := newEnv(t)
+	user := e.srv.CreateUser(t, "leak", "leak-real-pw-1")
+	var mu sync.Mutex
+	var events []connector.LoginEvent
+	prev := connector.DefaultObserver()
+	o := prev
+	o.Login = func(_ context.Context, ev connector.LoginEvent) {
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	}
+	connector.SetDefaultObserver(o)
+	t.Cleanup(func() { connector.SetDefaultObserver(prev) })
+	for _, sc := range []struct {
+		name    string
+		grace   time.Duration
+		timeout time.Duration
+		tries   int
+	}{
+		{"no grace", -1, time.Minute, 1},
+		{"rejected past grace", 100 * time.Millisecond, time.Minute, 2},
+		{"deadline in grace", time.Minute, 300 * time.Millisecond, 1},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			secret := testdb.UniqueName("leak")
+			e.secrets.PutAccount(secret, e.srv.Account(user, tried))
+			db := e.open(t, secret, WithGracePeriod(sc.grace), WithDSN("u:"+basePw+"@tcp("+e.srv.Addr()+")/"))
+			var errs []error
+			for range sc.tries {
+				ctx, cancel := context.WithTimeout(context.Background(), sc.timeout)
+				err := db.PingContext(ctx)
+				cancel()
+				if err == nil {
+					t.Fatal("a login with the wrong password succeeded")
+				}
+				errs = append(errs, err)
+			}
+			mu.Lock()
+			for _, ev := range events {
+				if ev.Secret == secret {
+					errs = append(errs, ev.Err)
+				}
+			}
+			mu.Unlock()
+			if len(errs) < sc.tries+1 {
+				t.Errorf("%d errors and events, want at least %d: no LoginEvent?", len(errs), sc.tries+1)
+			}
+			for i, err := range errs {
+				if err == nil {
+					t.Errorf("error %d is nil", i)
+					continue
+				}
+				for _, pw := range []string{tried, basePw} {
+					for _, leak := range testdb.ErrorLeaks(err, pw) {
+						t.Errorf("error %d leaks a password at %s", i, leak)
+					}
+				}
+				var ce *connector.Error
+				if !errors.As(err, &ce) || ce.Class != connector.AuthFailure {
+					t.Errorf("error %d: not an AuthFailure *connector.Error: %v", i, err)
+				}
+				var me *mysql.MySQLError
+				if !errors.As(err, &me) || me.Number != 1045 {
+					t.Errorf("error %d: *mysql.MySQLError 1045 not reachable: %v", i, err)
+				}
+			}
+			t.Log(errs[0])
+		})
+	}
+}

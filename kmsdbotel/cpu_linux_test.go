@@ -1,0 +1,3 @@
+package kmsdbotel_test
+
+const rusageThread = 1 // RUSAGE_THREAD
