@@ -155,6 +155,19 @@ func TestCLIProfileModes(t *testing.T) {
 			t.Fatal("not the external command")
 		}
 	})
+	t.Run("External runs", func(t *testing.T) {
+		script := writeFile(t, "cred.sh", "#!/bin/sh\necho '{\"mode\":\"AK\",\"access_key_id\":\"ext-id\",\"access_key_secret\":\"ext-secret\"}'\n")
+		if err := os.Chmod(script, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("ALIBABA_CLOUD_CONFIG_FILE", writeFile(t, "ext.json", cliConfig("x",
+			`{"name":"x","mode":"External","process_command":"`+script+`"}`)))
+		t.Setenv("ALIBABA_CLOUD_PROFILE", "")
+		p, _ := NewCLIProfile("", "", HTTPOptions{})
+		if cc, err := p.GetCredentials(); err != nil || cc.AccessKeyId != "ext-id" || !strings.HasPrefix(cc.ProviderName, "cli_profile/") {
+			t.Fatalf("%v %+v", err, cc)
+		}
+	})
 	t.Run("ALIBABA_CLOUD_CONFIG_FILE", func(t *testing.T) {
 		t.Setenv("ALIBABA_CLOUD_PROFILE", "")
 		other := writeFile(t, "cli.json", cliConfig("sts", stsProfile))
@@ -300,8 +313,9 @@ func TestCLIProfileRefusedModes(t *testing.T) {
 	}
 }
 
-// tunnel is an HTTP proxy that tunnels every CONNECT to target, whatever
-// host it names: STS requests for sts.*.aliyuncs.com reach a loopback server.
+// tunnel is an HTTP proxy that tunnels a CONNECT to a loopback address as
+// asked (a followed redirect to the thief reaches the thief) and any other
+// to target: STS requests for sts.*.aliyuncs.com reach a loopback server.
 type tunnel struct {
 	srv   *httptest.Server
 	mu    sync.Mutex
@@ -317,7 +331,11 @@ func startTunnel(t *testing.T, target string) *tunnel {
 			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
 			return
 		}
-		up, err := net.Dial("tcp", target)
+		to := target
+		if strings.HasPrefix(r.Host, "127.0.0.1:") {
+			to = r.Host
+		}
+		up, err := net.Dial("tcp", to)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -388,14 +406,14 @@ func TestProfilesRedirectsNotFollowed(t *testing.T) {
 				o.TLSConfig.ServerName = "example.com" // named by httptest's certificate
 			}
 			cc, err := NewChain(o).GetCredentials()
-			if err == nil {
-				t.Fatalf("credentials from %s", cc.ProviderName)
-			}
 			if h.hits.Load() == 0 {
 				t.Fatal("the hostile server was not reached: the test proves nothing")
 			}
 			if n := h.stolen.Load(); n != 0 {
 				t.Errorf("the redirect target got %d requests", n)
+			}
+			if err == nil {
+				t.Fatalf("credentials from %s", cc.ProviderName)
 			}
 			outer := "cli_profile: profile \"" + strings.Split(strings.TrimPrefix(c.cli, `{"current":"`), `"`)[0] + "\": "
 			if c.ini != "" {
