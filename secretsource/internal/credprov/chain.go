@@ -1,6 +1,7 @@
 package credprov
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"sync"
@@ -15,14 +16,20 @@ import (
 //
 //  1. ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET[/SECURITY_TOKEN] (credentials-go)
 //  2. OIDC from ALIBABA_CLOUD_ROLE_ARN, _OIDC_PROVIDER_ARN, _OIDC_TOKEN_FILE (ours)
-//  3. the Alibaba Cloud CLI profile, ~/.aliyun/config.json (credentials-go)
-//  4. the credentials file, ~/.alibabacloud/credentials (credentials-go)
+//  3. the Alibaba Cloud CLI profile, ~/.aliyun/config.json (ours: CLIProfile)
+//     unless ALIBABA_CLOUD_CLI_PROFILE_DISABLED=true
+//  4. the credentials file, ~/.alibabacloud/credentials (ours: Profile)
 //  5. the ECS instance's RAM role (ours) unless ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
 //  6. ALIBABA_CLOUD_CREDENTIALS_URI (ours)
 //
-// A profile (3 or 4) that assumes a role or reads the metadata service still
-// does so through credentials-go's HTTP client, which follows redirects: set
-// the credential type explicitly to avoid that.
+// A profile (3 or 4) that assumes a role, reads the metadata service or
+// exchanges an OIDC token does so through this package's providers, so no
+// request of the chain follows a redirect. A CLI profile in CloudSSO or
+// OAuth mode, which only credentials-go's HTTP client could serve, is an
+// error that ends the chain (where credentials-go would have used that
+// profile, the next provider would be another identity); any other failure
+// of a provider, a missing file or profile included, moves on to the next,
+// as in credentials-go.
 type Chain struct {
 	mu    sync.Mutex
 	chain []providers.CredentialsProvider
@@ -40,12 +47,10 @@ func NewChain(http HTTPOptions) *Chain {
 	if p, err := NewOIDCRoleARN(OIDCOptions{}, STSOptions{HTTP: http}); err == nil {
 		c.chain = append(c.chain, p)
 	}
-	if p, err := providers.NewCLIProfileCredentialsProviderBuilder().Build(); err == nil {
+	if p, err := NewCLIProfile("", "", http); err == nil {
 		c.chain = append(c.chain, p)
 	}
-	if p, err := providers.NewProfileCredentialsProviderBuilder().Build(); err == nil {
-		c.chain = append(c.chain, p)
-	}
+	c.chain = append(c.chain, NewProfile("", http))
 	if p, err := NewECSRAMRole(ECSOptions{HTTP: http}); err == nil {
 		c.chain = append(c.chain, p)
 	}
@@ -74,6 +79,9 @@ func (c *Chain) GetCredentials() (*providers.Credentials, error) {
 	var msgs []string
 	for _, p := range c.chain {
 		cc, err := p.GetCredentials()
+		if errors.Is(err, errRefusedMode) {
+			return nil, err
+		}
 		if err != nil {
 			msgs = append(msgs, wire.Scrub(err.Error()))
 			continue

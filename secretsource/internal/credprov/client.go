@@ -1,8 +1,9 @@
 // Package credprov holds kmsdb's own providers of the credential types that
 // fetch temporary credentials over the network: ram_role_arn (STS
 // AssumeRole), oidc_role_arn (STS AssumeRoleWithOIDC), ecs_ram_role (the ECS
-// instance metadata service) and credentials_uri, plus the default chain
-// built from them. They satisfy credentials-go's providers.CredentialsProvider
+// instance metadata service) and credentials_uri, readers of the Alibaba
+// Cloud CLI profile and of the credentials file that serve their profiles
+// with these providers, and the default chain built from them all. They satisfy credentials-go's providers.CredentialsProvider
 // and send the same requests as credentials-go v1.4.14's providers, with the
 // same defaults, but over an HTTP client of their own that never follows a
 // redirect (the STS request is signed, the OIDC request carries the token,

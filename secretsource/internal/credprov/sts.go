@@ -239,6 +239,9 @@ type OIDCOptions struct {
 	// token is rotated in place). Empty: ALIBABA_CLOUD_OIDC_TOKEN_FILE.
 	// ALIBABA_CLOUD_OIDC_TOKEN, when set, is the token itself.
 	OIDCTokenFile string
+	// OIDCToken, when set, is the token itself, ahead of
+	// ALIBABA_CLOUD_OIDC_TOKEN and OIDCTokenFile (a CLI profile's oidc_token).
+	OIDCToken string
 }
 
 // OIDCRoleARN assumes a RAM role with STS AssumeRoleWithOIDC (unsigned: the
@@ -254,10 +257,11 @@ type OIDCRoleARN struct {
 // NewOIDCRoleARN builds the provider.
 func NewOIDCRoleARN(oidc OIDCOptions, o STSOptions) (*OIDCRoleARN, error) {
 	const name = "oidc_role_arn"
-	if os.Getenv("ALIBABA_CLOUD_OIDC_TOKEN") == "" && oidc.OIDCTokenFile == "" {
+	noToken := oidc.OIDCToken == "" && os.Getenv("ALIBABA_CLOUD_OIDC_TOKEN") == ""
+	if noToken && oidc.OIDCTokenFile == "" {
 		oidc.OIDCTokenFile = os.Getenv("ALIBABA_CLOUD_OIDC_TOKEN_FILE")
 	}
-	if os.Getenv("ALIBABA_CLOUD_OIDC_TOKEN") == "" && oidc.OIDCTokenFile == "" {
+	if noToken && oidc.OIDCTokenFile == "" {
 		return nil, configError(name, "the OIDCTokenFilePath is empty")
 	}
 	if oidc.OIDCProviderARN == "" {
@@ -280,6 +284,9 @@ func NewOIDCRoleARN(oidc OIDCOptions, o STSOptions) (*OIDCRoleARN, error) {
 
 // token reads the OIDC token. Errors name the file, never its content.
 func (p *OIDCRoleARN) token() (string, error) {
+	if p.oidc.OIDCToken != "" {
+		return p.oidc.OIDCToken, nil
+	}
 	if t := os.Getenv("ALIBABA_CLOUD_OIDC_TOKEN"); t != "" {
 		return t, nil
 	}
