@@ -272,8 +272,9 @@ func (p *providerAdapter) GetCredentials() (*sdkcreds.Credentials, error) {
 }
 
 // get calls the credential under the lock. A provider that panics on an odd
-// answer (credentials-go's providers in a CLI profile or credentials file
-// dereference fields they did not check) is an error, and leaves the lock
+// answer (credentials-go's network providers, reachable only through a
+// credentials-go Credential passed in code, dereference fields they did not
+// check) is an error, and leaves the lock
 // free for the next call.
 func (p *providerAdapter) get() (m *credentials.CredentialModel, err error) {
 	p.mu.Lock()
