@@ -11,13 +11,17 @@ var (
 	reURLQuery = regexp.MustCompile(`(?i)((?:https?://)?[A-Za-z0-9.\-:\[\]]*/[^\s"'?]*)\?[^\s"']*`)
 	// A sensitive key and its separator, in key=value, key: value, "key":"value"
 	// and JSON escaped inside JSON (\"key\":\"value\"), at any depth; the value
-	// after it is found by sensitiveValueEnd.
-	reSensitive = regexp.MustCompile(`(?i)(?:AccessKeySecret|AccessKeyId|SecurityToken|Signature|` +
-		`SessionAccessKeySecret|SessionAccessKeyId|BearerToken|Password|PrivateKey|PrivateKeyData|` +
-		`Authorization|OIDCToken|Token|SecretData)(?:\\*")?\s*[:=]\s*`)
+	// after it is found by sensitiveValueEnd. Keys are matched in CamelCase
+	// and in snake_case or kebab-case (access_key_secret, sts_token,
+	// client_key_password: the CLI configuration's and credentials-go's
+	// names).
+	reSensitive = regexp.MustCompile(`(?i)(?:access[_-]?key[_-]?(?:secret|id)|security[_-]?token|sts[_-]?token|` +
+		`signature|bearer[_-]?token|password|passwd|private[_-]?key(?:[_-]?data)?|authorization|` +
+		`oidc[_-]?token|token|secret[_-]?data|client[_-]?key[_-]?password)(?:\\*")?\s*[:=]\s*`)
 	// The userinfo of a URL (scheme://user:password@host): proxy URLs carry
-	// their credentials there.
-	reUserinfo     = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@"'?#]+@`)
+	// their credentials there. It runs to the last '@' of the authority: a
+	// password may hold an unescaped '@' (http://u:p@ss@proxy:8080).
+	reUserinfo     = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)[^/\s"'?#]+@`)
 	reStringToSign = regexp.MustCompile(`(?i)string to sign`)
 	reBearer       = regexp.MustCompile(`(?i)\b(Bearer)\s+[A-Za-z0-9+/=._~-]+`)
 )

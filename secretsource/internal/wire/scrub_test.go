@@ -76,3 +76,49 @@ func FuzzScrub(f *testing.F) {
 		}
 	})
 }
+
+// TestScrubSnakeCase: the CLI configuration's and credentials-go's key names
+// (snake_case), in JSON and in key=value form, any case.
+func TestScrubSnakeCase(t *testing.T) {
+	cases := []struct{ in, mustNot, keep string }{
+		{`{"mode":"AK","access_key_id":"LTAIsnake1","access_key_secret":"snake-secret-1"}`, "snake-secret-1", `"mode":"AK"`},
+		{`{"access_key_id": "LTAIsnake2", "x": 1}`, "LTAIsnake2", `"x": 1`},
+		{`{"sts_token":"snake-sts-3"}`, "snake-sts-3", ""},
+		{`{"security_token": "snake-sec-4"}`, "snake-sec-4", ""},
+		{`{"oidc_token":"snake-oidc-5"}`, "snake-oidc-5", ""},
+		{`{"client_key_password":"snake-ckp-6"}`, "snake-ckp-6", ""},
+		{`access_key_secret=snake-secret-7 next=ok`, "snake-secret-7", "next=ok"},
+		{`ACCESS_KEY_SECRET = snake-secret-8`, "snake-secret-8", ""},
+		{`Access_Key_Id=LTAIsnake9`, "LTAIsnake9", ""},
+		{`sts-token: snake-sts-10`, "snake-sts-10", ""},
+		{`{\"access_key_secret\":\"snake-esc-11\"}`, "snake-esc-11", ""},
+		{`private_key_data="snake-pk-12"`, "snake-pk-12", ""},
+		{`secret_data=snake-sd-13`, "snake-sd-13", ""},
+	}
+	for _, c := range cases {
+		got := Scrub(c.in)
+		if strings.Contains(got, c.mustNot) {
+			t.Errorf("Scrub(%q) = %q still contains %q", c.in, got, c.mustNot)
+		}
+		if c.keep != "" && !strings.Contains(got, c.keep) {
+			t.Errorf("Scrub(%q) = %q lost %q", c.in, got, c.keep)
+		}
+	}
+}
+
+// TestScrubUserinfoLastAt: the userinfo runs to the authority's last '@'.
+func TestScrubUserinfoLastAt(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{`dial http://u:p@ss@proxy:8080: refused`, `dial http://[REDACTED]@proxy:8080: refused`},
+		{`http://u:a@b@c@proxy:8080/path`, `http://[REDACTED]@proxy:8080/path`},
+		{`socks5://user:pw@127.0.0.1:1080`, `socks5://[REDACTED]@127.0.0.1:1080`},
+		// An '@' after the authority (in the path) is not userinfo.
+		{`https://host.example/a@b`, `https://host.example/a@b`},
+		{`http://u:p@h1 and mail x@y`, `http://[REDACTED]@h1 and mail x@y`},
+	}
+	for _, c := range cases {
+		if got := Scrub(c.in); got != c.want {
+			t.Errorf("Scrub(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
