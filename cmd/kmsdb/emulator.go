@@ -191,7 +191,15 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if db, err = openEmulatorDB(ctx, f.dbAdmin, f.dbName, srv, out); err != nil {
 			return err
 		}
-		defer db.Close() // after srv.Close (deferred later, run earlier): no rotation runs any more
+		// The HTTP servers shut down first (Close waits for the requests in
+		// flight, a RotateSecret among them), then the database pool: in the
+		// other order a rotation in the shutdown window fails with "sql:
+		// database is closed". srv.Close is idempotent: the defer above is
+		// then a no-op.
+		defer func() {
+			srv.Close()
+			_ = db.Close()
+		}()
 		srv.OnRotatePending(db.onPending)
 		if err := db.sync(); err != nil {
 			return err
