@@ -91,9 +91,9 @@ func (a *Admin) myCreate(ctx context.Context, name, password string) error {
 		for _, h := range myHosts {
 			acct := myAccount(name, h)
 			if _, err := conn.ExecContext(ctx, "CREATE USER "+acct+" IDENTIFIED BY "+myLiteral(password)); err != nil {
-				return fmt.Errorf("dbrole: mariadb: create user %s: %w", acct, err)
+				return fmt.Errorf("dbrole: mariadb: create user %s: %w", acct, scrubErr(err, password))
 			}
-			if _, err := conn.ExecContext(ctx, "GRANT ALL PRIVILEGES ON "+myIdent(a.cfg.Database)+".* TO "+acct); err != nil {
+			if _, err := conn.ExecContext(ctx, "GRANT ALL PRIVILEGES ON "+myGrantDB(a.cfg.Database)+".* TO "+acct); err != nil {
 				return fmt.Errorf("dbrole: mariadb: grant on %s to %s: %w", a.cfg.Database, acct, err)
 			}
 		}
@@ -111,15 +111,15 @@ func (a *Admin) myEnsure(ctx context.Context, name, password string) (created bo
 			}
 			if n > 0 {
 				if _, err := conn.ExecContext(ctx, "ALTER USER "+acct+" IDENTIFIED BY "+myLiteral(password)); err != nil {
-					return fmt.Errorf("dbrole: mariadb: set password of %s: %w", acct, err)
+					return fmt.Errorf("dbrole: mariadb: set password of %s: %w", acct, scrubErr(err, password))
 				}
 				continue
 			}
 			if _, err := conn.ExecContext(ctx, "CREATE USER "+acct+" IDENTIFIED BY "+myLiteral(password)); err != nil {
-				return fmt.Errorf("dbrole: mariadb: create user %s: %w", acct, err)
+				return fmt.Errorf("dbrole: mariadb: create user %s: %w", acct, scrubErr(err, password))
 			}
 			created = true
-			if _, err := conn.ExecContext(ctx, "GRANT ALL PRIVILEGES ON "+myIdent(a.cfg.Database)+".* TO "+acct); err != nil {
+			if _, err := conn.ExecContext(ctx, "GRANT ALL PRIVILEGES ON "+myGrantDB(a.cfg.Database)+".* TO "+acct); err != nil {
 				return fmt.Errorf("dbrole: mariadb: grant on %s to %s: %w", a.cfg.Database, acct, err)
 			}
 		}
@@ -133,22 +133,26 @@ func (a *Admin) mySetPassword(ctx context.Context, name, password string) error 
 		for _, h := range myHosts {
 			acct := myAccount(name, h)
 			if _, err := conn.ExecContext(ctx, "ALTER USER "+acct+" IDENTIFIED BY "+myLiteral(password)); err != nil {
-				return fmt.Errorf("dbrole: mariadb: set password of %s: %w", acct, err)
+				return fmt.Errorf("dbrole: mariadb: set password of %s: %w", acct, scrubErr(err, password))
 			}
 		}
 		return nil
 	})
 }
 
-// myForEachHost runs format (with one %s for the account) for each host of user name.
+// myForEachHost runs format (with one %s for the account) for each host of
+// user name, on a session set up by myWithSession (myLiteral quotes the
+// account).
 func (a *Admin) myForEachHost(ctx context.Context, name, format string) error {
-	for _, h := range myHosts {
-		stmt := fmt.Sprintf(format, myAccount(name, h))
-		if _, err := a.db.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("dbrole: mariadb: %s: %w", redactStmt(stmt), err)
+	return a.myWithSession(ctx, func(conn *sql.Conn) error {
+		for _, h := range myHosts {
+			stmt := fmt.Sprintf(format, myAccount(name, h))
+			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("dbrole: mariadb: %s: %w", redactStmt(stmt), err)
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (a *Admin) myDrop(ctx context.Context, name string) error {
@@ -167,10 +171,12 @@ func (a *Admin) myDrop(ctx context.Context, name string) error {
 	for i, h := range myHosts {
 		accts[i] = myAccount(name, h)
 	}
-	if _, err := a.db.ExecContext(ctx, "DROP USER IF EXISTS "+strings.Join(accts, ", ")); err != nil {
-		return fmt.Errorf("dbrole: mariadb: drop user %s: %w", name, err)
-	}
-	return nil
+	return a.myWithSession(ctx, func(conn *sql.Conn) error {
+		if _, err := conn.ExecContext(ctx, "DROP USER IF EXISTS "+strings.Join(accts, ", ")); err != nil {
+			return fmt.Errorf("dbrole: mariadb: drop user %s: %w", name, err)
+		}
+		return nil
+	})
 }
 
 func (a *Admin) myKillSessions(ctx context.Context, name string) error {
@@ -229,6 +235,13 @@ func ErrorNumber(err error) uint16 {
 }
 
 func myIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// myGrantDB quotes database name for a database-level GRANT, where '_' and
+// '%' are wildcards: escaped, the grant covers this database only (not
+// kmsdbXemulator for kmsdb_emulator).
+func myGrantDB(name string) string {
+	return myIdent(strings.NewReplacer(`\`, `\\`, `_`, `\_`, `%`, `\%`).Replace(name))
+}
 
 func myAccount(user, host string) string { return myLiteral(user) + "@" + myLiteral(host) }
 

@@ -87,7 +87,8 @@ func (a *Admin) pgExec(ctx context.Context, stmt string) error {
 const pgLockKey = 0x6b6d7364 // "kmsd"
 
 // pgTx runs f in a transaction on Database holding the DDL advisory lock,
-// with passwords hashed with scram-sha-256 and standard string literals.
+// with passwords hashed with scram-sha-256 (a safety net: pgCreate and
+// pgSetPassword send a verifier) and standard string literals.
 func (a *Admin) pgTx(ctx context.Context, what string, f func(*sql.Tx) error) error {
 	tx, err := a.grantDB.BeginTx(ctx, nil)
 	if err != nil {
@@ -129,16 +130,21 @@ func (a *Admin) pgCreate(ctx context.Context, name, password string) error {
 	if strings.ContainsRune(password, 0) {
 		return errNUL
 	}
-	create := "CREATE ROLE " + pgIdent(name) + " LOGIN PASSWORD " + pgLiteral(password)
+	lit, verifier, err := pgPasswordLiteral(password)
+	if err != nil {
+		return err
+	}
+	create := "CREATE ROLE " + pgIdent(name) + " LOGIN PASSWORD " + lit
 	if a.cfg.Group != "" {
 		// PASSWORD stays last: redactStmt cuts the statement there.
-		create = "CREATE ROLE " + pgIdent(name) + " LOGIN IN ROLE " + pgIdent(a.cfg.Group) + " PASSWORD " + pgLiteral(password)
+		create = "CREATE ROLE " + pgIdent(name) + " LOGIN IN ROLE " + pgIdent(a.cfg.Group) + " PASSWORD " + lit
 	}
-	return a.pgTx(ctx, "create role "+name, func(tx *sql.Tx) error {
+	err = a.pgTx(ctx, "create role "+name, func(tx *sql.Tx) error {
 		return execAll(ctx, tx, create,
 			"GRANT CONNECT, TEMPORARY, CREATE ON DATABASE "+pgIdent(a.cfg.Database)+" TO "+pgIdent(name),
 			"GRANT USAGE, CREATE ON SCHEMA public TO "+pgIdent(name))
 	})
+	return pgScrub(err, password, verifier)
 }
 
 func (a *Admin) pgEnsure(ctx context.Context, name, password string) (bool, error) {
@@ -162,9 +168,27 @@ func (a *Admin) pgSetPassword(ctx context.Context, name, password string) error 
 	if strings.ContainsRune(password, 0) {
 		return errNUL
 	}
-	return a.pgTx(ctx, "set password of "+name, func(tx *sql.Tx) error {
-		return execAll(ctx, tx, "ALTER ROLE "+pgIdent(name)+" PASSWORD "+pgLiteral(password))
+	lit, verifier, err := pgPasswordLiteral(password)
+	if err != nil {
+		return err
+	}
+	err = a.pgTx(ctx, "set password of "+name, func(tx *sql.Tx) error {
+		return execAll(ctx, tx, "ALTER ROLE "+pgIdent(name)+" PASSWORD "+lit)
 	})
+	return pgScrub(err, password, verifier)
+}
+
+// pgScrub removes the password and its verifier from err's text, keeping
+// the SQLSTATE (SQLState) and the message's shape.
+func pgScrub(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	msg := scrubText(err.Error(), secrets)
+	if msg == err.Error() {
+		return err
+	}
+	return &scrubbedError{msg: msg, cause: scrubErr(err, secrets...)}
 }
 
 func (a *Admin) pgDrop(ctx context.Context, name string) error {
