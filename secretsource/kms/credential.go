@@ -181,7 +181,7 @@ func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 	case CredentialClientKey:
 		return LoadClientKey(o.ClientKeyFile, o.ClientKeyPassword)
 	case CredentialDefault, "":
-		return credentials.FromCredentialsProvider(CredentialDefault, credprov.NewChain(httpOpts)), nil
+		return selfLocking{credentials.FromCredentialsProvider(CredentialDefault, credprov.NewChain(httpOpts))}, nil
 	default:
 		return nil, wire.ConfigError("kms", fmt.Sprintf("unknown credential type %q (want one of access_key, sts, ram_role_arn, "+
 			"ecs_ram_role, oidc_role_arn, credentials_uri, client_key, default)", o.Type), nil)
@@ -189,8 +189,14 @@ func NewCredential(o CredentialOptions) (credentials.Credential, error) {
 	if err != nil {
 		return nil, wire.ConfigError("kms", o.Type+": "+wire.Scrub(err.Error()), nil)
 	}
-	return credentials.FromCredentialsProvider(o.Type, p), nil
+	return selfLocking{credentials.FromCredentialsProvider(o.Type, p)}, nil
 }
+
+// selfLocking is a Credential over one of kmsdb's providers (credprov):
+// they are safe for concurrent use and hand out a usable session while one
+// caller refreshes it, so providerAdapter calls them without its lock, which
+// would queue every request behind that refresh's network call.
+type selfLocking struct{ credentials.Credential }
 
 // requiredFields lists, in the order they are checked, the options the
 // credential type of o cannot do without.
@@ -233,8 +239,10 @@ func ptr(s string) *string { return &s }
 // and BearerToken as query parameters when they are set.
 //
 // credentials-go providers cache and refresh their session without locks, so
-// calls are serialized here (kmsdb's own providers lock too); the cached path
-// is a map-free struct read.
+// calls to a Credential passed in code are serialized here. kmsdb's own
+// providers (selfLocking, from NewCredential) lock themselves and are called
+// without this lock: a refresh must not queue the requests it can serve
+// from the session still usable.
 type providerAdapter struct {
 	mu   sync.Mutex
 	cred credentials.Credential
@@ -271,14 +279,16 @@ func (p *providerAdapter) GetCredentials() (*sdkcreds.Credentials, error) {
 	}, nil
 }
 
-// get calls the credential under the lock. A provider that panics on an odd
+// get calls the credential, under the lock unless it is selfLocking. A provider that panics on an odd
 // answer (credentials-go's network providers, reachable only through a
 // credentials-go Credential passed in code, dereference fields they did not
 // check) is an error, and leaves the lock
 // free for the next call.
 func (p *providerAdapter) get() (m *credentials.CredentialModel, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	if _, ok := p.cred.(selfLocking); !ok {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			m, err = nil, fmt.Errorf("the credential provider panicked on its service's answer: %s", wire.Scrub(fmt.Sprint(r)))

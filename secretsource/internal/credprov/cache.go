@@ -8,15 +8,21 @@ import (
 )
 
 // cached keeps a provider's session until refreshBefore its expiry and
-// fetches a new one then. Calls are serialized: one fetch at a time, the
-// others wait for it and share its result.
+// fetches a new one then. One fetch runs at a time (fetch is never called
+// concurrently), and never under mu: while the session held is usable, the
+// callers that come during a refresh get it at once instead of waiting
+// behind a network call (a blackholed STS endpoint holds it for the whole
+// timeout); only when there is no usable session do they wait for the
+// fetch under way.
 type cached struct {
-	mu     sync.Mutex
-	now    func() time.Time // time.Now; tests move it
-	s      session
-	valid  bool
-	failed time.Time // when the last fetch failed while s was still usable
-	fetch  func() (session, error)
+	mu         sync.Mutex
+	done       *sync.Cond       // signalled when a fetch ends
+	now        func() time.Time // time.Now; tests move it
+	s          session
+	valid      bool
+	refreshing bool      // a fetch runs (outside mu)
+	failed     time.Time // when the last fetch failed while s was still usable
+	fetch      func() (session, error)
 }
 
 // keepUsable: a session that expires later than this is still handed out
@@ -30,7 +36,9 @@ const (
 )
 
 func newCached(fetch func() (session, error)) *cached {
-	return &cached{now: time.Now, fetch: fetch}
+	c := &cached{now: time.Now, fetch: fetch}
+	c.done = sync.NewCond(&c.mu)
+	return c
 }
 
 // get returns the cached session, fetching one first when there is none or
@@ -38,19 +46,28 @@ func newCached(fetch func() (session, error)) *cached {
 // session still has more than keepUsable left, get returns the cached session
 // and tries again no sooner than retryPause later (credentials-go returns the
 // error). Otherwise a failed fetch returns its error: the next call fetches
-// again.
+// again. While a fetch runs, a caller gets the usable session at once, or,
+// when there is none, waits for that fetch and then decides again.
 func (c *cached) get() (session, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.now()
-	if c.valid && c.s.expires.Sub(now) > refreshBefore {
-		return c.s, nil
+	var now time.Time
+	var usable bool
+	for {
+		now = c.now()
+		if c.valid && c.s.expires.Sub(now) > refreshBefore {
+			return c.s, nil
+		}
+		usable = c.valid && c.s.expires.Sub(now) > keepUsable
+		if usable && (c.refreshing || !c.failed.IsZero() && now.Sub(c.failed) < retryPause) {
+			return c.s, nil
+		}
+		if !c.refreshing {
+			break
+		}
+		c.done.Wait()
 	}
-	usable := c.valid && c.s.expires.Sub(now) > keepUsable
-	if usable && !c.failed.IsZero() && now.Sub(c.failed) < retryPause {
-		return c.s, nil
-	}
-	s, err := c.fetch()
+	s, err := c.fetchUnlocked()
 	if err != nil {
 		if usable {
 			c.failed = now
@@ -60,6 +77,20 @@ func (c *cached) get() (session, error) {
 	}
 	c.s, c.valid, c.failed = s, true, time.Time{}
 	return s, nil
+}
+
+// fetchUnlocked runs fetch with mu released and refreshing set; it is
+// called and returns with mu held, and wakes the callers waiting for it,
+// even when fetch panics.
+func (c *cached) fetchUnlocked() (session, error) {
+	c.refreshing = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.refreshing = false
+		c.done.Broadcast()
+	}()
+	return c.fetch()
 }
 
 // credentials is s in credentials-go's shape.

@@ -31,9 +31,10 @@ import (
 // of a provider, a missing file or profile included, moves on to the next,
 // as in credentials-go.
 type Chain struct {
-	mu    sync.Mutex
-	chain []providers.CredentialsProvider
-	last  providers.CredentialsProvider // the provider that last succeeded
+	search sync.Mutex // held while the chain is searched: one search at a time
+	mu     sync.Mutex // guards last; never held across a provider's call
+	chain  []providers.CredentialsProvider
+	last   providers.CredentialsProvider // the provider that last succeeded
 }
 
 // NewChain builds the chain from the environment, as
@@ -67,14 +68,16 @@ func NewChain(http HTTPOptions) *Chain {
 // credentials-go, a chain whose providers all failed tries them all again
 // next time rather than only the last one.
 func (c *Chain) GetCredentials() (*providers.Credentials, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.last != nil {
-		cc, err := c.last.GetCredentials()
-		if err != nil {
-			return nil, err
-		}
-		return c.wrap(cc, c.last), nil
+	// The provider found is asked without a lock of the chain's: it is safe
+	// for concurrent use, and a refresh it runs must not hold every other
+	// caller back while it still has a usable session to hand out.
+	if last := c.lastProvider(); last != nil {
+		return c.ask(last)
+	}
+	c.search.Lock()
+	defer c.search.Unlock()
+	if last := c.lastProvider(); last != nil { // found meanwhile
+		return c.ask(last)
 	}
 	var msgs []string
 	for _, p := range c.chain {
@@ -87,11 +90,27 @@ func (c *Chain) GetCredentials() (*providers.Credentials, error) {
 			continue
 		}
 		if cc != nil {
+			c.mu.Lock()
 			c.last = p
+			c.mu.Unlock()
 			return c.wrap(cc, p), nil
 		}
 	}
 	return nil, &ChainError{Messages: msgs}
+}
+
+func (c *Chain) lastProvider() providers.CredentialsProvider {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+func (c *Chain) ask(p providers.CredentialsProvider) (*providers.Credentials, error) {
+	cc, err := p.GetCredentials()
+	if err != nil {
+		return nil, err
+	}
+	return c.wrap(cc, p), nil
 }
 
 func (c *Chain) wrap(cc *providers.Credentials, p providers.CredentialsProvider) *providers.Credentials {

@@ -102,14 +102,18 @@ func NewCLIProfile(file, name string, http HTTPOptions) (*CLIProfile, error) {
 
 // GetCredentials returns the profile's credentials.
 func (p *CLIProfile) GetCredentials() (*providers.Credentials, error) {
+	// The profile's provider is asked outside p.mu: it locks itself, and a
+	// refresh it runs must not hold back callers it can serve at once.
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.inner == nil {
 		if err := p.load(); err != nil {
+			p.mu.Unlock()
 			return nil, err
 		}
 	}
-	return innerCredentials(p.GetProviderName(), fmt.Sprintf("cli_profile: profile %q", p.name), p.inner)
+	inner, name := p.inner, p.name
+	p.mu.Unlock()
+	return innerCredentials(p.GetProviderName(), fmt.Sprintf("cli_profile: profile %q", name), inner)
 }
 
 func (p *CLIProfile) load() error {
@@ -273,16 +277,19 @@ func NewProfile(name string, http HTTPOptions) *Profile {
 
 // GetCredentials returns the profile's credentials.
 func (p *Profile) GetCredentials() (*providers.Credentials, error) {
+	// As CLIProfile: the profile's provider is asked outside p.mu.
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.inner == nil {
 		inner, err := p.load()
 		if err != nil {
+			p.mu.Unlock()
 			return nil, err
 		}
 		p.inner = inner
 	}
-	return innerCredentials(p.GetProviderName(), fmt.Sprintf("profile: profile [%s]", p.name), p.inner)
+	inner := p.inner
+	p.mu.Unlock()
+	return innerCredentials(p.GetProviderName(), fmt.Sprintf("profile: profile [%s]", p.name), inner)
 }
 
 func (p *Profile) load() (providers.CredentialsProvider, error) {
