@@ -69,7 +69,7 @@ type cliConfiguration struct {
 // (CLIProfileCredentialsProvider), and serves it with this package's
 // providers: AK and StsToken are static; RamRoleArn, ChainableRamRoleArn,
 // EcsRamRole and OIDC are RAMRoleARN, ECSRAMRole and OIDCRoleARN; External
-// runs the profile's command through credentials-go (no network). CloudSSO
+// is External (the profile's command, run here: no network). CloudSSO
 // and OAuth are refused: they would need credentials-go's HTTP client.
 //
 // The file is read at the first GetCredentials, and again at the next one
@@ -224,9 +224,10 @@ func (p *CLIProfile) build(conf *cliConfiguration, name string, depth int) (prov
 		inner, err = NewOIDCRoleARN(OIDCOptions{OIDCProviderARN: pr.OIDCProviderARN, OIDCTokenFile: pr.OIDCTokenFile,
 			OIDCToken: pr.OIDCToken}, sts)
 	case "External":
-		// A local command; no network. Unlike the CLI and credentials-go,
-		// what it prints is not written back to the configuration.
-		inner, err = providers.NewExternalCredentialsProviderBuilder().WithProcessCommand(pr.ProcessCommand).Build()
+		// A local command; no network. Run here, not by credentials-go,
+		// which prints the command's whole output (secret included) when
+		// it is not JSON and quotes its stderr in errors.
+		inner, err = NewExternal(pr.ProcessCommand)
 	case "CloudSSO", "OAuth":
 		return nil, &Error{Provider: "cli_profile", Kind: secretsource.KindConfig, cause: errRefusedMode,
 			Message: fmt.Sprintf("profile %q of %q has mode %s, which kmsdb does not serve: its token exchange would go "+

@@ -151,7 +151,7 @@ func TestCLIProfileModes(t *testing.T) {
 		}
 	})
 	t.Run("External", func(t *testing.T) {
-		if _, ok := build(t, "ext").(*providers.ExternalCredentialsProvider); !ok {
+		if _, ok := build(t, "ext").(*External); !ok {
 			t.Fatal("not the external command")
 		}
 	})
