@@ -221,6 +221,7 @@ func (m *emulatorDB) onPending(ev kmstest.RotationEvent) error {
 	if err != nil {
 		err = fmt.Errorf("database account %s on %s at %s: %w", acct.Username, m.kind, m.admin.Addr(), err)
 		m.say("rotation of %s FAILED, stages not moved: %v", ev.SecretName, err)
+		m.restore(ctx, ev, acct)
 		return err
 	}
 	if created {
@@ -228,6 +229,34 @@ func (m *emulatorDB) onPending(ev kmstest.RotationEvent) error {
 			acct.Username, m.kind, m.admin.Addr(), m.admin.Database(), ev.SecretName)
 	}
 	return nil
+}
+
+// restore puts back, as a best effort, the password acct had before a failed onPending: the change may have
+// reached the database in part (MariaDB: name@'%' altered, then name@'localhost' refused) or whole (PostgreSQL:
+// COMMIT done, its answer lost), while the stages stay. The account's old password is the old version's
+// (SingleUser), or ACSPrevious's when that names acct (DoubleUsers); an account the old versions do not name
+// (a DoubleUsers clone created by this rotation) is left. It says what it did on stderr, never a password.
+func (m *emulatorDB) restore(ctx context.Context, ev kmstest.RotationEvent, acct secretsource.DBAccount) {
+	var old secretsource.DBAccount
+	var from string
+	if o, err := account(ev.SecretName, ev.SecretType, ev.OldValue); err == nil && o.Username == acct.Username {
+		old, from = o, "ACSCurrent "+ev.OldVersionID
+	} else if st, ok := m.srv.Secret(ev.SecretName); ok && st.PreviousValue != "" {
+		if p, err := account(ev.SecretName, ev.SecretType, st.PreviousValue); err == nil && p.Username == acct.Username {
+			old, from = p, "ACSPrevious "+st.PreviousVersionID
+		}
+	}
+	if from == "" {
+		m.say("rotation of %s: database account %s: no older version names it, its password is left as the failed change left it",
+			ev.SecretName, acct.Username)
+		return
+	}
+	if err := m.admin.Restore(ctx, acct.Username, old.Password); err != nil {
+		m.say("rotation of %s: database account %s: could not restore the password of %s (best effort): %v",
+			ev.SecretName, acct.Username, from, err)
+		return
+	}
+	m.say("rotation of %s: database account %s: password of %s restored (best effort)", ev.SecretName, acct.Username, from)
 }
 
 // watchRotations prints one line per rotation of an Rds or PolarDB secret; managed: --db-admin was given.

@@ -332,6 +332,47 @@ func TestEmulatorDBRotationFails(t *testing.T) {
 	}
 }
 
+// TestEmulatorDBRotationRestores: a rotation that fails half-way on MariaDB (name@'%' altered, then
+// CREATE USER name@'localhost' refused: an orphan grant row for that account makes the server answer 1396)
+// fails, and the emulator puts the old password back on name@'%', saying so on stderr without a password:
+// the account logs in with ACSCurrent's password again, not with the failed version's.
+func TestEmulatorDBRotationRestores(t *testing.T) {
+	db := newDBFixture(t, dbrole.MariaDB)
+	user := db.name(t, "half")
+	const pw = "half-pw-4740"
+	seed := writeSeed(t, map[string]any{"name": "half", "type": "Rds", "data": accountData(user, pw)})
+	info, stderr := startEmulator(t, "--seed", seed, "--db-admin", db.dsn, "--db-name", testdb.Database)
+	c := kmsClient(t, info)
+	ctx := context.Background()
+	sqlDB := db.admin.DB()
+	for _, stmt := range []string{
+		"DROP USER '" + user + "'@'localhost'",
+		"INSERT INTO mysql.db (Host, Db, User, Select_priv) VALUES ('localhost', 'kt_orphan_db', '" + user + "', 'Y')",
+		"FLUSH PRIVILEGES",
+	} {
+		if _, err := sqlDB.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	t.Cleanup(func() {
+		_, _ = sqlDB.ExecContext(context.Background(), "DELETE FROM mysql.db WHERE User = ?", user)
+		_, _ = sqlDB.ExecContext(context.Background(), "FLUSH PRIVILEGES")
+	})
+	err := rotateAPI(t, c, "half")
+	if err == nil || !strings.Contains(err.Error(), "Rejected.Unexpected") {
+		t.Fatalf("rotation: %v, want it to fail", err)
+	}
+	if cur := current(t, c, "half", ""); cur.password != pw {
+		t.Fatal("ACSCurrent moved")
+	}
+	db.logsIn(t, "after the failed rotation: the old password is back", user, pw)
+	log := stderr.String()
+	if !strings.Contains(log, "rotation of half: database account "+user+": password of ACSCurrent") ||
+		!strings.Contains(log, "restored (best effort)") || strings.Contains(log, pw) || strings.Contains(err.Error(), pw) {
+		t.Errorf("stderr:\n%s", log)
+	}
+}
+
 func current2(c *kms.Client, name, stage string) (string, error) {
 	req := kms.CreateGetSecretValueRequest()
 	req.SecretName, req.VersionStage = name, stage

@@ -115,6 +115,27 @@ func (a *Admin) SetPassword(ctx context.Context, name, password string) error {
 	return a.mySetPassword(ctx, name, password)
 }
 
+// Restore sets the password of role name back after a failed change, as a
+// best effort: on MariaDB every account host of name that exists gets it
+// (ALTER USER IF EXISTS), so a change that failed half-way (name@'%'
+// altered, name@'localhost' refused) is undone; on PostgreSQL it is
+// SetPassword. The error, if any, shows no password.
+func (a *Admin) Restore(ctx context.Context, name, password string) error {
+	if a.cfg.Engine == Postgres {
+		return a.pgSetPassword(ctx, name, password)
+	}
+	return a.myWithSession(ctx, func(conn *sql.Conn) error {
+		var errs []error
+		for _, h := range myHosts {
+			acct := myAccount(name, h)
+			if _, err := conn.ExecContext(ctx, "ALTER USER IF EXISTS "+acct+" IDENTIFIED BY "+myLiteral(password)); err != nil {
+				errs = append(errs, fmt.Errorf("dbrole: mariadb: restore the password of %s: %w", acct, scrubErr(err, password)))
+			}
+		}
+		return errors.Join(errs...)
+	})
+}
+
 // Ensure makes login role name exist with password: it sets the password of
 // a role that exists and creates (as Create does) one that does not, and
 // reports whether it created it. On MariaDB each account host (name@'%',
