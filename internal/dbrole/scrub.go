@@ -12,8 +12,8 @@ import (
 )
 
 // The server's error text is not trusted to leave a password out: MariaDB
-// and MySQL quote the statement from the point of a syntax error ("near
-// 'IDENTIFIED BY '<password>''"), cut at an arbitrary length, and a
+// and MySQL quote the statement from the point of a syntax error (near
+// 'IDENTIFIED BY \'<password>\'...), cut at an arbitrary length, and a
 // PostgreSQL error may quote a literal. scrubErr returns err with every
 // spelling of the secrets removed from the server's message, and the quoted
 // statement of a MariaDB "near '...'" dropped whole (a cut password would

@@ -103,7 +103,7 @@ func (p *External) fetch() (session, error) {
 	case err != nil:
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return session{}, p.fail(secretsource.KindUnknown, ee.ProcessState.String(), errLen) // "exit status 2", "signal: killed"
+			return session{}, p.fail(secretsource.KindUnknown, ee.String(), errLen) // "exit status 2", "signal: killed"
 		}
 		// exec's own errors name the program and the reason, never output.
 		return session{}, p.fail(secretsource.KindConfig, "cannot run it: "+err.Error(), errLen)
