@@ -35,12 +35,12 @@
 //
 // # Traces
 //
-// The cache reports a fetch when it ends, with its duration: each becomes a
-// span "kmsdb.secret.fetch" whose start is set back by that duration, with
-// the reason, the version, the gateway (kmsdb.kms.gateway), region or
-// endpoint (cloud.region) and request id (kmsdb.kms.request_id) of the call
-// (secretsource.Origin on a success, the *secretsource.Error on a failure)
-// and on a failure the error code. A fetch a caller started (a cold
+// The cache reports a fetch when it ends, with its duration: each fetch that
+// reached the source becomes a span "kmsdb.secret.fetch" whose start is set
+// back by that duration, with the reason, the version, the gateway
+// (kmsdb.kms.gateway), region or endpoint (cloud.region) and request id
+// (kmsdb.kms.request_id) of the call (secretsource.Origin on a success, the
+// *secretsource.Error on a failure) and on a failure the error code. A fetch a caller started (a cold
 // GetSecret, Refresh, GetSecretVersion) is a child of the span in that
 // caller's context; the cache's own refreshes are root spans.
 //
