@@ -39,9 +39,10 @@
 // when another connection logs in or the cache brings a new version, while:
 //
 //   - the connector refreshes the secret from KMS in the background (never more
-//     than one refresh at a time, the second 0.5 s after the first, then one
-//     a second; the cache's per-secret rate limit applies, but no connection
-//     waits for it): N connections rejected on one version cause one KMS
+//     than one refresh at a time: the first at the first refusal, the next
+//     0.3 s and 0.65 s after it, then one a second; a waiting connection
+//     wakes when the next is due; the cache's per-secret rate limit, burst
+//     3, applies): N connections rejected on one version cause one KMS
 //     call;
 //   - one connection of the connector at a time retries a refused version, at
 //     most every 25 ms at first, growing with the age of the rejection to

@@ -33,12 +33,14 @@ type Observer struct {
 	// of every connector and pgkms.Pool, on the connecting goroutine: keep it
 	// fast, and do not block. A pgkms.Pool reports only the connections whose
 	// first login the database refused (the others never reach the rotation
-	// loop; a failed Acquire that is no refused login is not reported).
+	// loop; a failed Acquire that is not a refused login is not reported).
 	//
 	// ctx is the context the connection was asked for with (the one
 	// database/sql passes to Connect, or pgkms.Pool.Acquire's): its values,
 	// such as the caller's trace span, place the event; it may be done by
-	// then (the caller gave up), so do not start work with it.
+	// then (the caller gave up), so do not start work with it. A connection
+	// database/sql opens on its own goroutine (for a request queued behind
+	// SetMaxOpenConns) gets database/sql's context, not the caller's.
 	Login func(ctx context.Context, e LoginEvent)
 }
 

@@ -35,12 +35,12 @@
 //
 // # Traces
 //
-// The cache reports a fetch when it ends, with its duration: each becomes a
-// span "kmsdb.secret.fetch" whose start is set back by that duration, with
-// the reason, the version, the gateway (kmsdb.kms.gateway), region or
-// endpoint (cloud.region) and request id (kmsdb.kms.request_id) of the call
-// (secretsource.Origin on a success, the *secretsource.Error on a failure)
-// and on a failure the error code. A fetch a caller started (a cold
+// The cache reports a fetch when it ends, with its duration: each fetch that
+// reached the source becomes a span "kmsdb.secret.fetch" whose start is set
+// back by that duration, with the reason, the version, the gateway
+// (kmsdb.kms.gateway), region or endpoint (cloud.region) and request id
+// (kmsdb.kms.request_id) of the call (secretsource.Origin on a success, the
+// *secretsource.Error on a failure) and on a failure the error code. A fetch a caller started (a cold
 // GetSecret, Refresh, GetSecretVersion) is a child of the span in that
 // caller's context; the cache's own refreshes are root spans.
 //
@@ -52,8 +52,10 @@
 // driver's own connect spans are the driver's: pgx's ConnConfig.Tracer
 // (e.g. otelpgx) passes through pgkms.WithConfig and pgkms.ConfigurePool
 // unchanged, so each login attempt of a pgx connection stays traced, beside
-// the kmsdb.rotation span. Span attributes are set only when the span is
-// sampled. See docs/observability.md.
+// the kmsdb.rotation span. Span attributes, of both spans, are set only after
+// the span started and only when it is recording (sampled): a sampler sees
+// the name, the kind and the parent, never the attributes, and an unsampled
+// span costs no attribute. See docs/observability.md.
 package kmsdbotel
 
 import (
@@ -280,13 +282,22 @@ func (a *attrs) versionRef(ref secretsource.VersionRef) {
 	}
 }
 
-// fetchSpan records a fetch of the cache that ended now and took took as a
-// span: a child of the span in ctx (the caller whose GetSecret started it),
-// a root span for the cache's own refreshes. kvs are its attributes.
-func (o *observer) fetchSpan(ctx context.Context, now time.Time, took time.Duration, kvs []attribute.KeyValue, err string) {
+// startFetchSpan starts the span of a fetch of the cache that ended now and
+// took took: a child of the span in ctx (the caller whose GetSecret started
+// it), a root span for the cache's own refreshes. The caller sets its
+// attributes only if it is recording (the sampler sees none of them), and
+// ends it with endFetchSpan.
+func (o *observer) startFetchSpan(ctx context.Context, now time.Time, took time.Duration) trace.Span {
 	_, span := o.tracer.Start(ctx, "kmsdb.secret.fetch", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithTimestamp(now.Add(-took)), trace.WithAttributes(kvs...))
-	if err != "" && span.IsRecording() {
+		trace.WithTimestamp(now.Add(-took)))
+	return span
+}
+
+// endFetchSpan sets kvs, and the error status when err is not empty, on a
+// recording span, and ends it at now.
+func endFetchSpan(span trace.Span, now time.Time, kvs []attribute.KeyValue, err string) {
+	span.SetAttributes(kvs...)
+	if err != "" {
 		span.SetStatus(codes.Error, err)
 	}
 	span.End(trace.WithTimestamp(now))
@@ -310,9 +321,13 @@ func (o *observer) refreshed(ctx context.Context, e cache.RefreshedEvent) {
 	if e.Reason != cache.ReasonVersion { // the value served is fresh again
 		o.staleAge.Record(ctx, 0, ls.gauge...)
 	}
-	a.add(keyReason.String(string(e.Reason)), keyVersion.String(e.Version))
-	a.versionRef(e.VersionRef)
-	o.fetchSpan(ctx, now, e.Took, a.list(), "")
+	if span := o.startFetchSpan(ctx, now, e.Took); span.IsRecording() {
+		a.add(keyReason.String(string(e.Reason)), keyVersion.String(e.Version))
+		a.versionRef(e.VersionRef)
+		endFetchSpan(span, now, a.list(), "")
+	} else {
+		span.End()
+	}
 	if h := o.next.Cache.Refreshed; h != nil {
 		h(ctx, e)
 	}
@@ -358,12 +373,16 @@ func (o *observer) refreshFailed(ctx context.Context, e cache.RefreshFailedEvent
 		set := metric.WithAttributes(a.list()...)
 		o.kmsCalls.Add(ctx, 1, set)
 		o.kmsDuration.Record(ctx, e.Took.Seconds(), set)
-		a.add(keyReason.String(string(e.Reason)))
-		if se != nil {
-			a.origin(secretsource.Origin{Region: se.Region, RequestID: se.RequestID})
+		if span := o.startFetchSpan(ctx, now, e.Took); span.IsRecording() {
+			a.add(keyReason.String(string(e.Reason)))
+			if se != nil {
+				a.origin(secretsource.Origin{Region: se.Region, RequestID: se.RequestID})
+			}
+			a.versionRef(e.VersionRef)
+			endFetchSpan(span, now, a.list(), etype.Value.AsString())
+		} else {
+			span.End()
 		}
-		a.versionRef(e.VersionRef)
-		o.fetchSpan(ctx, now, e.Took, a.list(), etype.Value.AsString())
 	}
 	if h := o.next.Cache.RefreshFailed; h != nil {
 		h(ctx, e)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -313,5 +314,45 @@ func TestRotationSpanParent(t *testing.T) {
 	}
 	if got := sum(t, unsampled.collect(t), "kmsdb.auth_failures"); got != 1 {
 		t.Errorf("kmsdb.auth_failures = %d without sampling, want 1", got)
+	}
+}
+
+// seenSampler samples every span and keeps the attributes each sampling
+// decision was given.
+type seenSampler struct {
+	mu   sync.Mutex
+	seen map[string][]attribute.KeyValue
+}
+
+func (s *seenSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	s.mu.Lock()
+	s.seen[p.Name] = append(s.seen[p.Name], p.Attributes...)
+	s.mu.Unlock()
+	return sdktrace.AlwaysSample().ShouldSample(p)
+}
+
+func (s *seenSampler) Description() string { return "seenSampler" }
+
+// Span attributes are set on a recording span after it started: the sampler
+// sees none of them, the recorded span has them all.
+func TestSamplerSeesNoSpanAttributes(t *testing.T) {
+	s := &seenSampler{seen: map[string][]attribute.KeyValue{}}
+	tm := newTelemetryWith(t, s)
+	o := tm.observer()
+	fetchOnceFailOnce(t, o)
+	o.Login(context.Background(), connector.LoginEvent{Secret: "db", Version: "v2", User: "app", Attempts: 2, Waited: time.Millisecond})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range []string{"kmsdb.secret.fetch", "kmsdb.rotation"} {
+		if kvs, ok := s.seen[name]; !ok {
+			t.Errorf("the sampler was not asked about %s", name)
+		} else if len(kvs) != 0 {
+			t.Errorf("the sampler saw attributes of %s: %v", name, kvs)
+		}
+	}
+	for _, sp := range tm.spans.Ended() {
+		if len(sp.Attributes()) == 0 {
+			t.Errorf("recorded span %s has no attributes", sp.Name())
+		}
 	}
 }

@@ -36,19 +36,21 @@ stdout with what a client needs:
 and logs one line per request on stderr (never a secret value or a key secret;
 --quiet: warnings, rotations and database accounts only).
 
---print-env prints, instead of the JSON line, the sh lines that point an
-unchanged application (kmsdb's default configuration, read from the
-environment) at this emulator: credentials_type=ak with the seed's first
-AccessKey (or a new one), cache_client_region_id with the HTTPS endpoint and
-the CA file ("caFilePath"), and KMSDB_EMULATOR_ADMIN for emulator-ctl:
+--print-env (which implies --tls) prints, instead of the JSON line, the sh
+lines that point an unchanged application (kmsdb's default configuration,
+read from the environment) at this emulator: credentials_type=ak with the
+seed's first AccessKey (or a new one), cache_client_region_id with the HTTPS
+endpoint and the CA file ("caFilePath"), and KMSDB_EMULATOR_ADMIN for
+emulator-ctl:
   kmsdb emulator --seed seed.json --print-env > emulator.env &
   until [ -s emulator.env ] || ! kill -0 $! 2>/dev/null; do sleep 0.2; done; . ./emulator.env
   go run ./your-app        # fetches from the emulator, nothing else configured
 With --db-admin it adds KMSDB_EMULATOR_DB_ENGINE (mysql or postgres) and
 KMSDB_EMULATOR_DB_DSN (where to connect, no user or password; the JSON line has
-them as dbEngine and dbDsn), as examples/quickstart reads them. It implies --tls. The lines stay valid across restarts with a fixed --addr and
---metadata-addr, --state-dir (the CA) and a seed with an AccessKey; without one,
-a new AccessKey is made at each start.
+them as dbEngine and dbDsn), as examples/quickstart reads them. The lines stay
+valid across restarts with a fixed --addr and --metadata-addr, --state-dir (the
+CA) and a seed with an AccessKey; without one, a new AccessKey is made at each
+start.
 --addr is the shared gateway's address (HTTPS with --tls, plain HTTP without); the
 other endpoints listen on 127.0.0.1 at free ports unless --metadata-addr or
 --proxy-addr name one.

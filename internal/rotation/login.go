@@ -39,7 +39,9 @@ const (
 	// second. An episode ends after refreshQuiet without a refresh. The
 	// cache's per-secret rate limit (burst cache.DefaultRefreshBurst, 3) lets
 	// the first three through at once, and has refilled them when the next
-	// episode starts.
+	// episode starts; in a process's first episode the one ACSPrevious fetch
+	// (see needPrevious) takes a token too, so the third refresh waits for
+	// one until about 1 s after the first: 4 calls.
 	refreshSecondGap = 300 * time.Millisecond
 	refreshThirdGap  = 350 * time.Millisecond
 	refreshGap       = time.Second

@@ -113,7 +113,10 @@
 // connector whose every password is refused (the database changed before
 // the secret) can refresh at once, 0.3 s and 0.65 s later without waiting
 // for a token: a secret that lags the database by up to 0.65 s then costs
-// one wait of about 0.35 s, not 1 s.
+// one wait of about 0.35 s, not 1 s. In a process's first such rotation the
+// connector also fetches ACSPrevious once (it holds no older version), which
+// takes one of the three tokens: the 0.65 s refresh then waits for a token
+// until about 1 s after the first, and the rotation costs 4 calls.
 //
 // Nor does junk: whatever a Source returns, a secret without a version id or
 // another secret's is a failed fetch of secretsource.KindInvalidAnswer (retryable), so the good

@@ -15,9 +15,11 @@ import (
 // ctx is the context of the fetch the event ends: for a fetch a caller
 // started (a GetSecret that found nothing to serve, Refresh,
 // GetSecretVersion) it carries the values of that caller's context, such as
-// its trace span, without its cancellation; for the cache's own refreshes,
-// retries and evictions it carries none. It may be done by the time of the
-// call: use it for its values, not to start work.
+// its trace span, without its cancellation; callers arriving while a fetch
+// runs share it, and its events carry the values of whoever started it (the
+// first caller, or none for the cache's own). For the
+// cache's own refreshes, retries and evictions it carries none. It may be
+// done by the time of the call: use it for its values, not to start work.
 type Hooks struct {
 	// Refreshed is called after every successful fetch, of the current
 	// version (GetSecret, Refresh, the refresh timer) or of another one

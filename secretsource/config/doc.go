@@ -54,7 +54,9 @@
 // With no credentials_type, the KMS source uses the default chain
 // (ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, RRSA's ALIBABA_CLOUD_ROLE_ARN +
 // ALIBABA_CLOUD_OIDC_PROVIDER_ARN + ALIBABA_CLOUD_OIDC_TOKEN_FILE, the CLI
-// profile, the ECS role, ALIBABA_CLOUD_CREDENTIALS_URI). Dedicated KMS
+// profile (~/.aliyun/config.json), the credentials file
+// (~/.alibabacloud/credentials), the ECS role,
+// ALIBABA_CLOUD_CREDENTIALS_URI). Dedicated KMS
 // instances authenticate with their client key and need no credential.
 //
 // Sources are asked in this order: the dedicated KMS instances, then the KMS

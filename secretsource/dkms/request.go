@@ -22,7 +22,7 @@ import (
 	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
-// Wire constants of the instance API (PROTOCOLS.md, section 3).
+// Wire constants of the instance API (as the SDK's sdk/client.go sends them).
 const (
 	apiVersion      = "dkms-gcs-0.2"
 	signatureMethod = "RSA_PKCS1_SHA_256"

@@ -65,9 +65,16 @@ type CredentialOptions struct {
 	// Proxy is an HTTP proxy URL for the credential provider's own requests
 	// (STS, metadata service, credentials URI). For ecs_ram_role a proxy is the
 	// only way to reach a metadata service other than 100.100.100.200.
-	Proxy          string
-	ConnectTimeout time.Duration // provider requests; credentials-go defaults when zero
-	ReadTimeout    time.Duration
+	Proxy string
+	// ConnectTimeout bounds connecting (TCP and TLS) for the provider's own
+	// requests; zero takes credentials-go's default (5 s for STS and a
+	// credentials URI, 1 s for the metadata service).
+	ConnectTimeout time.Duration
+	// ReadTimeout bounds the rest of a provider request, after connecting,
+	// to the last byte of the answer; ConnectTimeout + ReadTimeout bounds the
+	// whole request. Zero takes credentials-go's default (10 s for STS and a
+	// credentials URI, 1 s for the metadata service).
+	ReadTimeout time.Duration
 }
 
 // String shows the type and the non-secret fields of o. AccessKeySecret,
@@ -134,7 +141,8 @@ func redactURL(raw string) string {
 //
 // The types that fetch temporary credentials over the network (ram_role_arn,
 // oidc_role_arn, ecs_ram_role, credentials_uri, and the default chain's
-// OIDC, ECS and URI links) use kmsdb's own providers, not credentials-go's:
+// OIDC, CLI profile, credentials file, ECS and URI links) use kmsdb's own
+// providers, not credentials-go's:
 // they send the same requests with the same defaults, but never follow a
 // redirect (the AssumeRole request is signed, AssumeRoleWithOIDC carries the
 // OIDC token, the metadata requests the IMDSv2 token), read at most 64 KiB

@@ -33,10 +33,14 @@
 //
 // Credential requests (STS, ECS metadata, credentials URI) never follow a
 // redirect, read at most 64 KiB of an answer and are bounded by
-// CredentialOptions.ConnectTimeout + ReadTimeout. A CLI profile or
-// credentials file profile reached through the default chain still uses
-// credentials-go's own providers, which follow redirects: name the credential
-// type to avoid them.
+// CredentialOptions.ConnectTimeout + ReadTimeout. The default chain reads the
+// CLI profile (~/.aliyun/config.json) and the credentials file
+// (~/.alibabacloud/credentials) itself, and a profile that assumes a role,
+// reads the metadata service or exchanges an OIDC token uses kmsdb's
+// providers too; a CLI profile in CloudSSO or OAuth mode, which only
+// credentials-go's HTTP client could serve, is refused with an error. Only a
+// credentials-go Credential built in code and passed in Config.Credential
+// still uses credentials-go's network providers, which follow redirects.
 //
 // # TLS, timeouts and redirects
 //
@@ -77,12 +81,15 @@
 // # Errors
 //
 // Every failure is a *secretsource.Error whose Kind comes from the service's
-// error code (KindOfCode), with Code and RequestID kept. Of an error answer
-// only the service's JSON error document is read: its Code, RequestId and
-// Message (scrubbed, at most 200 bytes); any other body is counted, never
-// copied. Messages from the SDK and the service are scrubbed (Scrub) before
-// they reach an error or a log, including values inside JSON that is itself
-// escaped in JSON:
+// error code (Throttling* is KindThrottled, Forbidden.ResourceNotFound
+// KindNotFound, and so on: one table, shared with package dkms), with Code
+// and RequestID kept. Of an error answer only the service's JSON error
+// document is read: its Code, RequestId and Message (scrubbed, at most 200
+// bytes); any other body is counted, never copied. Messages from the SDK and
+// the service are scrubbed before they reach an error or a log (the userinfo
+// and query strings of URLs, the value after a sensitive key such as
+// AccessKeySecret or SecurityToken, including values inside JSON that is
+// itself escaped in JSON, and everything after "string to sign"):
 // the core SDK's transport errors quote the signed URL, which holds the
 // AccessKeyId, the STS token and the signature, and SignatureDoesNotMatch
 // echoes the string to sign.

@@ -59,7 +59,9 @@ type Config struct {
 	// secretsource.Failover (config.Load does).
 	Region Region
 	// Credential is any credentials-go Credential (see NewCredential for the
-	// usual types, and ClientKey). Nil uses credentials-go's default chain.
+	// usual types, and ClientKey). Nil: New uses
+	// NewCredential(CredentialOptions{Type: CredentialDefault}), kmsdb's
+	// default chain (see NewCredential).
 	Credential credentials.Credential
 	// Scheme is "https" (default) or "http".
 	Scheme string

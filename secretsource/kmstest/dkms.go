@@ -2,7 +2,7 @@ package kmstest
 
 // The dedicated gateway (KMS instance API, "DKMS") as github.com/aliyun/alibabacloud-dkms-gcs-go-sdk speaks it:
 // POST / with a protobuf body, authenticated by an RSA signature made with the private key of a client key
-// (application access point). Wire facts: the team's PROTOCOLS.md, section 3.
+// (application access point). Wire facts: the SDK's sdk/client.go (v0.5.1).
 //
 // Error codes follow the service's "Common error codes" page for the KMS instance API:
 //

@@ -14,8 +14,12 @@ import (
 	"github.com/aliyun/credentials-go/credentials/providers"
 	"gopkg.in/ini.v1"
 
+	"github.com/kmsdb/kmsdb/internal/regfile"
 	"github.com/kmsdb/kmsdb/secretsource"
 )
+
+// MaxProfileFile bounds the CLI configuration and the credentials file.
+const MaxProfileFile = 1 << 20
 
 // errRefusedMode marks a profile whose mode only credentials-go's own HTTP
 // client could serve (CloudSSO, OAuth). It stops the default chain: where
@@ -125,9 +129,9 @@ func (p *CLIProfile) load() error {
 		}
 		p.file = filepath.Join(home, ".aliyun", "config.json")
 	}
-	b, err := os.ReadFile(p.file)
+	b, err := regfile.Read(p.file, MaxProfileFile)
 	if err != nil {
-		return configError(name, fmt.Sprintf("cannot read the CLI configuration %q: %v", p.file, unwrapPath(err)))
+		return configError(name, fmt.Sprintf("the CLI configuration %q %s", p.file, regfile.Describe(err, MaxProfileFile)))
 	}
 	var conf cliConfiguration
 	if err := json.Unmarshal(b, &conf); err != nil {
@@ -303,9 +307,9 @@ func (p *Profile) load() (providers.CredentialsProvider, error) {
 		}
 		file = filepath.Join(home, ".alibabacloud", "credentials")
 	}
-	b, err := os.ReadFile(file) //nolint:gosec // G703: the user names this file (ALIBABA_CLOUD_CREDENTIALS_FILE), as for credentials-go
+	b, err := regfile.Read(file, MaxProfileFile)
 	if err != nil {
-		return nil, configError(name, fmt.Sprintf("cannot read the credentials file %q: %v", file, unwrapPath(err)))
+		return nil, configError(name, fmt.Sprintf("the credentials file %q %s", file, regfile.Describe(err, MaxProfileFile)))
 	}
 	f, err := ini.Load(b)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/sha1" //nolint:gosec // HMAC-SHA1 is the RPC signature method STS verifies
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/aliyun/credentials-go/credentials/providers"
 
+	"github.com/kmsdb/kmsdb/internal/regfile"
 	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 )
 
@@ -282,7 +282,14 @@ func NewOIDCRoleARN(oidc OIDCOptions, o STSOptions) (*OIDCRoleARN, error) {
 	return p, nil
 }
 
-// token reads the OIDC token. Errors name the file, never its content.
+// MaxTokenFile bounds the OIDC token file (a service account token is a few
+// KiB).
+const MaxTokenFile = 64 << 10
+
+// token reads the OIDC token, again at each fetch (the file is rotated
+// underneath). The file must be a regular file of at most MaxTokenFile bytes:
+// a FIFO is refused at once rather than blocking the fetch. Errors name the
+// file, never its content.
 func (p *OIDCRoleARN) token() (string, error) {
 	if p.oidc.OIDCToken != "" {
 		return p.oidc.OIDCToken, nil
@@ -290,25 +297,11 @@ func (p *OIDCRoleARN) token() (string, error) {
 	if t := os.Getenv("ALIBABA_CLOUD_OIDC_TOKEN"); t != "" {
 		return t, nil
 	}
-	f, err := os.Open(p.oidc.OIDCTokenFile)
+	b, err := regfile.Read(p.oidc.OIDCTokenFile, MaxTokenFile)
 	if err != nil {
-		return "", configError(p.c.provider, fmt.Sprintf("cannot read the OIDC token file %q: %v", p.oidc.OIDCTokenFile, unwrapPath(err)))
-	}
-	defer f.Close()
-	b, err := wire.ReadBodyLimit(f, MaxBody)
-	if err != nil {
-		return "", configError(p.c.provider, fmt.Sprintf("cannot read the OIDC token file %q: %v", p.oidc.OIDCTokenFile, err))
+		return "", configError(p.c.provider, fmt.Sprintf("the OIDC token file %q %s", p.oidc.OIDCTokenFile, regfile.Describe(err, MaxTokenFile)))
 	}
 	return string(b), nil
-}
-
-// unwrapPath drops the path an *os.PathError repeats.
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 func (p *OIDCRoleARN) fetch() (session, error) {
