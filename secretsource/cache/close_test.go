@@ -159,6 +159,11 @@ func TestNoSecretInLogs(t *testing.T) {
 	mustGet(t, c, "db")
 	src.setErr(errUnavailable)
 	fc.Advance(2 * time.Hour)
+	// The timers' refresh and eviction run on goroutines of their own: wait
+	// for their lines before Close stops them.
+	for _, want := range []string{"fetching secret failed", "serving stale secret", "evicted secret"} {
+		eventually(t, "log line "+want, func() bool { return strings.Contains(buf.String(), want) })
+	}
 	_ = c.Close()
 	out := buf.String()
 	if strings.Contains(out, "hunter2") {
