@@ -2,7 +2,6 @@ package pgkms
 
 import (
 	"crypto/tls"
-	"fmt"
 	"net/url"
 	"os"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/kmsdb/kmsdb/internal/rotation"
 	"github.com/kmsdb/kmsdb/secretsource"
 )
 
@@ -124,7 +124,7 @@ func (e *endpoint) resolve(acct secretsource.DBAccount, port uint16) *resolvedEn
 		if strings.Contains(s, "?") {
 			sep = "&"
 		}
-		s += sep + "host=" + percentEncode(acct.Host)
+		s += sep + "host=" + rotation.PercentEncode(acct.Host)
 		if port != 0 {
 			s += "&port=" + strconv.Itoa(int(port))
 		}
@@ -230,20 +230,6 @@ func tlsEquivalent(a, b *tls.Config) bool {
 // quoteValue quotes v for a keyword/value connection string.
 func quoteValue(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
-}
-
-// percentEncode encodes every byte of v but the unreserved ones (RFC 3986).
-func percentEncode(v string) string {
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
 }
 
 // named says which parts of the endpoint a connection string names.

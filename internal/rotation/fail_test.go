@@ -203,7 +203,7 @@ func TestScrubFields(t *testing.T) {
 // longest first.
 func TestScrubTextForms(t *testing.T) {
 	pw := `p@ss:/?#%&=+'"\ wörd`
-	pct := percentEncode(pw)
+	pct := PercentEncode(pw)
 	kv := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(pw)
 	q := strconv.Quote(pw)
 	for _, form := range []string{pw, url.QueryEscape(pw), url.PathEscape(pw), pct, strings.ToLower(pct), "'" + kv + "'", kv, q[1 : len(q)-1]} {

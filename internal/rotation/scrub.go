@@ -80,7 +80,7 @@ func formsOf(minLen int, secrets []string) []string {
 
 // escapedForms lists s as a message may show it.
 func escapedForms(s string) []string {
-	pct := percentEncode(s)
+	pct := PercentEncode(s)
 	kv := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) // keyword/value quoting
 	q := strconv.Quote(s)
 	forms := []string{s, url.QueryEscape(s), url.PathEscape(s), pct, strings.ToLower(pct), "'" + kv + "'", kv, q[1 : len(q)-1]}
@@ -91,8 +91,10 @@ func escapedForms(s string) []string {
 	return forms
 }
 
-// percentEncode encodes every byte of v but the unreserved ones (RFC 3986).
-func percentEncode(v string) string {
+// PercentEncode encodes every byte of v but the unreserved ones (RFC 3986):
+// the form a password takes in a URL, which the scrubber looks for, and the
+// form pgkms writes a host in.
+func PercentEncode(v string) string {
 	var b strings.Builder
 	for i := 0; i < len(v); i++ {
 		c := v[i]
