@@ -9,10 +9,13 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"testing"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/kmsdb/kmsdb/connector"
 )
 
 // asTargets are pointers to every exported error type of pgconn, pgx, the
@@ -160,5 +163,39 @@ func (w *leakWalker) walk(v reflect.Value, path string, depth int) {
 			w.walk(it.Key(), path+"[key]", depth+1)
 			w.walk(it.Value(), path+"[value]", depth+1)
 		}
+	}
+}
+
+// CheckLoginErrors is the attacker's check of failed logins: errs (the
+// errors a connector returned, and the Err of its LoginEvents) must number at
+// least want; each must be an AuthFailure *connector.Error from which none of
+// passwords can be reached (ErrorLeaks), while the database's own refusal
+// stays reachable: refused(err) holds, refusal names it in failures (for
+// example "*mysql.MySQLError 1045").
+func CheckLoginErrors(t testing.TB, errs []error, want int, passwords []string, refusal string, refused func(error) bool) {
+	t.Helper()
+	if len(errs) < want {
+		t.Errorf("%d errors and events, want at least %d: no LoginEvent?", len(errs), want)
+	}
+	for i, err := range errs {
+		if err == nil {
+			t.Errorf("error %d is nil", i)
+			continue
+		}
+		for _, pw := range passwords {
+			for _, leak := range ErrorLeaks(err, pw) {
+				t.Errorf("error %d leaks a password at %s", i, leak)
+			}
+		}
+		var ce *connector.Error
+		if !errors.As(err, &ce) || ce.Class != connector.AuthFailure {
+			t.Errorf("error %d: not an AuthFailure *connector.Error: %v", i, err)
+		}
+		if !refused(err) {
+			t.Errorf("error %d: %s not reachable: %v", i, refusal, err)
+		}
+	}
+	if len(errs) > 0 {
+		t.Log(errs[0])
 	}
 }
