@@ -139,6 +139,19 @@ func (f *fakeTime) sleep(ctx context.Context, d time.Duration, _ <-chan struct{}
 	return ctx.Err()
 }
 
+// sleepUntil is the refresh goroutine's wait: until the fake clock, moved
+// by the connections' waits or the test, reaches until.
+func (f *fakeTime) sleepUntil(ctx context.Context, until time.Time) error {
+	for f.now().Before(until) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Microsecond):
+		}
+	}
+	return nil
+}
+
 // settle waits (in real time) for the Login's background refresh to end.
 func (f *fakeTime) settle() {
 	for i := 0; i < 20000 && f.l.refreshBusy(); i++ {
@@ -162,6 +175,7 @@ func newTestLogin(t *testing.T, src secretsource.Source, grace time.Duration) (*
 	t.Cleanup(func() { _ = l.Close() })
 	ft := &fakeTime{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), l: l}
 	l.now, l.sleep, l.rand = ft.now, ft.sleep, func() float64 { return 0.5 }
+	l.bgSleep = ft.sleepUntil
 	return l, c, ft
 }
 

@@ -144,6 +144,9 @@ type Login struct {
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration, wake <-chan struct{}) error
 	rand  func() float64
+	// bgSleep waits until the time until on the Login's clock (for the
+	// refresh goroutine's dense refreshes), or until ctx ends (its error).
+	bgSleep func(ctx context.Context, until time.Time) error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -198,6 +201,7 @@ func NewLogin(cfg Config) (*Login, error) {
 		fixed: p, closer: closer,
 		now: time.Now, sleep: sleepCtx, rand: rand.Float64,
 	}
+	l.bgSleep = func(ctx context.Context, until time.Time) error { return sleepCtx(ctx, until.Sub(l.now()), nil) }
 	l.bgCtx, l.bgCancel = context.WithCancel(context.Background())
 	return l, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -253,6 +254,67 @@ func TestRefreshScheduleLoneWaiter(t *testing.T) {
 			t.Errorf("fetch %d at +%v, want +%v", i+1, got, w)
 		}
 	}
+}
+
+// TestDenseRefreshesWithoutAsking: the refresh goroutine starts the second
+// and third refreshes of an episode itself when they are due and the
+// current version is still refused, with no connection waiting to ask (they
+// are all busy in logins, or the pool gave up); the first refresh that
+// brings a version nobody has refused ends them, and the later, sparse ones
+// wait for a connection to ask.
+func TestDenseRefreshesWithoutAsking(t *testing.T) {
+	src := &timedSource{rotatingSource: newRotating("v0", "pw-zero-000", "v1", "pw-one-1111")}
+	db := &fakeDB{password: "pw-one-1111"}
+	l, _, ft := newTestLogin(t, src, 0)
+	src.ft = ft
+	mustRun(t, l, db, "v1")
+	db.set("pw-two-2222")
+	start := ft.now()
+	src.mu.Lock()
+	src.times = nil
+	src.mu.Unlock()
+	// One connection meets the refusal, tries v0 (ACSPrevious), and gives
+	// up at its first wait.
+	ctx, cancel := context.WithCancel(context.Background())
+	ft.onWait = func(int) { cancel() }
+	if _, err := Run(ctx, l, db.attempt); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want cancelled at its first wait", err)
+	}
+	ft.onWait = nil
+	fetches := func() []time.Duration {
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		var out []time.Duration
+		for _, at := range src.times {
+			out = append(out, at.Sub(start))
+		}
+		return out
+	}
+	awaitFetches := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); len(fetches()) < n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("fetches of ACSCurrent at %v, want %d", fetches(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		ft.settle()
+	}
+	awaitFetches(1)
+	ft.advance(start.Add(refreshSecondGap).Sub(ft.now()))
+	awaitFetches(2)
+	src.add("v2", "pw-two-2222") // the secret follows the database
+	ft.advance(start.Add(refreshSecondGap + refreshThirdGap).Sub(ft.now()))
+	awaitFetches(3)
+	// v2 is refused by nobody: no more refreshes without a connection asking.
+	ft.advance(2 * refreshGap)
+	time.Sleep(20 * time.Millisecond)
+	ft.settle()
+	want := []time.Duration{0, refreshSecondGap, refreshSecondGap + refreshThirdGap}
+	if got := fetches(); !slices.Equal(got, want) {
+		t.Errorf("fetches of ACSCurrent at %v, want %v", got, want)
+	}
+	mustRun(t, l, db, "v2")
 }
 
 func TestRunGracePeriod(t *testing.T) {

@@ -177,14 +177,26 @@ func (l *Login) wakeLocked() {
 // episode began: the refusal, when the first refresh came less than
 // refreshSecondGap after it (a connection first tries the older versions it
 // holds, a login each), else the first refresh. Later ones come refreshGap
-// apart, and none less than refreshMinGap after the one before. The cache
-// adds its own per-secret rate limit; nobody waits for it.
+// apart, and none less than refreshMinGap after the one before. The two
+// dense ones the refresh goroutine starts itself when they are due and the
+// current version is still refused (see refresh); a waiting connection
+// may start them too. The cache adds its own per-secret rate limit; nobody
+// waits for it.
 func (l *Login) kickRefresh(p secretsource.Cache, since time.Time) {
-	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.startLocked(since) {
+		l.bg.Add(1)
+		go l.refresh(p)
+	}
+}
+
+// startLocked books the start of a background refresh, if one may start
+// now: see kickRefresh. l.mu is held.
+func (l *Login) startLocked(since time.Time) bool {
+	now := l.now()
 	if l.closed || l.refreshing || now.Before(l.nextRefresh) {
-		return
+		return false
 	}
 	if l.lastRefresh.IsZero() || now.Sub(l.lastRefresh) > refreshQuiet {
 		l.episodeN, l.episodeStart = 0, now // a new episode
@@ -206,8 +218,7 @@ func (l *Login) kickRefresh(p secretsource.Cache, since time.Time) {
 		next = soonest
 	}
 	l.refreshing, l.lastRefresh, l.nextRefresh = true, now, next
-	l.bg.Add(1)
-	go l.refresh(p)
+	return true
 }
 
 // untilRefresh bounds a wait of d starting at now so that the waiter wakes
@@ -224,15 +235,59 @@ func (l *Login) untilRefresh(now time.Time, d time.Duration) time.Duration {
 	return max(next.Sub(now), waitMin/2)
 }
 
+// refresh runs background refreshes: the one kickRefresh booked, then the
+// dense ones of the episode (see denseDueLocked) when they are due, so that
+// they do not wait for a connection to come back from a login to ask.
 func (l *Login) refresh(p secretsource.Cache) {
 	defer l.bg.Done()
+	for {
+		s := l.refreshOnce(p)
+		l.mu.Lock()
+		l.refreshing = false
+		l.wakeLocked()
+		at, again := l.denseDueLocked(s)
+		l.mu.Unlock()
+		if !again || l.bgSleep(l.bgCtx, at) != nil {
+			return
+		}
+		l.mu.Lock()
+		_, still := l.denseDueLocked(s)
+		started := still && l.startLocked(time.Time{})
+		l.mu.Unlock()
+		if !started {
+			return // healed, closed, or a waiting connection started it
+		}
+	}
+}
+
+// denseDueLocked says when the next refresh of the episode is due, and
+// whether the refresh goroutine should start it itself: it is one of the
+// dense ones (the second or third), and the version the last refresh
+// brought (s; nil when it failed) is still refused with nothing standing
+// in for it. l.mu is held.
+func (l *Login) denseDueLocked(s *secretsource.Secret) (time.Time, bool) {
+	if l.closed || l.episodeN < 1 || l.episodeN > 2 {
+		return time.Time{}, false
+	}
+	t := l.trouble.Load()
+	if t == nil || t.good != nil || (s != nil && t.rejection(s.VersionID()) == nil) {
+		return time.Time{}, false
+	}
+	return l.nextRefresh, true
+}
+
+// refreshOnce refreshes the secret and, when needed, fetches ACSPrevious;
+// it returns the current version (nil when the refresh failed).
+func (l *Login) refreshOnce(p secretsource.Cache) *secretsource.Secret {
 	ctx, cancel := context.WithTimeout(l.bgCtx, refreshTimeout)
 	defer cancel()
 	s, err := p.Refresh(ctx, l.name)
 	if err != nil {
 		l.logger().LogAttrs(ctx, slog.LevelDebug, "kmsdb connector: refresh after a rejected login failed",
 			slog.String("secret", l.name), slog.Any("error", err))
-	} else if l.needPrevious(p, s) {
+		return nil
+	}
+	if l.needPrevious(p, s) {
 		// The process holds no older version: ask KMS for ACSPrevious once
 		// per current version.
 		vs := p.(secretsource.VersionSource)
@@ -247,10 +302,7 @@ func (l *Login) refresh(p secretsource.Cache) {
 		}
 		l.prev.Store(&heldPrevious{forVersion: s.VersionID(), secret: prev})
 	}
-	l.mu.Lock()
-	l.refreshing = false
-	l.wakeLocked()
-	l.mu.Unlock()
+	return s
 }
 
 // needPrevious says whether s, the current version, is rejected while the
