@@ -40,10 +40,11 @@
 //
 //   - the connector refreshes the secret from KMS in the background (never more
 //     than one refresh at a time: the first at the first refusal, the next
-//     0.3 s and 0.65 s after it, then one a second; a waiting connection
-//     wakes when the next is due; the cache's per-secret rate limit, burst
-//     3, applies): N connections rejected on one version cause one KMS
-//     call;
+//     0.3 s and 0.65 s after it, then one a second; the connector starts
+//     the 0.3 s and 0.65 s ones itself while the version is still refused,
+//     and a waiting connection wakes when the next is due; the cache's
+//     per-secret rate limit, burst 3, applies): N connections rejected on
+//     one version cause one KMS call;
 //   - one connection of the connector at a time retries a refused version, at
 //     most every 25 ms at first, growing with the age of the rejection to
 //     every 250 ms: the database may be in the middle of its own change.
