@@ -38,7 +38,8 @@
 // The cache reports a fetch when it ends, with its duration: each fetch that
 // reached the source becomes a span "kmsdb.secret.fetch" whose start is set
 // back by that duration, with the reason, the version, the gateway
-// (kmsdb.kms.gateway), region or endpoint (cloud.region) and request id
+// (kmsdb.kms.gateway), region (cloud.region), endpoint host and port
+// (server.address, server.port) and request id
 // (kmsdb.kms.request_id) of the call (secretsource.Origin on a success, the
 // *secretsource.Error on a failure) and on a failure the error code. A fetch a caller started (a cold
 // GetSecret, Refresh, GetSecretVersion) is a child of the span in that
@@ -63,6 +64,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -140,6 +143,8 @@ const (
 	keyResult    = attribute.Key("kmsdb.result") // success or failure
 	keyGateway   = attribute.Key("kmsdb.kms.gateway")
 	keyRegion    = attribute.Key("cloud.region")
+	keyAddress   = attribute.Key("server.address")
+	keyPort      = attribute.Key("server.port")
 	keyRequestID = attribute.Key("kmsdb.kms.request_id")
 	keyErrorType = attribute.Key("error.type")
 	keyClass     = attribute.Key("kmsdb.login.class")
@@ -244,7 +249,7 @@ func (o *observer) secret(name string) (attribute.KeyValue, bool) {
 
 // attrs is a small attribute list on the stack.
 type attrs struct {
-	buf [12]attribute.KeyValue
+	buf [16]attribute.KeyValue
 	n   int
 }
 
@@ -259,13 +264,25 @@ func (a *attrs) add(kv ...attribute.KeyValue) {
 
 func (a *attrs) list() []attribute.KeyValue { return a.buf[:a.n] }
 
-// origin adds the gateway, region or endpoint and request id of a fetch.
+// origin adds the gateway, region, endpoint and request id of a fetch.
 func (a *attrs) origin(g secretsource.Origin) {
 	if g.Source != "" {
 		a.add(keyGateway.String(g.Source))
 	}
 	if g.Region != "" {
 		a.add(keyRegion.String(g.Region))
+	}
+	if g.Endpoint != "" {
+		host, port := g.Endpoint, 0
+		if h, p, err := net.SplitHostPort(g.Endpoint); err == nil {
+			if n, err := strconv.Atoi(p); err == nil && n > 0 && n < 65536 {
+				host, port = h, n
+			}
+		}
+		a.add(keyAddress.String(host))
+		if port != 0 {
+			a.add(keyPort.Int(port))
+		}
 	}
 	if g.RequestID != "" {
 		a.add(keyRequestID.String(g.RequestID))
@@ -376,7 +393,7 @@ func (o *observer) refreshFailed(ctx context.Context, e cache.RefreshFailedEvent
 		if span := o.startFetchSpan(ctx, now, e.Took); span.IsRecording() {
 			a.add(keyReason.String(string(e.Reason)))
 			if se != nil {
-				a.origin(secretsource.Origin{Region: se.Region, RequestID: se.RequestID})
+				a.origin(secretsource.Origin{Region: se.Region, Endpoint: se.Endpoint, RequestID: se.RequestID})
 			}
 			a.versionRef(e.VersionRef)
 			endFetchSpan(span, now, a.list(), etype.Value.AsString())

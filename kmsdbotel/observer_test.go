@@ -95,7 +95,7 @@ func TestKMSFetchMetricsAndSpans(t *testing.T) {
 	if failed.Status().Code != codes.Error {
 		t.Errorf("failed fetch span status %v", failed.Status())
 	}
-	for _, k := range []attribute.Key{"kmsdb.kms.request_id", "cloud.region", "kmsdb.kms.gateway", "error.type"} {
+	for _, k := range []attribute.Key{"kmsdb.kms.request_id", "cloud.region", "server.address", "kmsdb.kms.gateway", "error.type"} {
 		if v, ok := set.Value(k); !ok || v.String() == "" {
 			t.Errorf("failed fetch span lacks %s: %v", k, failed.Attributes())
 		}
@@ -222,7 +222,7 @@ func TestFetchSpansNestUnderCaller(t *testing.T) {
 		reason, _ := set.Value("kmsdb.cache.reason")
 		byReason[reason.AsString()] = s
 		for k, want := range map[attribute.Key]string{"kmsdb.kms.gateway": "kms", "cloud.region": "cn-hangzhou",
-			"kmsdb.result": "success", "kmsdb.secret.name": name} {
+			"server.address": "127.0.0.1", "kmsdb.result": "success", "kmsdb.secret.name": name} {
 			if v, _ := set.Value(k); v.AsString() != want {
 				t.Errorf("%s fetch span: %s = %q, want %q", reason.AsString(), k, v.AsString(), want)
 			}

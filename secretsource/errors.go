@@ -84,7 +84,8 @@ type Error struct {
 	Kind      Kind
 	Secret    string // the secret's name, empty for errors not tied to one
 	Source    string // which source failed, e.g. "kms", "dkms", "local"
-	Region    string // region or endpoint, when known
+	Region    string // region, when known
+	Endpoint  string // the host (host:port) asked, when known
 	Code      string // the service's error code, e.g. Rejected.Throttling
 	RequestID string // the service's request id
 	Message   string // a safe description; never contains a secret value
@@ -109,8 +110,8 @@ func (e *Error) Error() string {
 		}
 		msg += ")"
 	}
-	if e.Region != "" {
-		msg += " in " + e.Region
+	if w := e.where(); w != "" {
+		msg += " in " + w
 	}
 	if e.Message != "" {
 		msg += ": " + e.Message
@@ -119,6 +120,18 @@ func (e *Error) Error() string {
 		msg += ": " + e.Err.Error()
 	}
 	return msg
+}
+
+// where names the region and endpoint asked: "region (endpoint)", or the
+// one known.
+func (e *Error) where() string {
+	switch {
+	case e.Region != "" && e.Endpoint != "":
+		return e.Region + " (" + e.Endpoint + ")"
+	case e.Region != "":
+		return e.Region
+	}
+	return e.Endpoint
 }
 
 // Unwrap returns the underlying error.

@@ -78,7 +78,7 @@ func (f *failover) try(ctx context.Context, name string, get func(Source) (*Secr
 		Err:     &attemptsError{errs: errs, secret: name}}
 	var le *Error
 	if errors.As(last, &le) {
-		e.Code, e.RequestID, e.Region = le.Code, le.RequestID, le.Region
+		e.Code, e.RequestID, e.Region, e.Endpoint = le.Code, le.RequestID, le.Region, le.Endpoint
 	}
 	return nil, e
 }
@@ -114,14 +114,14 @@ func bare(err error, secret string) string {
 	return err.Error()
 }
 
-// tried names the member behind each error: its region or endpoint (the
-// Region of its *Error), else its position.
+// tried names the member behind each error: its region and endpoint (of its
+// *Error), else its position.
 func tried(errs []error) string {
 	names := make([]string, len(errs))
 	for i, err := range errs {
 		var e *Error
-		if errors.As(err, &e) && e.Region != "" {
-			names[i] = e.Region
+		if errors.As(err, &e) && e.where() != "" {
+			names[i] = e.where()
 		} else {
 			names[i] = fmt.Sprintf("source %d", i+1)
 		}

@@ -102,10 +102,10 @@ func TestFailoverAllFailKeepsEveryError(t *testing.T) {
 }
 
 // TestFailoverNamesEachMember: when every member fails, the message says
-// which ones were tried, by region or endpoint (the Region of their *Error),
+// which ones were tried, by region and endpoint (of their *Error),
 // by position otherwise.
 func TestFailoverNamesEachMember(t *testing.T) {
-	a := &stubSource{err: &secretsource.Error{Kind: secretsource.KindUnavailable, Source: "dkms", Region: "cn-a (kst-a.example)"}}
+	a := &stubSource{err: &secretsource.Error{Kind: secretsource.KindUnavailable, Source: "dkms", Region: "cn-a", Endpoint: "kst-a.example"}}
 	b := &stubSource{err: &secretsource.Error{Kind: secretsource.KindThrottled, Source: "kms", Region: "cn-b"}}
 	c := &stubSource{err: context.DeadlineExceeded}
 	_, err := secretsource.Failover(a, b, c).GetSecret(context.Background(), "db")

@@ -57,7 +57,8 @@ type Fields struct {
 // a log line of the fetch shows. It never holds a secret value or a credential.
 type Origin struct {
 	Source    string // which source answered, e.g. "kms", "dkms", "local" (as in Error.Source)
-	Region    string // the region or endpoint that answered, when known
+	Region    string // the region that answered, when known
+	Endpoint  string // the host (host:port) that answered, when known
 	RequestID string // the service's request id of the call, when it gave one
 }
 
@@ -149,7 +150,7 @@ func (s *Secret) LastRotationDate() time.Time { return s.fields().LastRotationDa
 // ExtendedConfig is the raw JSON extended configuration, empty when not fetched.
 func (s *Secret) ExtendedConfig() string { return s.fields().ExtendedConfig }
 
-// Origin says which source, region or endpoint and request fetched this
+// Origin says which source, region, endpoint and request fetched this
 // version; zero when the source does not say.
 func (s *Secret) Origin() Origin { return s.fields().Origin }
 

@@ -64,7 +64,7 @@ type RefreshedEvent struct {
 	// VersionRef is the version GetSecretVersion asked for when Reason is
 	// ReasonVersion (zero otherwise).
 	VersionRef secretsource.VersionRef
-	// Origin is the source, region or endpoint and request id of the call
+	// Origin is the source, region, endpoint and request id of the call
 	// that answered (Secret.Origin; zero when the source does not say).
 	Origin secretsource.Origin
 }

@@ -67,7 +67,7 @@ func TestRegionsFailOver(t *testing.T) {
 	_, err = src.GetSecret(context.Background(), secretName)
 	var e *secretsource.Error
 	if !errors.As(err, &e) || e.Kind != secretsource.KindThrottled || e.Region != "cn-b" ||
-		!errors.Is(err, secretsource.ErrUnavailable) || !strings.Contains(err.Error(), "2 of 2 sources tried (cn-a, cn-b)") {
+		!errors.Is(err, secretsource.ErrUnavailable) || !strings.Contains(err.Error(), "2 of 2 sources tried (cn-a ("+a.KMSTLSAddr()+"), cn-b ("+b.KMSTLSAddr()+"))") {
 		t.Errorf("both regions failing: %v", err)
 	}
 

@@ -103,8 +103,8 @@ func TestGetSecret(t *testing.T) {
 	if !strings.Contains(s.ExtendedConfig(), "SingleUser") {
 		t.Errorf("ExtendedConfig = %q", s.ExtendedConfig())
 	}
-	if o := s.Origin(); o.Source != "dkms" || !strings.Contains(o.Region, "cn-hangzhou") || o.RequestID == "" {
-		t.Errorf("Origin = %+v, want dkms, the endpoint and a request id", o)
+	if o := s.Origin(); o.Source != "dkms" || o.Region != "cn-hangzhou" || o.Endpoint != in.srv.DKMSAddr() || o.RequestID == "" {
+		t.Errorf("Origin = %+v, want dkms, cn-hangzhou, endpoint %s and a request id", o, in.srv.DKMSAddr())
 	}
 	if _, err := in.srv.RotateSecret(secretName); err != nil {
 		t.Fatal(err)

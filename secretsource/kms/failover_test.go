@@ -141,7 +141,7 @@ func TestAllRegionsFail(t *testing.T) {
 	if !errors.Is(err, secretsource.ErrUnavailable) || !errors.Is(err, secretsource.ErrThrottled) || !e.Retryable() {
 		t.Errorf("each region's failure should be visible: %v", err)
 	}
-	if !strings.Contains(err.Error(), "2 of 2 sources tried (cn-a, cn-b)") {
+	if !strings.Contains(err.Error(), "2 of 2 sources tried (cn-a ("+a.KMSTLSAddr()+"), cn-b ("+b.KMSTLSAddr()+"))") {
 		t.Errorf("message: %v", err)
 	}
 	// One prefix per layer: the secret is named once, "secretsource" said once.

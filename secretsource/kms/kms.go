@@ -177,6 +177,15 @@ func (s *Source) GetSecretVersion(ctx context.Context, name string, ref secretso
 	if err := wire.CheckCall("kms", s.closed.Load(), name); err != nil {
 		return nil, err
 	}
+	sec, err := s.getSecretVersion(ctx, name, ref)
+	var e *secretsource.Error
+	if errors.As(err, &e) && e.Source == "kms" && e.Region == s.region.ID && e.Endpoint == "" {
+		e.Endpoint = s.region.Host()
+	}
+	return sec, err
+}
+
+func (s *Source) getSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
 	region := s.region.ID
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -197,7 +206,7 @@ func (s *Source) GetSecretVersion(ctx context.Context, name string, ref secretso
 			Message: "the SDK reported success without an answer from KMS"}
 	}
 	resp := x.answer.response()
-	resp.Origin = secretsource.Origin{Source: "kms", Region: region, RequestID: wire.Token(x.answer.RequestID)}
+	resp.Origin = secretsource.Origin{Source: "kms", Region: region, Endpoint: s.region.Host(), RequestID: wire.Token(x.answer.RequestID)}
 	sec, warnings, err := resp.Secret(name, ref)
 	if err != nil {
 		var e *secretsource.Error

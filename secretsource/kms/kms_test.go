@@ -107,8 +107,8 @@ func TestGetSecretHTTPS(t *testing.T) {
 	if !strings.Contains(s.ExtendedConfig(), "SingleUser") {
 		t.Errorf("ExtendedConfig = %q", s.ExtendedConfig())
 	}
-	if o := s.Origin(); o.Source != "kms" || o.Region != region || o.RequestID == "" {
-		t.Errorf("Origin = %+v, want kms, %s and a request id", o, region)
+	if o := s.Origin(); o.Source != "kms" || o.Region != region || o.Endpoint != srv.KMSTLSAddr() || o.RequestID == "" {
+		t.Errorf("Origin = %+v, want kms, %s, endpoint %s and a request id", o, region, srv.KMSTLSAddr())
 	}
 	assertNoLeak(t, logs.String())
 }
