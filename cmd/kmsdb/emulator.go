@@ -88,6 +88,8 @@ removed on exit.
 Test controls, over HTTP on the "admin" URL (JSON answers, never a secret value;
 ` + "`kmsdb emulator-ctl`" + ` wraps them):
   curl -X POST "$ADMIN/rotate?secret=db-secret"            -> {"secret":…,"versionId":…}
+  curl -X POST "$ADMIN/versions?secret=db-secret" -d '{"versionId":"v9","value":"…"}'
+       (a version with a chosen value, any secret type; "stages" defaults to ["ACSCurrent"])
   curl -X POST "$ADMIN/faults" -d '{"action":"GetSecretValue","code":"Rejected.Throttling","times":2}'
        (fields: action secret code httpStatus times latency ("250ms") drop message)
   curl -X DELETE "$ADMIN/faults"

@@ -28,6 +28,11 @@ holding the JSON line. Never prints a secret value.
 commands:
   rotate SECRET                     rotate as RotateSecret does (with the emulator's --db-admin,
                                     the database password too); prints the new version id
+  add-version [--stage S]... SECRET VERSION_ID VALUE_FILE
+                                    store a version with a chosen value (VALUE_FILE, or - for
+                                    stdin), for a secret of any type, as the test control
+                                    AddVersion: stages default to ACSCurrent; the database is
+                                    not changed
   fault [--action A] [--secret S] [--code C] [--http-status N] [--times N]
         [--latency D] [--drop] [--message M]
                                     inject a fault (e.g. --action GetSecretValue
@@ -123,8 +128,9 @@ func (k *ctlCall) one(what string) (string, error) {
 
 // ctlCommands are emulator-ctl's commands (emulatorCtlUsage lists them).
 var ctlCommands = map[string]func(context.Context, *ctlCall) error{
-	"rotate": ctlRotate,
-	"fault":  ctlFault,
+	"rotate":      ctlRotate,
+	"add-version": ctlAddVersion,
+	"fault":       ctlFault,
 	"clear-faults": func(ctx context.Context, k *ctlCall) error {
 		return k.c.do(ctx, http.MethodDelete, "faults", nil, nil, nil)
 	},
@@ -145,6 +151,54 @@ func ctlRotate(ctx context.Context, k *ctlCall) error {
 	}
 	var out struct{ VersionID string }
 	if err := k.c.do(ctx, http.MethodPost, "rotate", url.Values{"secret": {name}}, nil, &out); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(k.stdout, out.VersionID)
+	return err
+}
+
+// stringsFlag collects a repeated flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+func ctlAddVersion(ctx context.Context, k *ctlCall) error {
+	ff := flag.NewFlagSet("emulator-ctl add-version", flag.ContinueOnError)
+	ff.SetOutput(k.stderr)
+	var stages stringsFlag
+	ff.Var(&stages, "stage", "a stage of the version (repeat for several; default ACSCurrent)")
+	if err := parseFlags(ff, k.args); err != nil {
+		return err
+	}
+	if ff.NArg() != 3 || ff.Arg(0) == "" || ff.Arg(1) == "" || ff.Arg(2) == "" {
+		k.usage()
+		return usagef("add-version takes SECRET VERSION_ID VALUE_FILE (- for stdin)")
+	}
+	name, vid, file := ff.Arg(0), ff.Arg(1), ff.Arg(2)
+	var in io.Reader = os.Stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return fmt.Errorf("add-version: value file: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	const limit = 1 << 20
+	value, err := io.ReadAll(io.LimitReader(in, limit+1))
+	if err != nil {
+		return fmt.Errorf("add-version: value file %s: %w", file, err)
+	}
+	if len(value) > limit {
+		return fmt.Errorf("add-version: value file %s: larger than %d bytes", file, limit)
+	}
+	body, err := json.Marshal(map[string]any{"versionId": vid, "value": string(value), "stages": []string(stages)})
+	if err != nil {
+		return err
+	}
+	var out struct{ VersionID string }
+	if err := k.c.do(ctx, http.MethodPost, "versions", url.Values{"secret": {name}}, body, &out); err != nil {
 		return err
 	}
 	_, err = fmt.Fprintln(k.stdout, out.VersionID)

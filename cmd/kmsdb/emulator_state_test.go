@@ -233,6 +233,35 @@ func TestEmulatorCtl(t *testing.T) {
 		t.Fatalf("secret output:\n%s", sec)
 	}
 
+	// add-version: a managed secret's version with a value the test chose, from a file.
+	const chosen = `{"AccountName":"app","AccountPassword":"chosen-by-ctl-4c1"}`
+	valueFile := filepath.Join(t.TempDir(), "value.json")
+	if err := os.WriteFile(valueFile, []byte(chosen), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustCtl("add-version", "db-secret", "v-ctl-1", valueFile); out != "v-ctl-1" {
+		t.Fatalf("add-version printed %q", out)
+	}
+	if v, gotVID := getValue(t, c, "db-secret"); v != chosen || gotVID != "v-ctl-1" {
+		t.Fatalf("after add-version the SDK reads version %s", gotVID)
+	}
+	if out := mustCtl("add-version", "--stage", "ACSPending", "db-secret", "v-ctl-2", valueFile); out != "v-ctl-2" {
+		t.Fatalf("add-version --stage printed %q", out)
+	}
+	if _, gotVID := getValue(t, c, "db-secret"); gotVID != "v-ctl-1" {
+		t.Fatalf("a version staged ACSPending became current: %s", gotVID)
+	}
+	if _, err := ctl("add-version", "db-secret", "v-ctl-3"); !errors.Is(err, errUsage) {
+		t.Fatalf("add-version without a value file: %v", err)
+	}
+	// Another value under an existing version id is refused, the value not quoted.
+	if err := os.WriteFile(valueFile, []byte(`{"AccountName":"app","AccountPassword":"chosen-by-ctl-other"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctl("add-version", "db-secret", "v-ctl-1", valueFile); err == nil || strings.Contains(err.Error(), "chosen-by-ctl") {
+		t.Fatalf("add-version of an existing version id with another value: %v", err)
+	}
+
 	mustCtl("reset-calls")
 	mustCtl("fault", "--action", "GetSecretValue", "--secret", "db-secret", "--code", "Rejected.Throttling", "--times", "1")
 	req := kms.CreateGetSecretValueRequest()

@@ -24,6 +24,9 @@ const adminPrefix = "/_kmstest/"
 // errors are {"error": "..."} with a 4xx status.
 //
 //	POST   rotate?secret=NAME          rotate as RotateSecret does -> {"secret","versionId"}
+//	POST   versions?secret=NAME        body {"versionId","value","stages"}: AddVersion, a version with a chosen value
+//	                                   for a secret of any type (stages default to ["ACSCurrent"])
+//	                                   -> {"secret","versionId"}
 //	POST   faults                      body: a fault as JSON, e.g. {"action":"GetSecretValue","secret":"db",
 //	                                   "code":"Rejected.Throttling","times":2}; also "httpStatus", "latency"
 //	                                   (a Go duration such as "250ms"), "drop", "message"
@@ -125,6 +128,25 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"secret": name, "versionId": id})
+	case op == "versions":
+		if !method(http.MethodPost) {
+			return
+		}
+		name := q.Get("secret")
+		if name == "" {
+			fail(http.StatusBadRequest, "versions: the query parameter secret is required")
+			return
+		}
+		v, err := decodeAdminVersion(r.Body)
+		if err != nil {
+			fail(http.StatusBadRequest, "versions: %v", err)
+			return
+		}
+		if aerr := s.storeVersion(name, v.Value, "", v.VersionID, v.Stages, true); aerr != nil {
+			fail(aerr.Status, "versions %s: %s: %s", name, aerr.Code, aerr.Message)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"secret": name, "versionId": v.VersionID})
 	case op == "faults" || op == "fault":
 		switch r.Method {
 		case http.MethodDelete:
@@ -201,6 +223,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 
 const adminHelp = `kmstest admin endpoint (JSON answers, never a secret value)
 POST   rotate?secret=NAME
+POST   versions?secret=NAME   body {"versionId","value","stages":["ACSCurrent"]}
 POST   faults            body {"action","secret","code","httpStatus","times","latency":"250ms","drop","message"}
 DELETE faults
 GET    calls?action=ACTION&secret=NAME
@@ -210,6 +233,49 @@ GET    secrets/NAME
 POST   revoke-access-key?id=ID
 POST   revoke-client-key?id=ID
 `
+
+// adminVersionBody is the body of POST versions.
+type adminVersionBody struct {
+	VersionID string   `json:"versionId"`
+	Value     *string  `json:"value"`
+	Stages    []string `json:"stages"`
+}
+
+type addVersion struct {
+	VersionID, Value string
+	Stages           []string
+}
+
+// decodeAdminVersion reads the body of POST versions. Its errors never quote
+// the body: it holds a secret value.
+func decodeAdminVersion(body io.Reader) (addVersion, error) {
+	const limit = 1 << 20
+	b, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil {
+		return addVersion{}, errors.New("the body could not be read")
+	}
+	if len(b) > limit {
+		return addVersion{}, fmt.Errorf("the body is larger than %d bytes", limit)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var v adminVersionBody
+	const want = `the body must be a JSON object {"versionId":"...","value":"...","stages":["ACSCurrent"]}`
+	if err := dec.Decode(&v); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return addVersion{}, fmt.Errorf("%s (not valid JSON at byte %d; the body is not shown)", want, se.Offset)
+		}
+		return addVersion{}, fmt.Errorf("%s (it has another shape or field; the body is not shown)", want)
+	}
+	if dec.More() {
+		return addVersion{}, fmt.Errorf("%s, once", want)
+	}
+	if v.VersionID == "" || v.Value == nil {
+		return addVersion{}, fmt.Errorf("%s: versionId and value are required", want)
+	}
+	return addVersion{VersionID: v.VersionID, Value: *v.Value, Stages: v.Stages}, nil
+}
 
 func decodeAdminFault(body io.Reader) (Fault, error) {
 	b, err := io.ReadAll(io.LimitReader(body, 64<<10))

@@ -171,6 +171,43 @@ func TestAdminEndpoint(t *testing.T) {
 			t.Fatalf("missing: %d", code)
 		}
 	})
+	t.Run("add version", func(t *testing.T) {
+		const chosen = `{"AccountName":"app","AccountPassword":"chosen-by-the-test-9f3"}`
+		body, _ := json.Marshal(map[string]any{"versionId": "v-admin-1", "value": chosen})
+		code, answer := adminDo(t, c, "POST", admin+"versions?secret="+url.QueryEscape(rdsName), string(body))
+		var out struct{ Secret, VersionID string }
+		if code != 200 || json.Unmarshal([]byte(answer), &out) != nil || out.VersionID != "v-admin-1" {
+			t.Fatalf("%d %s", code, answer)
+		}
+		noValue(t, answer)
+		if strings.Contains(answer, "chosen-by-the-test") {
+			t.Fatalf("the answer holds the value: %s", answer)
+		}
+		before, _ := srv.Secret(rdsName)
+		if v, code := coreFetch(t, core, rdsName); code != "" || v != chosen {
+			t.Fatalf("after POST versions the SDK reads %q, code %q", v, code)
+		}
+		if before.CurrentVersionID != "v-admin-1" || before.PreviousVersionID == "" {
+			t.Fatalf("stages after POST versions: %+v", before)
+		}
+		// Refusals name what is wrong and never quote the body (it holds a value).
+		for _, b := range []string{`{"versionId":"v2","value":"chosen-by-the-test-x","color":1}`, `{"value":"chosen-by-the-test-x"}`,
+			`{"versionId":"v2"}`, `{"versionId":"v2","value":"chosen-by-the-test-x"`, `{"versionId":"v-admin-1","value":"chosen-by-the-test-x"}`} {
+			code, answer := adminDo(t, c, "POST", admin+"versions?secret="+url.QueryEscape(rdsName), b)
+			if code < 400 || code > 499 || !strings.Contains(answer, `"error"`) || strings.Contains(answer, "chosen-by-the-test") {
+				t.Errorf("%s: %d %s", b, code, answer)
+			}
+		}
+		if code, _ := adminDo(t, c, "POST", admin+"versions", string(body)); code != 400 {
+			t.Errorf("no secret: %d", code)
+		}
+		if code, _ := adminDo(t, c, "GET", admin+"versions?secret="+url.QueryEscape(rdsName), ""); code != 405 {
+			t.Errorf("GET versions: %d", code)
+		}
+		if code, _ := adminDo(t, c, "POST", admin+"versions?secret=nope", string(body)); code != 404 {
+			t.Errorf("unknown secret: %d", code)
+		}
+	})
 	t.Run("advance and revoke", func(t *testing.T) {
 		tmp := srv.issueTemp(time.Minute)
 		if code, body := adminDo(t, c, "POST", admin+"advance?by=2m", ""); code != 200 {
