@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 )
 
@@ -175,8 +176,10 @@ func checkRoleARN(r *resolver, _ *Settings, c *kms.CredentialOptions) error {
 // readSTSSettings reads where and for how long the role types assume their role.
 func readSTSSettings(r *resolver, _ *Settings, c *kms.CredentialOptions) error {
 	c.STSEndpoint, _ = r.get(KeySTSEndpoint)
-	if c.STSEndpoint != "" && strings.ContainsAny(c.STSEndpoint, "/ ") {
-		return keyError(KeySTSEndpoint, "", "expected host or host:port, without scheme or path")
+	if c.STSEndpoint != "" {
+		if problem, ok := wire.CheckEndpoint(c.STSEndpoint); !ok {
+			return keyError(KeySTSEndpoint, "", "expected host or host:port: "+problem)
+		}
 	}
 	if v, orig := r.get(KeySessionDuration); v != "" {
 		secs, err := strconv.Atoi(v)

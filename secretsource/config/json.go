@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kmsdb/kmsdb/secretsource/internal/wire"
 	"github.com/kmsdb/kmsdb/secretsource/kms"
 )
 
@@ -105,11 +106,11 @@ func (e *jsonEntry) boolean(key string) (bool, error) {
 
 // checkHost validates an endpoint: host or host:port, no scheme, no path.
 func checkHost(index int, key, host string) error {
-	switch {
-	case strings.Contains(host, "://"):
-		return fmt.Errorf("entry %d: %q: expected host or host:port without a scheme", index, key)
-	case strings.ContainsAny(host, "/?# \t"):
-		return fmt.Errorf("entry %d: %q: expected host or host:port without a path or spaces", index, key)
+	if host == "" {
+		return nil
+	}
+	if problem, ok := wire.CheckEndpoint(host); !ok {
+		return fmt.Errorf("entry %d: %q: expected host or host:port: %s", index, key, problem)
 	}
 	return nil
 }

@@ -284,7 +284,8 @@ func TestBrokenConfigurations(t *testing.T) { // long: table
 		{"region id not a string", env(ak, "cache_client_region_id", `[{"regionId":7}]`), "", nil, `"regionId": expected a JSON string`},
 		{"region vpc not bool", env(ak, "cache_client_region_id", `[{"regionId":"a"},{"regionId":"b","vpc":"maybe"}]`), "", nil, `entry 1: "vpc": expected true or false`},
 		{"region unknown field", env(ak, "cache_client_region_id", `[{"regionId":"a","isVpc":true}]`), "", nil, `unknown field "isVpc"`},
-		{"region endpoint with scheme", env(ak, "cache_client_region_id", `[{"regionId":"a","endpoint":"https://kms.a.aliyuncs.com"}]`), "", nil, `"endpoint": expected host or host:port without a scheme`},
+		{"region endpoint with scheme", env(ak, "cache_client_region_id", `[{"regionId":"a","endpoint":"https://kms.a.aliyuncs.com"}]`), "", nil, `"endpoint": expected host or host:port: it has a scheme`},
+		{"region endpoint with userinfo", env(ak, "cache_client_region_id", `[{"regionId":"a","endpoint":"app:hunter2-region@kms.a.aliyuncs.com"}]`), "", nil, `"endpoint": expected host or host:port: it holds '@'`},
 		{"region list with a space", env(ak, "cache_client_region_id", `cn hangzhou`), "", nil, "expected a region id"},
 		{"no region at all", env(ak, "cache_client_region_id", ""), "", nil, "no KMS region and no dedicated KMS instance configured"},
 		{"dkms JSON malformed", dkmsEnv(`{"regionId":`), "", nil, "cache_client_dkms_config_info (environment variable): "},
@@ -330,7 +331,7 @@ func TestBrokenConfigurations(t *testing.T) { // long: table
 			if !strings.Contains(msg, tt.want) {
 				t.Errorf("error %q\ndoes not contain %q", msg, tt.want)
 			}
-			if strings.Contains(msg, secretValue) || strings.Contains(msg, fx.clientKeyPassword) {
+			if strings.Contains(msg, secretValue) || strings.Contains(msg, fx.clientKeyPassword) || strings.Contains(msg, "hunter2") {
 				t.Errorf("error leaks a secret: %s", msg)
 			}
 			if !errors.Is(err, secretsource.ErrConfig) || secretsource.IsRetryable(err) {

@@ -268,6 +268,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"no endpoint", func(e *dkms.Endpoint) { e.Endpoint = "" }, "endpoint is empty"},
 		{"endpoint with path", func(e *dkms.Endpoint) { e.Endpoint = "host/x" }, "host[:port]"},
+		{"endpoint with userinfo", func(e *dkms.Endpoint) { e.Endpoint = "https://kst:" + wrongPassword + "@kst-1.example" }, "holds '@'"},
 		{"no client key", func(e *dkms.Endpoint) { e.ClientKeyFile = "" }, "clientKeyFile is empty"},
 		{"no password", func(e *dkms.Endpoint) { e.Password = "" }, "no password"},
 		{"unreadable client key", func(e *dkms.Endpoint) { e.ClientKeyFile = filepath.Join(dir, "none.json") }, "none.json"},

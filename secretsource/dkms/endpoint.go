@@ -76,19 +76,19 @@ type endpoint struct {
 
 func newEndpoint(e Endpoint, timeout time.Duration) (ep *endpoint, err error) {
 	name := "dkms endpoint"
-	if e.Endpoint != "" {
-		name = fmt.Sprintf("dkms endpoint %q", e.Endpoint)
-	}
+	region := ""
 	if e.RegionID != "" {
-		name += " (region " + e.RegionID + ")"
+		region = " (region " + e.RegionID + ")"
 	}
 	host := strings.TrimPrefix(strings.TrimSpace(e.Endpoint), "https://")
 	if host == "" {
-		return nil, wire.ConfigError("dkms", name+": endpoint is empty", nil)
+		return nil, wire.ConfigError("dkms", name+region+": endpoint is empty", nil)
 	}
-	if strings.Contains(host, "/") || strings.Contains(host, "://") {
-		return nil, wire.ConfigError("dkms", fmt.Sprintf("%s: endpoint %q must be host[:port]", name, e.Endpoint), nil)
+	if problem, ok := wire.CheckEndpoint(host); !ok {
+		// The value is not quoted: a scheme, path or userinfo may hold a credential.
+		return nil, wire.ConfigError("dkms", fmt.Sprintf("%s%s: the endpoint must be host[:port]: %s", name, region, problem), nil)
 	}
+	name = fmt.Sprintf("dkms endpoint %q%s", host, region)
 	if e.ClientKeyFile == "" {
 		return nil, wire.ConfigError("dkms", name+": clientKeyFile is empty", nil)
 	}

@@ -105,8 +105,11 @@ func New(cfg Config) (*Source, error) {
 	if !reRegionID.MatchString(r.ID) {
 		return nil, wire.ConfigError("kms", fmt.Sprintf("region id %q may hold only letters, digits, '-' and '_'", r.ID), nil)
 	}
-	if strings.Contains(r.Endpoint, "/") {
-		return nil, wire.ConfigError("kms", fmt.Sprintf("region %q: endpoint %q must be a host or host:port, without scheme or path", r.ID, r.Endpoint), nil)
+	if r.Endpoint != "" {
+		if problem, ok := wire.CheckEndpoint(r.Endpoint); !ok {
+			// The value is not quoted: a scheme, path or userinfo may hold a credential.
+			return nil, wire.ConfigError("kms", fmt.Sprintf("region %q: the endpoint must be a host or host:port: %s", r.ID, problem), nil)
+		}
 	}
 	scheme := strings.ToLower(cfg.Scheme)
 	switch scheme {

@@ -381,7 +381,9 @@ func TestNewConfigErrors(t *testing.T) {
 		{"no region", kms.Config{Credential: cred}, "no region"},
 		{"empty region id", kms.Config{Credential: cred, Region: kms.Region{VPC: true}}, "set the region id"},
 		{"bad region id", kms.Config{Credential: cred, Region: kms.Region{ID: "cn/hz"}}, "cn/hz"},
-		{"endpoint with scheme", kms.Config{Credential: cred, Region: kms.Region{ID: "cn", Endpoint: "https://x"}}, "without scheme"},
+		{"endpoint with scheme", kms.Config{Credential: cred, Region: kms.Region{ID: "cn", Endpoint: "https://x"}}, "has a scheme"},
+		{"endpoint with userinfo", kms.Config{Credential: cred, Region: kms.Region{ID: "cn", Endpoint: "app:hunter2-kms@kms.example"}}, "holds '@'"},
+		{"endpoint with a bad port", kms.Config{Credential: cred, Region: kms.Region{ID: "cn", Endpoint: "kms.example:0"}}, "port"},
 		{"bad scheme", kms.Config{Credential: cred, Region: kms.Region{ID: "cn"}, Scheme: "ftp"}, "ftp"},
 	}
 	for _, c := range cases {
@@ -389,6 +391,9 @@ func TestNewConfigErrors(t *testing.T) {
 			_, err := kms.New(c.cfg)
 			if !errors.Is(err, secretsource.ErrConfig) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want a config error mentioning %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("the error quotes the endpoint's userinfo: %v", err)
 			}
 		})
 	}
