@@ -6,6 +6,15 @@ import (
 	"strings"
 )
 
+// notHostChar reports a character a host name label may not hold.
+func notHostChar(c rune) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		return false
+	}
+	return true
+}
+
 // CheckEndpoint checks that s is a host or host:port, as the KMS and
 // dedicated KMS endpoint settings take: a DNS name or an IP address
 // (IPv6 in brackets when a port follows), and a port from 1 to 65535. The
@@ -41,10 +50,8 @@ func CheckEndpoint(s string) (problem string, ok bool) {
 		if label == "" || len(label) > 63 {
 			return "its host name has an empty label or one longer than 63 characters", false
 		}
-		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return "its host name may hold only letters, digits, '-', '_' and '.'", false
-			}
+		if strings.ContainsFunc(label, notHostChar) {
+			return "its host name may hold only letters, digits, '-', '_' and '.'", false
 		}
 	}
 	return "", true
