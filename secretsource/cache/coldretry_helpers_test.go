@@ -81,7 +81,7 @@ func driveUntil(t *testing.T, fc *clock.Fake, c *Cache, name string, res <-chan 
 			return r, fc.Now().Sub(start)
 		default:
 		}
-		if d, ok := fc.NextDue(); ok && d <= maxStep && fetching(c, name) {
+		if d, ok := fc.NextDue(); ok && d <= maxStep && fetching(c, name, fc.Now()) {
 			fc.Advance(d)
 			continue
 		}
@@ -95,15 +95,18 @@ func driveUntil(t *testing.T, fc *clock.Fake, c *Cache, name string, res <-chan 
 	}
 }
 
-// fetching reports whether a fetch of name is in progress.
-func fetching(c *Cache, name string) bool {
+// fetching reports whether a fetch of name is in progress and has not given
+// up: a flight that gave up has set the error hold (and armed the slot's drop
+// at its end) and is about to return; advancing the clock then would only
+// move it past the answer the caller is about to get.
+func fetching(c *Cache, name string, now time.Time) bool {
 	s := c.slots.Load().get(name)
 	if s == nil {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.flights > 0
+	return s.flights > 0 && !s.holdUntil.After(now)
 }
 
 // waitResult waits (not a timed assert: the bound only stops a hung test) for
