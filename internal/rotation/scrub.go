@@ -246,6 +246,17 @@ type cleanWalk struct {
 	budget int
 }
 
+// visited reports whether the walk has met v (a non-nil pointer or slice:
+// its address and type) before, and records it.
+func (w *cleanWalk) visited(v reflect.Value) bool {
+	k := seen{v.Pointer(), v.Type()}
+	if w.seen[k] {
+		return true
+	}
+	w.seen[k] = true
+	return false
+}
+
 // walk reports whether nothing reachable from v holds a secret.
 func (w *cleanWalk) walk(v reflect.Value, depth int) bool {
 	if !v.IsValid() {
@@ -263,14 +274,9 @@ func (w *cleanWalk) walk(v reflect.Value, depth int) bool {
 	case reflect.String:
 		return !w.s.holds(v.String())
 	case reflect.Pointer:
-		if v.IsNil() {
+		if v.IsNil() || w.visited(v) {
 			return true
 		}
-		k := seen{v.Pointer(), v.Type()}
-		if w.seen[k] {
-			return true
-		}
-		w.seen[k] = true
 		return w.walk(v.Elem(), depth+1)
 	case reflect.Interface:
 		return v.IsNil() || w.walk(v.Elem(), depth+1)
@@ -281,15 +287,8 @@ func (w *cleanWalk) walk(v reflect.Value, depth int) bool {
 			}
 		}
 	case reflect.Slice, reflect.Array:
-		if v.Kind() == reflect.Slice {
-			if v.IsNil() {
-				return true
-			}
-			k := seen{v.Pointer(), v.Type()}
-			if w.seen[k] {
-				return true
-			}
-			w.seen[k] = true
+		if v.Kind() == reflect.Slice && (v.IsNil() || w.visited(v)) {
+			return true
 		}
 		if v.Type().Elem().Kind() == reflect.Uint8 {
 			if v.Kind() == reflect.Slice {
