@@ -219,18 +219,41 @@ func (s *timedSource) GetSecret(ctx context.Context, name string) (*secretsource
 	return s.rotatingSource.GetSecret(ctx, name)
 }
 
+// since returns the times of the fetches of ACSCurrent, counted from start.
+func (s *timedSource) since(start time.Time) []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []time.Duration
+	for _, at := range s.times {
+		out = append(out, at.Sub(start))
+	}
+	return out
+}
+
+// newTimedLogin returns a Login in front of a timedSource holding pairs
+// (the last "v1", "pw-one-1111"), after one login with v1; then the database
+// moves to "pw-two-2222". The fetch times recorded so far are dropped; start
+// is the fake clock's time at the database change.
+func newTimedLogin(t *testing.T, pairs ...string) (l *Login, db *fakeDB, src *timedSource, ft *fakeTime, start time.Time) {
+	t.Helper()
+	src = &timedSource{rotatingSource: newRotating(pairs...)}
+	db = &fakeDB{password: "pw-one-1111"}
+	l, _, ft = newTestLogin(t, src, 0)
+	src.ft = ft
+	mustRun(t, l, db, "v1")
+	db.set("pw-two-2222")
+	src.mu.Lock()
+	src.times = nil
+	src.mu.Unlock()
+	return l, db, src, ft, ft.now()
+}
+
 // TestRefreshScheduleLoneWaiter: a single connection waiting for a secret
 // that follows the database by 0.5 s wakes for each refresh of the episode
 // (its own waits grow to waitMax), so the third, 0.65 s after the rejection,
 // brings the new version.
 func TestRefreshScheduleLoneWaiter(t *testing.T) {
-	src := &timedSource{rotatingSource: newRotating("v1", "pw-one-1111")}
-	db := &fakeDB{password: "pw-one-1111"}
-	l, _, ft := newTestLogin(t, src, 0)
-	src.ft = ft
-	mustRun(t, l, db, "v1")
-	db.set("pw-two-2222")
-	start := ft.now()
+	l, db, src, ft, start := newTimedLogin(t, "v1", "pw-one-1111")
 	const lag = 500 * time.Millisecond
 	added := false
 	ft.onWait = func(int) {
@@ -239,19 +262,15 @@ func TestRefreshScheduleLoneWaiter(t *testing.T) {
 			added = true
 		}
 	}
-	src.mu.Lock()
-	src.times = nil
-	src.mu.Unlock()
 	mustRun(t, l, db, "v2")
-	src.mu.Lock()
-	defer src.mu.Unlock()
+	got := src.since(start)
 	want := []time.Duration{0, refreshSecondGap, refreshSecondGap + refreshThirdGap}
-	if len(src.times) != len(want) {
-		t.Fatalf("%d fetches of ACSCurrent at %v, want %d", len(src.times), src.times, len(want))
+	if len(got) != len(want) {
+		t.Fatalf("%d fetches of ACSCurrent at %v, want %d", len(got), got, len(want))
 	}
 	for i, w := range want {
-		if got := src.times[i].Sub(start); got != w {
-			t.Errorf("fetch %d at +%v, want +%v", i+1, got, w)
+		if got[i] != w {
+			t.Errorf("fetch %d at +%v, want +%v", i+1, got[i], w)
 		}
 	}
 }
@@ -263,16 +282,7 @@ func TestRefreshScheduleLoneWaiter(t *testing.T) {
 // brings a version nobody has refused ends them, and the later, sparse ones
 // wait for a connection to ask.
 func TestDenseRefreshesWithoutAsking(t *testing.T) {
-	src := &timedSource{rotatingSource: newRotating("v0", "pw-zero-000", "v1", "pw-one-1111")}
-	db := &fakeDB{password: "pw-one-1111"}
-	l, _, ft := newTestLogin(t, src, 0)
-	src.ft = ft
-	mustRun(t, l, db, "v1")
-	db.set("pw-two-2222")
-	start := ft.now()
-	src.mu.Lock()
-	src.times = nil
-	src.mu.Unlock()
+	l, db, src, ft, start := newTimedLogin(t, "v0", "pw-zero-000", "v1", "pw-one-1111")
 	// One connection meets the refusal, tries v0 (ACSPrevious), and gives
 	// up at its first wait.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -281,15 +291,7 @@ func TestDenseRefreshesWithoutAsking(t *testing.T) {
 		t.Fatalf("Run = %v, want cancelled at its first wait", err)
 	}
 	ft.onWait = nil
-	fetches := func() []time.Duration {
-		src.mu.Lock()
-		defer src.mu.Unlock()
-		var out []time.Duration
-		for _, at := range src.times {
-			out = append(out, at.Sub(start))
-		}
-		return out
-	}
+	fetches := func() []time.Duration { return src.since(start) }
 	awaitFetches := func(n int) {
 		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); len(fetches()) < n; {
