@@ -31,7 +31,7 @@ func TestMapErrorScrubsTheCause(t *testing.T) {
 			Err: fmt.Errorf("Post https://user:%s@kst-1.example/?x=%s: %w", pw, token, context.DeadlineExceeded)}, secretsource.KindTimeout},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := mapError(tt.err, "db/app", at{region: "cn-hangzhou", host: "kst-1.example:8443"})
+			e := mapError(tt.err, "db/app", &endpoint{region: "cn-hangzhou", host: "kst-1.example:8443"})
 			if e.Kind != tt.kind {
 				t.Errorf("kind %v, want %v", e.Kind, tt.kind)
 			}

@@ -35,55 +35,57 @@ var userAgent = tea.StringValue(dutil.GetUserAgent(nil))
 // fetch asks the endpoint: one signed POST, bounded by the source's timeout
 // and ctx, on the endpoint's own client.
 func (s *Source) fetch(ctx context.Context, ep *endpoint, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
-	where := at{region: ep.region, host: ep.host}
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	body, err := proto.Marshal(&api.GetSecretValueRequest{SecretName: name, VersionStage: ref.Stage,
 		VersionId: ref.VersionID, FetchExtendedConfig: s.extended})
 	if err != nil {
-		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "dkms", Region: where.region, Endpoint: where.host,
-			Message: "cannot encode the request"}
+		e := ep.failure(name)
+		e.Kind, e.Message = secretsource.KindConfig, "cannot encode the request"
+		return nil, e
 	}
 	req, err := ep.request(rctx, "GetSecretValue", body)
 	if err != nil {
-		return nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "dkms", Region: where.region, Endpoint: where.host,
-			Message: "cannot sign the request with the client key: " + wire.Scrub(sdkText(err))}
+		e := ep.failure(name)
+		e.Kind, e.Message = secretsource.KindConfig, "cannot sign the request with the client key: "+wire.Scrub(sdkText(err))
+		return nil, e
 	}
 	resp, err := ep.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctxError(ctx, name, where)
+			return nil, ctxError(ctx, name, ep)
 		}
-		return nil, mapError(err, name, where)
+		return nil, mapError(err, name, ep)
 	}
 	defer resp.Body.Close()
 	data, err := wire.ReadBody(resp.Body)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctxError(ctx, name, where)
+			return nil, ctxError(ctx, name, ep)
 		}
-		return nil, mapError(err, name, where)
+		return nil, mapError(err, name, ep)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, errorAnswer(resp.StatusCode, data, name, where)
+		return nil, errorAnswer(resp.StatusCode, data, name, ep)
 	}
 	var r api.GetSecretValueResponse
 	if err := proto.Unmarshal(data, &r); err != nil {
-		return nil, &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name, Source: "dkms", Region: where.region, Endpoint: where.host,
-			Message: fmt.Sprintf("the dedicated KMS answered HTTP %d with a body that is not a GetSecretValue answer (%d bytes, not shown)",
-				resp.StatusCode, len(data))}
+		e := ep.failure(name)
+		e.Kind, e.Message = secretsource.KindInvalidAnswer, fmt.Sprintf("the dedicated KMS answered HTTP %d with a body that is not a GetSecretValue answer (%d bytes, not shown)",
+			resp.StatusCode, len(data))
+		return nil, e
 	}
 	sec, warnings, err := wire.Response{
 		SecretName: r.SecretName, SecretType: r.SecretType, SecretDataType: r.SecretDataType, SecretData: r.SecretData,
 		VersionID: r.VersionId, VersionStages: r.VersionStages, CreateTime: r.CreateTime,
 		AutomaticRotation: r.AutomaticRotation, RotationInterval: r.RotationInterval,
 		NextRotationDate: r.NextRotationDate, LastRotationDate: r.LastRotationDate, ExtendedConfig: r.ExtendedConfig,
-		Origin: secretsource.Origin{Source: "dkms", Region: where.region, Endpoint: where.host, RequestID: wire.Token(r.RequestId)},
+		Origin: secretsource.Origin{Source: "dkms", Region: ep.region, Endpoint: ep.host, RequestID: wire.Token(r.RequestId)},
 	}.Secret(name, ref)
 	if err != nil {
 		var e *secretsource.Error
 		if errors.As(err, &e) {
-			e.Source, e.Region, e.Endpoint, e.RequestID = "dkms", where.region, where.host, wire.Token(r.RequestId)
+			e.Source, e.Region, e.Endpoint, e.RequestID = "dkms", ep.region, ep.host, wire.Token(r.RequestId)
 		}
 		return nil, err
 	}
@@ -134,14 +136,17 @@ func (ep *endpoint) request(ctx context.Context, apiName string, body []byte) (*
 	return req, nil
 }
 
-// at is the region and host a request went to.
-type at struct{ region, host string }
+// failure is the *secretsource.Error of a request to ep for the secret name,
+// for the caller to fill in.
+func (ep *endpoint) failure(name string) *secretsource.Error {
+	return &secretsource.Error{Secret: name, Source: "dkms", Region: ep.region, Endpoint: ep.host}
+}
 
 // errorAnswer maps an error answer (4xx/5xx). Only the service's protobuf
 // error document is read: its code, message (scrubbed, bounded) and request
 // id. Any other body is counted, never shown.
-func errorAnswer(status int, body []byte, name string, where at) *secretsource.Error {
-	e := &secretsource.Error{Secret: name, Source: "dkms", Region: where.region, Endpoint: where.host}
+func errorAnswer(status int, body []byte, name string, ep *endpoint) *secretsource.Error {
+	e := ep.failure(name)
 	// Protobuf carries no schema: another message (a GetSecretValue answer
 	// sent with an error status) decodes as an Error with its fields shifted
 	// (the secret data as ErrorMessage), except that its other fields, and a
@@ -162,8 +167,9 @@ func errorAnswer(status int, body []byte, name string, where at) *secretsource.E
 	return e
 }
 
-func ctxError(ctx context.Context, name string, where at) *secretsource.Error {
-	e := &secretsource.Error{Secret: name, Source: "dkms", Region: where.region, Endpoint: where.host, Err: ctx.Err()}
+func ctxError(ctx context.Context, name string, ep *endpoint) *secretsource.Error {
+	e := ep.failure(name)
+	e.Err = ctx.Err()
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		e.Kind, e.Message = secretsource.KindTimeout, "deadline exceeded before the dedicated KMS answered"
 	} else {
@@ -175,8 +181,8 @@ func ctxError(ctx context.Context, name string, where at) *secretsource.Error {
 // mapError classifies a failed exchange: a refused redirect or oversized
 // body, else a transport failure (wire.TransportError: a timeout, a TLS
 // failure or another network error), whose cause is kept scrubbed.
-func mapError(err error, name string, where at) *secretsource.Error {
-	e := &secretsource.Error{Secret: name, Source: "dkms", Region: where.region, Endpoint: where.host}
+func mapError(err error, name string, ep *endpoint) *secretsource.Error {
+	e := ep.failure(name)
 	if msg, ok := wire.Describe(err); ok {
 		e.Kind, e.Message = secretsource.KindInvalidAnswer, "dedicated KMS answer refused: "+msg
 		return e
