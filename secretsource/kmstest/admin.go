@@ -142,7 +142,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusBadRequest, "versions: %v", err)
 			return
 		}
-		if aerr := s.storeVersion(name, v.Value, "", v.VersionID, v.Stages, true); aerr != nil {
+		if aerr := s.storeVersion(name, *v.Value, "", v.VersionID, v.Stages, true); aerr != nil {
 			fail(aerr.Status, "versions %s: %s: %s", name, aerr.Code, aerr.Message)
 			return
 		}
@@ -241,21 +241,16 @@ type adminVersionBody struct {
 	Stages    []string `json:"stages"`
 }
 
-type addVersion struct {
-	VersionID, Value string
-	Stages           []string
-}
-
-// decodeAdminVersion reads the body of POST versions. Its errors never quote
-// the body: it holds a secret value.
-func decodeAdminVersion(body io.Reader) (addVersion, error) {
+// decodeAdminVersion reads the body of POST versions: versionId and value
+// are set. Its errors never quote the body: it holds a secret value.
+func decodeAdminVersion(body io.Reader) (adminVersionBody, error) {
 	const limit = 1 << 20
 	b, err := io.ReadAll(io.LimitReader(body, limit+1))
 	if err != nil {
-		return addVersion{}, errors.New("the body could not be read")
+		return adminVersionBody{}, errors.New("the body could not be read")
 	}
 	if len(b) > limit {
-		return addVersion{}, fmt.Errorf("the body is larger than %d bytes", limit)
+		return adminVersionBody{}, fmt.Errorf("the body is larger than %d bytes", limit)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -264,17 +259,17 @@ func decodeAdminVersion(body io.Reader) (addVersion, error) {
 	if err := dec.Decode(&v); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return addVersion{}, fmt.Errorf("%s (not valid JSON at byte %d; the body is not shown)", want, se.Offset)
+			return adminVersionBody{}, fmt.Errorf("%s (not valid JSON at byte %d; the body is not shown)", want, se.Offset)
 		}
-		return addVersion{}, fmt.Errorf("%s (it has another shape or field; the body is not shown)", want)
+		return adminVersionBody{}, fmt.Errorf("%s (it has another shape or field; the body is not shown)", want)
 	}
 	if dec.More() {
-		return addVersion{}, fmt.Errorf("%s, once", want)
+		return adminVersionBody{}, fmt.Errorf("%s, once", want)
 	}
 	if v.VersionID == "" || v.Value == nil {
-		return addVersion{}, fmt.Errorf("%s: versionId and value are required", want)
+		return adminVersionBody{}, fmt.Errorf("%s: versionId and value are required", want)
 	}
-	return addVersion{VersionID: v.VersionID, Value: *v.Value, Stages: v.Stages}, nil
+	return v, nil
 }
 
 func decodeAdminFault(body io.Reader) (Fault, error) {
