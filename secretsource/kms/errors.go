@@ -46,8 +46,7 @@ var reJSONCode = regexp.MustCompile(`"Code"\s*:\s*"([^"]+)"`)
 // mapError turns whatever the core SDK or our transport returned into a
 // *secretsource.Error. It never keeps a raw SDK message: server messages are
 // scrubbed, transport errors lose their URL.
-func mapError(ctx context.Context, err error, name, region string) *secretsource.Error {
-	e := &secretsource.Error{Secret: name, Source: "kms", Region: region}
+func mapError(ctx context.Context, err error, e *secretsource.Error) *secretsource.Error {
 	if ctx.Err() != nil {
 		// The caller's context ended: say so whatever the SDK made of it.
 		e.Err = ctx.Err()

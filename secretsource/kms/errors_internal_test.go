@@ -21,7 +21,7 @@ const leakyURL = "https://kms.cn-hangzhou.aliyuncs.com/?AccessKeyId=LTAIleakyid&
 func TestMapErrorServer(t *testing.T) {
 	body := `{"RequestId":"req-1","HostId":"kms","Code":"SignatureDoesNotMatch","Message":"Specified signature is not matched with our calculation. server string to sign is:POST&%2F&AccessKeyId%3DLTAIleak%26SecurityToken%3Dsecrettok"}`
 	se := sdkerrors.NewServerError(400, body, "").(*sdkerrors.ServerError)
-	e := mapError(context.Background(), se, "db", "cn-hangzhou")
+	e := mapError(context.Background(), se, &secretsource.Error{Secret: "db", Source: "kms", Region: "cn-hangzhou"})
 	if e.Kind != secretsource.KindInvalidCredentials || e.Code != "SignatureDoesNotMatch" || e.RequestID != "req-1" {
 		t.Fatalf("got %+v", e)
 	}
@@ -36,7 +36,7 @@ func TestMapErrorServer(t *testing.T) {
 
 	// A non-JSON body (a proxy's HTML page): classified by status, message cut short.
 	se = sdkerrors.NewServerError(502, "<html>"+strings.Repeat("x", 2000)+"</html>", "").(*sdkerrors.ServerError)
-	e = mapError(context.Background(), se, "db", "r")
+	e = mapError(context.Background(), se, &secretsource.Error{Secret: "db", Source: "kms", Region: "r"})
 	if e.Kind != secretsource.KindUnavailable || len(e.Message) > 400 {
 		t.Errorf("got kind %v message length %d", e.Kind, len(e.Message))
 	}
@@ -45,7 +45,7 @@ func TestMapErrorServer(t *testing.T) {
 func TestMapErrorTransport(t *testing.T) {
 	oe := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	ue := &url.Error{Op: "Post", URL: leakyURL, Err: oe}
-	e := mapError(context.Background(), ue, "db", "cn-hangzhou")
+	e := mapError(context.Background(), ue, &secretsource.Error{Secret: "db", Source: "kms", Region: "cn-hangzhou"})
 	if e.Kind != secretsource.KindNetwork || !e.Retryable() {
 		t.Fatalf("got %v", e.Kind)
 	}
@@ -57,19 +57,19 @@ func TestMapErrorTransport(t *testing.T) {
 	}
 
 	ue = &url.Error{Op: "Post", URL: leakyURL, Err: context.DeadlineExceeded}
-	if e := mapError(context.Background(), ue, "db", "r"); e.Kind != secretsource.KindTimeout {
+	if e := mapError(context.Background(), ue, &secretsource.Error{Secret: "db", Source: "kms", Region: "r"}); e.Kind != secretsource.KindTimeout {
 		t.Errorf("deadline: got %v", e.Kind)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	e = mapError(ctx, ue, "db", "r")
+	e = mapError(ctx, ue, &secretsource.Error{Secret: "db", Source: "kms", Region: "r"})
 	if !errors.Is(e, context.Canceled) || secretsource.IsRetryable(e) {
 		t.Errorf("cancelled: got %v retryable=%v", e, secretsource.IsRetryable(e))
 	}
 	ctx, cancel = context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
-	if e := mapError(ctx, ue, "db", "r"); e.Kind != secretsource.KindTimeout {
+	if e := mapError(ctx, ue, &secretsource.Error{Secret: "db", Source: "kms", Region: "r"}); e.Kind != secretsource.KindTimeout {
 		t.Errorf("deadline ctx: got %v", e.Kind)
 	}
 }
@@ -87,7 +87,7 @@ func TestMapCredentialError(t *testing.T) {
 		{`refresh KeyPair err: SessionAccessKeyId: a, SessionAccessKeySecret: verysecret, Expiration: `, secretsource.KindInvalidCredentials},
 	}
 	for _, c := range cases {
-		e := mapError(context.Background(), &credentialError{provider: "ram_role_arn", msg: wire.Scrub(c.msg)}, "db", "r")
+		e := mapError(context.Background(), &credentialError{provider: "ram_role_arn", msg: wire.Scrub(c.msg)}, &secretsource.Error{Secret: "db", Source: "kms", Region: "r"})
 		if e.Kind != c.want {
 			t.Errorf("%q: kind %v, want %v", c.msg, e.Kind, c.want)
 		}

@@ -180,15 +180,6 @@ func (s *Source) GetSecretVersion(ctx context.Context, name string, ref secretso
 	if err := wire.CheckCall("kms", s.closed.Load(), name); err != nil {
 		return nil, err
 	}
-	sec, err := s.getSecretVersion(ctx, name, ref)
-	var e *secretsource.Error
-	if errors.As(err, &e) && e.Source == "kms" && e.Region == s.region.ID && e.Endpoint == "" {
-		e.Endpoint = s.region.Host()
-	}
-	return sec, err
-}
-
-func (s *Source) getSecretVersion(ctx context.Context, name string, ref secretsource.VersionRef) (*secretsource.Secret, error) {
 	region := s.region.ID
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -200,13 +191,14 @@ func (s *Source) getSecretVersion(ctx context.Context, name string, ref secretso
 	// outcome matters only when no answer came back.
 	switch {
 	case x.fail != nil:
-		return nil, x.fail.toSecretError(&secretsource.Error{Secret: name, Source: "kms", Region: region})
+		return nil, x.fail.toSecretError(s.failure(name))
 	case sdkErr != nil:
 		// rctx covers the per-request timeout as well as the caller's context.
-		return nil, mapError(rctx, sdkErr, name, region)
+		return nil, mapError(rctx, sdkErr, s.failure(name))
 	case x.answer == nil:
-		return nil, &secretsource.Error{Kind: secretsource.KindInvalidAnswer, Secret: name, Source: "kms", Region: region,
-			Message: "the SDK reported success without an answer from KMS"}
+		e := s.failure(name)
+		e.Kind, e.Message = secretsource.KindInvalidAnswer, "the SDK reported success without an answer from KMS"
+		return nil, e
 	}
 	resp := x.answer.response()
 	resp.Origin = secretsource.Origin{Source: "kms", Region: region, Endpoint: s.region.Host(), RequestID: wire.Token(x.answer.RequestID)}
@@ -214,7 +206,7 @@ func (s *Source) getSecretVersion(ctx context.Context, name string, ref secretso
 	if err != nil {
 		var e *secretsource.Error
 		if errors.As(err, &e) {
-			e.Source, e.Region, e.RequestID = "kms", region, wire.Token(x.answer.RequestID)
+			e.Source, e.Region, e.Endpoint, e.RequestID = "kms", region, s.region.Host(), wire.Token(x.answer.RequestID)
 		}
 		return nil, err
 	}
@@ -223,6 +215,12 @@ func (s *Source) getSecretVersion(ctx context.Context, name string, ref secretso
 			slog.String("secret", name), slog.String("region", region), slog.String("detail", w))
 	}
 	return sec, nil
+}
+
+// failure is the *secretsource.Error of a request for the secret name, naming
+// the region and its endpoint, for the caller to fill in.
+func (s *Source) failure(name string) *secretsource.Error {
+	return &secretsource.Error{Secret: name, Source: "kms", Region: s.region.ID, Endpoint: s.region.Host()}
 }
 
 // call sends one GetSecretValue through the core SDK. The SDK takes no
@@ -245,8 +243,9 @@ func (s *Source) call(ctx, rctx context.Context, name string, ref secretsource.V
 	cfg.Transport = x
 	client, err := kms.NewClientWithOptions(s.region.ID, cfg, s.provider)
 	if err != nil {
-		return nil, nil, &secretsource.Error{Kind: secretsource.KindConfig, Secret: name, Source: "kms", Region: s.region.ID,
-			Message: "cannot build the KMS client", Err: wire.Safe(err)}
+		e := s.failure(name)
+		e.Kind, e.Message, e.Err = secretsource.KindConfig, "cannot build the KMS client", wire.Safe(err)
+		return nil, nil, e
 	}
 	client.Domain = s.region.Host()
 	client.SetConnectTimeout(s.timeout)
@@ -275,7 +274,7 @@ func (s *Source) call(ctx, rctx context.Context, name string, ref secretsource.V
 	case sdkErr = <-done:
 		return x, sdkErr, nil
 	case <-ctx.Done():
-		return nil, nil, mapError(ctx, ctx.Err(), name, s.region.ID)
+		return nil, nil, mapError(ctx, ctx.Err(), s.failure(name))
 	}
 }
 
