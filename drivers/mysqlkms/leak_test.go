@@ -3,13 +3,12 @@ package mysqlkms
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/internal/drivertest"
 	"github.com/kmsdb/kmsdb/internal/testdb"
 )
 
@@ -28,17 +27,7 @@ func TestFailedLoginErrorsHoldNoPassword(t *testing.T) {
 	)
 	e := newEnv(t)
 	user := e.srv.CreateUser(t, "leak", "leak-real-pw-1")
-	var mu sync.Mutex
-	var events []connector.LoginEvent
-	prev := connector.DefaultObserver()
-	o := prev
-	o.Login = func(_ context.Context, ev connector.LoginEvent) {
-		mu.Lock()
-		events = append(events, ev)
-		mu.Unlock()
-	}
-	connector.SetDefaultObserver(o)
-	t.Cleanup(func() { connector.SetDefaultObserver(prev) })
+	events := drivertest.CaptureLoginEvents(t)
 	for _, sc := range []struct {
 		name    string
 		grace   time.Duration
@@ -63,13 +52,9 @@ func TestFailedLoginErrorsHoldNoPassword(t *testing.T) {
 				}
 				errs = append(errs, err)
 			}
-			mu.Lock()
-			for _, ev := range events {
-				if ev.Secret == secret {
-					errs = append(errs, ev.Err)
-				}
+			for _, ev := range events(secret) {
+				errs = append(errs, ev.Err)
 			}
-			mu.Unlock()
 			testdb.CheckLoginErrors(t, errs, sc.tries+1, []string{tried, basePw}, "*mysql.MySQLError 1045", func(err error) bool {
 				var me *mysql.MySQLError
 				return errors.As(err, &me) && me.Number == 1045

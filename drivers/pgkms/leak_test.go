@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,36 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kmsdb/kmsdb/connector"
+	"github.com/kmsdb/kmsdb/internal/drivertest"
 	"github.com/kmsdb/kmsdb/internal/testdb"
 )
-
-// captureLoginEvents installs a default Observer that records the
-// LoginEvents of secret, for the test's duration.
-func captureLoginEvents(t *testing.T) (events func(secret string) []connector.LoginEvent) {
-	t.Helper()
-	var mu sync.Mutex
-	var got []connector.LoginEvent
-	prev := connector.DefaultObserver()
-	o := prev
-	o.Login = func(_ context.Context, ev connector.LoginEvent) {
-		mu.Lock()
-		got = append(got, ev)
-		mu.Unlock()
-	}
-	connector.SetDefaultObserver(o)
-	t.Cleanup(func() { connector.SetDefaultObserver(prev) })
-	return func(secret string) []connector.LoginEvent {
-		mu.Lock()
-		defer mu.Unlock()
-		var out []connector.LoginEvent
-		for _, ev := range got {
-			if ev.Secret == secret {
-				out = append(out, ev)
-			}
-		}
-		return out
-	}
-}
 
 // TestFailedLoginErrorsHoldNoPassword is an attacker's test: for real logins
 // PostgreSQL rejects (the secret's password is wrong), through the
@@ -60,7 +32,7 @@ func TestFailedLoginErrorsHoldNoPassword(t *testing.T) {
 	)
 	e := newEnv(t)
 	user := e.srv.CreateUser(t, "leak", "leak-real-pw-1")
-	events := captureLoginEvents(t)
+	events := drivertest.CaptureLoginEvents(t)
 	type target struct {
 		name string
 		try  func(ctx context.Context, secret string, opts ...Option) error
@@ -120,7 +92,7 @@ func TestPoolNonLoginErrorsAreNotLogins(t *testing.T) {
 	e := newEnv(t)
 	const pw = "NonLogin-Pw-8813"
 	user := e.srv.CreateUser(t, "nonlogin", pw)
-	events := captureLoginEvents(t)
+	events := drivertest.CaptureLoginEvents(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	closedPort := ln.Addr().(*net.TCPAddr).Port
